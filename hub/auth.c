@@ -1,0 +1,562 @@
+/*
+ * auth.c - verification of the HS256 JSON Web Tokens the backend issues.
+ *
+ * A token is three base64url parts joined by dots: a JSON header, a JSON
+ * claims object, and an HMAC-SHA256 over the text "header.claims".
+ * auth_verify() checks, in this order: the token's size and shape, the
+ * header (only HS256, decided before any signature is computed), the
+ * signature (compared in constant time), and only then parses the claims
+ * the contract names. Every rejection carries a static reason that is safe
+ * to send to the client and never quotes the token.
+ *
+ * Nothing here logs; the caller decides what the operator sees.
+ */
+#include "auth.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+/* Longest token accepted, in bytes; longer ones are refused before decoding. */
+#define AUTH_MAX_TOKEN_LEN 8192
+/* An HMAC-SHA256 signature: 32 bytes, 43 base64url characters. */
+#define AUTH_SIG_LEN 32
+#define AUTH_SIG_B64_LEN 43
+
+#define AUTH_STR_(x) #x
+#define AUTH_STR(x) AUTH_STR_(x)
+#define AUTH_ID_RULE "1.." AUTH_STR(AUTH_MAX_ID_LEN) " characters of [A-Za-z0-9_.:-]"
+#define AUTH_TENANT_RULE "1.." AUTH_STR(AUTH_MAX_TENANT_LEN) " characters of [A-Za-z0-9_-]"
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Returns the 6-bit value of a base64url character, or -1 for any other byte. */
+static int
+b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/*
+ * Decodes strictly: only the 64 base64url characters, no padding, a length
+ * that is not 1 modulo 4, and zero bits in whatever the last character
+ * carries beyond the final byte (so every byte string has exactly one
+ * accepted encoding).
+ */
+long
+auth_b64url_decode(const char *in, size_t len, unsigned char *out)
+{
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t n = 0;
+
+    if (len % 4 == 1 || len > (size_t)LONG_MAX || (len > 0 && in == NULL))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0)
+        return -1;
+    return (long)n;
+}
+
+size_t
+auth_b64url_encode(const void *in, size_t len, char *out)
+{
+    const unsigned char *p = in;
+    size_t i = 0, o = 0;
+
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = b64url_alphabet[v >> 18 & 63];
+        out[o++] = b64url_alphabet[v >> 12 & 63];
+        out[o++] = b64url_alphabet[v >> 6 & 63];
+        out[o++] = b64url_alphabet[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        out[o++] = b64url_alphabet[v >> 18 & 63];
+        out[o++] = b64url_alphabet[v >> 12 & 63];
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        out[o++] = b64url_alphabet[v >> 18 & 63];
+        out[o++] = b64url_alphabet[v >> 12 & 63];
+        out[o++] = b64url_alphabet[v >> 6 & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+const char *
+auth_role_name(enum auth_role role)
+{
+    switch (role) {
+    case AUTH_ROLE_RESIDENT:
+        return "resident";
+    case AUTH_ROLE_GUARD:
+        return "guard";
+    case AUTH_ROLE_ADMIN:
+        return "admin";
+    }
+    return "unknown";
+}
+
+/* ASCII-only case-insensitive equality, independent of the C locale. */
+static bool
+ascii_case_equal(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return *a == '\0' && *b == '\0';
+}
+
+int
+auth_role_parse(const char *s, enum auth_role *out)
+{
+    static const enum auth_role roles[] = {AUTH_ROLE_RESIDENT, AUTH_ROLE_GUARD, AUTH_ROLE_ADMIN};
+
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        if (ascii_case_equal(s, auth_role_name(roles[i]))) {
+            *out = roles[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void
+auth_claims_free(struct auth_claims *c)
+{
+    if (c == NULL)
+        return;
+    free(c->sub);
+    free(c->tenant);
+    for (size_t i = 0; i < c->n_units; i++)
+        free(c->units[i]);
+    free(c->units);
+    memset(c, 0, sizeof *c);
+}
+
+/* [A-Za-z0-9_.:-]: the characters of a room name. */
+static bool
+is_id_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
+}
+
+/* [A-Za-z0-9_-]: the characters allowed in a tenant (schema) name. */
+static bool
+is_tenant_char(unsigned char c)
+{
+    return is_id_char(c) && c != '.' && c != ':';
+}
+
+/* True when s is 1..max bytes, each accepted by ok(). */
+static bool
+text_ok(const char *s, size_t len, size_t max, bool (*ok)(unsigned char))
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!ok((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* Returns member key of obj, or NULL when it is absent or JSON null. */
+static json_t *
+claim_get(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+/*
+ * Reads a NumericDate (RFC 7519 §2): a JSON integer or real number of
+ * seconds. A fraction is rounded toward the stricter side (down for exp,
+ * up for nbf, as round_up says) and values beyond int64_t saturate.
+ * Returns 0, or -1 when v is not a number.
+ */
+static int
+numeric_date(const json_t *v, bool round_up, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_real(v))
+        return -1;
+    double d = json_real_value(v);
+    if (d >= 9223372036854775807.0) {
+        *out = INT64_MAX;
+    } else if (d <= -9223372036854775808.0) {
+        *out = INT64_MIN;
+    } else {
+        int64_t t = (int64_t)d;
+        if (round_up && (double)t < d)
+            t++;
+        else if (!round_up && (double)t > d)
+            t--;
+        *out = t;
+    }
+    return 0;
+}
+
+/*
+ * Reads the units claim into c. A unit is a string of AUTH_ID_RULE or, since
+ * apps often keep numeric unit ids, a JSON integer, which is stored as its
+ * decimal text (302 and "302" name the same room "unit:302"). Repeated
+ * units are kept once. Returns 0, or -1 with *why set; what was already
+ * stored in c is the caller's to free.
+ */
+static int
+read_units(const json_t *units, struct auth_claims *c, const char **why)
+{
+    size_t n = json_array_size(units);
+
+    if (!json_is_array(units)) {
+        *why = "claim units must be an array of strings";
+        return -1;
+    }
+    if (n > AUTH_MAX_UNITS) {
+        *why = "claim units may name at most " AUTH_STR(AUTH_MAX_UNITS) " units";
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    c->units = calloc(n, sizeof *c->units);
+    if (c->units == NULL) {
+        *why = "out of memory";
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *u = json_array_get(units, i);
+        char num[24];
+        const char *text;
+        size_t len;
+
+        if (json_is_string(u)) {
+            text = json_string_value(u);
+            len = json_string_length(u);
+        } else if (json_is_integer(u)) {
+            int w = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(u));
+            text = num;
+            len = (size_t)w;
+        } else {
+            *why = "claim units must be an array of strings";
+            return -1;
+        }
+        if (!text_ok(text, len, AUTH_MAX_ID_LEN, is_id_char)) {
+            *why = "claim units: each unit must be " AUTH_ID_RULE;
+            return -1;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < c->n_units && !seen; j++)
+            seen = strcmp(c->units[j], text) == 0;
+        if (seen)
+            continue;
+        c->units[c->n_units] = strndup(text, len);
+        if (c->units[c->n_units] == NULL) {
+            *why = "out of memory";
+            return -1;
+        }
+        c->n_units++;
+    }
+    return 0;
+}
+
+/*
+ * Copies the string claim v into *dst after checking it is 1..max bytes of
+ * characters accepted by ok(). Returns 0, or -1 with *why set to bad (or
+ * to missing when v is NULL).
+ */
+static int
+read_text_claim(const json_t *v, size_t max, bool (*ok)(unsigned char), char **dst,
+                const char *missing, const char *bad, const char **why)
+{
+    if (v == NULL) {
+        *why = missing;
+        return -1;
+    }
+    if (!json_is_string(v) || !text_ok(json_string_value(v), json_string_length(v), max, ok)) {
+        *why = bad;
+        return -1;
+    }
+    *dst = strndup(json_string_value(v), json_string_length(v));
+    if (*dst == NULL) {
+        *why = "out of memory";
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Applies the contract's claim rules to the verified claims object and
+ * fills c. The time claims come first because an expired token is the
+ * rejection a user most often meets. Returns 0, or -1 with *why set; on
+ * failure c may hold partial results that the caller frees.
+ */
+static int
+read_claims(json_t *claims, int64_t now, struct auth_claims *c, const char **why)
+{
+    json_t *v;
+
+    v = claim_get(claims, "exp");
+    if (v == NULL) {
+        *why = "missing claim exp";
+        return -1;
+    }
+    if (numeric_date(v, false, &c->exp) < 0) {
+        *why = "claim exp must be a number of seconds since the epoch";
+        return -1;
+    }
+    if (c->exp <= INT64_MAX - AUTH_LEEWAY_S && now > c->exp + AUTH_LEEWAY_S) {
+        *why = "token expired";
+        return -1;
+    }
+    v = claim_get(claims, "nbf");
+    if (v != NULL) {
+        if (numeric_date(v, true, &c->nbf) < 0) {
+            *why = "claim nbf must be a number of seconds since the epoch";
+            return -1;
+        }
+        if (now <= INT64_MAX - AUTH_LEEWAY_S && now + AUTH_LEEWAY_S < c->nbf) {
+            *why = "token not yet valid";
+            return -1;
+        }
+    }
+
+    if (read_text_claim(claim_get(claims, "sub"), AUTH_MAX_ID_LEN, is_id_char, &c->sub,
+                        "missing claim sub", "claim sub must be " AUTH_ID_RULE, why) < 0)
+        return -1;
+
+    v = claim_get(claims, "tenant");
+    if (v == NULL)
+        v = claim_get(claims, "schemaName");
+    if (read_text_claim(v, AUTH_MAX_TENANT_LEN, is_tenant_char, &c->tenant,
+                        "missing claim tenant (or schemaName)",
+                        "claim tenant must be " AUTH_TENANT_RULE, why) < 0)
+        return -1;
+
+    v = claim_get(claims, "role");
+    if (v == NULL) {
+        *why = "missing claim role";
+        return -1;
+    }
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+        auth_role_parse(json_string_value(v), &c->role) < 0) {
+        *why = "claim role must be resident, guard or admin";
+        return -1;
+    }
+
+    v = claim_get(claims, "units");
+    if (v != NULL && read_units(v, c, why) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * Checks the decoded header. "alg" must be exactly "HS256". "typ" is
+ * optional; when present it must be "JWT" (compared case-insensitively, as
+ * RFC 7515 §4.1.9 asks), so that tokens minted for another purpose with
+ * the same secret are not taken for user tokens (RFC 8725 §3.11). Any
+ * "crit" header is refused, since no extension is understood here
+ * (RFC 7515 §4.1.11). Returns 0, or -1 with *why set.
+ */
+static int
+check_header(const unsigned char *buf, size_t len, const char **why)
+{
+    json_t *hdr = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *v;
+    int rc = -1;
+
+    if (!json_is_object(hdr)) {
+        *why = "malformed token header (expected a JSON object)";
+        goto out;
+    }
+    v = json_object_get(hdr, "alg");
+    if (!json_is_string(v) || json_string_length(v) != 5 ||
+        strcmp(json_string_value(v), "HS256") != 0) {
+        *why = "unsupported alg (only HS256)";
+        goto out;
+    }
+    v = json_object_get(hdr, "typ");
+    if (v != NULL && (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+                      !ascii_case_equal(json_string_value(v), "JWT"))) {
+        *why = "unsupported typ (only JWT)";
+        goto out;
+    }
+    if (json_object_get(hdr, "crit") != NULL) {
+        *why = "unsupported header crit";
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(hdr);
+    return rc;
+}
+
+/*
+ * Checks that sig64 is the base64url HMAC-SHA256 of signed_part under
+ * secret, comparing in constant time. The expected MAC is wiped afterwards:
+ * for a forged claims part it would be a valid signature. Returns 0, or -1
+ * with *why set.
+ */
+static int
+check_signature(const char *signed_part, size_t signed_len, const char *sig64, size_t sig64_len,
+                const void *secret, size_t secret_len, const char **why)
+{
+    unsigned char sig[AUTH_SIG_LEN + 1];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    int rc = -1;
+
+    if (sig64_len == 0) {
+        *why = "missing signature";
+        return -1;
+    }
+    if (sig64_len != AUTH_SIG_B64_LEN) {
+        *why = "bad signature";
+        return -1;
+    }
+    if (auth_b64url_decode(sig64, sig64_len, sig) != AUTH_SIG_LEN) {
+        *why = "malformed token (signature is not base64url)";
+        return -1;
+    }
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)signed_part, signed_len,
+             mac, &mac_len) == NULL ||
+        mac_len != AUTH_SIG_LEN) {
+        *why = "internal error computing the signature";
+        goto out;
+    }
+    if (CRYPTO_memcmp(mac, sig, AUTH_SIG_LEN) != 0) {
+        *why = "bad signature";
+        goto out;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+int
+auth_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
+            struct auth_claims *out, const char **why)
+{
+    struct auth_claims c;
+    unsigned char *buf = NULL;
+    json_t *claims = NULL;
+    const char *ignored;
+    const char *dot1, *dot2;
+    long n;
+
+    memset(&c, 0, sizeof c);
+    if (why == NULL)
+        why = &ignored;
+    *why = NULL;
+    if (out == NULL) {
+        *why = "internal error (no claims buffer)";
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+
+    if (secret == NULL || secret_len == 0 || secret_len > INT_MAX) {
+        *why = "server cannot verify tokens (no secret configured)";
+        goto err;
+    }
+    if (token == NULL || len == 0) {
+        *why = "missing token";
+        goto err;
+    }
+    if (len > AUTH_MAX_TOKEN_LEN) {
+        *why = "token too long";
+        goto err;
+    }
+    dot1 = memchr(token, '.', len);
+    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL ||
+        dot1 == token || dot2 == dot1 + 1) {
+        *why = "malformed token (expected header.claims.signature)";
+        goto err;
+    }
+
+    /* One buffer large enough for the decoded header, then the claims. */
+    buf = malloc(len * 3 / 4 + 1);
+    if (buf == NULL) {
+        *why = "out of memory";
+        goto err;
+    }
+
+    n = auth_b64url_decode(token, (size_t)(dot1 - token), buf);
+    if (n < 0) {
+        *why = "malformed token (header is not base64url)";
+        goto err;
+    }
+    if (check_header(buf, (size_t)n, why) < 0)
+        goto err;
+
+    if (check_signature(token, (size_t)(dot2 - token), dot2 + 1, len - (size_t)(dot2 + 1 - token),
+                        secret, secret_len, why) < 0)
+        goto err;
+
+    n = auth_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
+    if (n < 0) {
+        *why = "malformed token (claims are not base64url)";
+        goto err;
+    }
+    claims = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(claims)) {
+        *why = "malformed token claims (expected a JSON object)";
+        goto err;
+    }
+    if (read_claims(claims, now, &c, why) < 0)
+        goto err;
+
+    json_decref(claims);
+    free(buf);
+    *out = c;
+    return 0;
+
+err:
+    auth_claims_free(&c);
+    json_decref(claims);
+    free(buf);
+    return -1;
+}

@@ -1,0 +1,67 @@
+/*
+ * auth.h - verification of the HS256 JSON Web Tokens the backend issues.
+ *
+ * Only HS256 is accepted: any other "alg" (none, HS512, RS256, ...) is
+ * rejected before the signature is looked at. The signature is compared in
+ * constant time. Base64url is decoded strictly (no padding, no foreign
+ * characters, no non-zero trailing bits). Claims follow the contract:
+ * sub, tenant (alias schemaName), role, optional units, exp, optional nbf.
+ */
+#ifndef HUB_AUTH_H
+#define HUB_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Clock skew tolerated on exp and nbf, in seconds. */
+#define AUTH_LEEWAY_S 30
+/* Longest user id, unit id and tenant name accepted (they become room names). */
+#define AUTH_MAX_ID_LEN 90
+#define AUTH_MAX_TENANT_LEN 63
+/* Most units one token may name. */
+#define AUTH_MAX_UNITS 32
+
+enum auth_role { AUTH_ROLE_RESIDENT = 0, AUTH_ROLE_GUARD = 1, AUTH_ROLE_ADMIN = 2 };
+
+struct auth_claims {
+    char *sub;    /* owned; non-empty, room-name characters only */
+    char *tenant; /* owned; [A-Za-z0-9_-], 1..AUTH_MAX_TENANT_LEN */
+    enum auth_role role;
+    char **units; /* owned array of owned strings; n_units entries */
+    size_t n_units;
+    int64_t exp; /* seconds since the epoch */
+    int64_t nbf; /* seconds since the epoch, 0 when absent */
+};
+
+/*
+ * Verifies token (len bytes, not necessarily NUL-terminated) against secret
+ * at time now (seconds since the epoch). On success returns 0 and fills
+ * *out, which the caller releases with auth_claims_free(). On failure
+ * returns -1, leaves *out empty, and points *why at a static, user-facing
+ * reason that never repeats the token ("token expired", "unsupported alg",
+ * "bad signature", "missing claim sub", ...).
+ */
+int auth_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
+                struct auth_claims *out, const char **why);
+
+void auth_claims_free(struct auth_claims *c);
+
+/* "resident", "guard" or "admin". */
+const char *auth_role_name(enum auth_role role);
+
+/* Parses a role case-insensitively; returns 0 and sets *out, or -1. */
+int auth_role_parse(const char *s, enum auth_role *out);
+
+/*
+ * Strict base64url decoding (RFC 4648 §5, no padding). Returns the number
+ * of bytes written to out (which must hold at least len * 3 / 4 + 1
+ * bytes), or -1 for malformed input. Exposed for tests and for callers that
+ * read other JWTs.
+ */
+long auth_b64url_decode(const char *in, size_t len, unsigned char *out);
+
+/* Base64url encoding without padding; out must hold len * 4 / 3 + 4 bytes.
+ * Returns the number of characters written (NUL-terminated). */
+size_t auth_b64url_encode(const void *in, size_t len, char *out);
+
+#endif

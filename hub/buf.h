@@ -1,0 +1,42 @@
+/*
+ * buf.h - reference-counted, immutable byte buffers shared by many sockets.
+ *
+ * An outbound frame is encoded once and the same buffer is queued on every
+ * connection that must receive it. Each buffer keeps LWS_PRE bytes of headroom
+ * in front of its payload so lws_write() can prepend the WebSocket header in
+ * place. The last buf_unref() frees it.
+ */
+#ifndef HUB_BUF_H
+#define HUB_BUF_H
+
+#include <stddef.h>
+#include <libwebsockets.h>
+
+struct buf {
+    unsigned refs;        /* owners: every queue entry and the creator */
+    size_t len;           /* payload bytes, after the headroom */
+    unsigned char binary; /* 1: send as a binary frame, 0: text */
+    unsigned char mem[];  /* LWS_PRE headroom, then len payload bytes */
+};
+
+/* Allocates a buffer with room for len payload bytes and refs = 1; NULL on OOM. */
+struct buf *buf_new(size_t len, int binary);
+
+/* The first payload byte (after the headroom). */
+static inline unsigned char *
+buf_data(struct buf *b)
+{
+    return b->mem + LWS_PRE;
+}
+
+static inline struct buf *
+buf_ref(struct buf *b)
+{
+    b->refs++;
+    return b;
+}
+
+/* Drops one reference; frees the buffer when none is left. NULL is ignored. */
+void buf_unref(struct buf *b);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * config.c - reads the hub's settings from the environment and --flags.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libpq-fe.h>
+
+enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL };
+
+/* One setting: its variable, its flag, where it goes and its bounds. */
+struct opt {
+    const char *env;
+    const char *flag;
+    enum opt_kind kind;
+    size_t offset;
+    long long min, max;
+    const char *def;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct hub_config, f)
+
+static const struct opt opts[] = {
+    {"DATABASE_URL", "database-url", OPT_STR, OFF(database_url), 0, 0, NULL,
+     "libpq connection string or URI of the database holding schema hub (required)"},
+    {"JWT_SECRET_KEY", "jwt-secret-key", OPT_STR, OFF(jwt_secret), 0, 0, NULL,
+     "HS256 secret shared with the backend that issues tokens (required; prefer the variable)"},
+    {"PORT", "port", OPT_INT, OFF(port), 1, 65535, "3001", "TCP port for WebSocket and HTTP"},
+    {"HUB_BIND", "bind", OPT_STR, OFF(bind), 0, 0, "0.0.0.0", "address to bind"},
+    {"HUB_LOG_LEVEL", "log-level", OPT_LEVEL, OFF(log_level), 0, 3, "info",
+     "error, warn, info or debug"},
+    {"HUB_MAX_FRAME_BYTES", "max-frame-bytes", OPT_SIZE, OFF(max_frame_bytes), 256, 16777216,
+     "65536", "largest inbound WebSocket message; larger ones close the connection with 1009"},
+    {"HUB_MAX_QUEUE_BYTES", "max-queue-bytes", OPT_SIZE, OFF(max_queue_bytes), 4096, 1073741824,
+     "1048576", "outbound bytes queued per connection before it is closed with 4008"},
+    {"HUB_AUTH_TIMEOUT_MS", "auth-timeout-ms", OPT_INT, OFF(auth_timeout_ms), 100, 600000, "10000",
+     "time a connection has to authenticate"},
+    {"HUB_RATE_LIMIT", "rate-limit", OPT_INT, OFF(rate_limit), 1, 1000000, "50",
+     "inbound frames per second per connection (sustained)"},
+    {"HUB_RATE_BURST", "rate-burst", OPT_INT, OFF(rate_burst), 1, 1000000, "100",
+     "inbound frames a connection may send at once; beyond rate and burst it is closed with 4029"},
+    {"HUB_OUTBOX_BATCH", "outbox-batch", OPT_INT, OFF(outbox_batch), 1, 100000, "500",
+     "outbox rows read per query"},
+    {"HUB_DB_RETRY_MAX_MS", "db-retry-max-ms", OPT_INT, OFF(db_retry_max_ms), 100, 600000, "5000",
+     "longest wait between database reconnection attempts"},
+    {"HUB_TENANT_CACHE_MS", "tenant-cache-ms", OPT_INT, OFF(tenant_cache_ms), 0, 86400000, "60000",
+     "how long the answer 'this tenant exists' is kept"},
+    {"HUB_MAX_ROOMS_PER_CONN", "max-rooms-per-conn", OPT_INT, OFF(max_rooms), 4, 100000, "64",
+     "rooms one connection may be in, automatic ones included"},
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: armonia-hub [--flag=value ...]\n\n"
+               "Every setting is read from its environment variable; a flag overrides it.\n\n");
+    for (size_t i = 0; i < N_OPTS; i++)
+        fprintf(f, "  --%-22s %-24s %s%s%s%s\n", opts[i].flag, opts[i].env, opts[i].help,
+                opts[i].def ? " [default " : "", opts[i].def ? opts[i].def : "",
+                opts[i].def ? "]" : "");
+    fprintf(f, "  --%-22s %-24s %s\n", "help", "", "print this and exit");
+}
+
+/* Stores one textual value into cfg; prints the error line and returns -1 if bad. */
+static int
+opt_set(struct hub_config *cfg, const struct opt *o, const char *value, int from_flag)
+{
+    char *field = (char *)cfg + o->offset;
+    const char *name = o->env;
+    char label[64];
+    if (from_flag) {
+        snprintf(label, sizeof(label), "--%s", o->flag);
+        name = label;
+    }
+    switch (o->kind) {
+    case OPT_STR: {
+        if (!*value) {
+            fprintf(stderr, "armonia-hub: %s: must not be empty\n", name);
+            return -1;
+        }
+        char **dst = (char **)(void *)field;
+        free(*dst);
+        *dst = strdup(value);
+        if (!*dst) {
+            fprintf(stderr, "armonia-hub: out of memory\n");
+            return -1;
+        }
+        return 0;
+    }
+    case OPT_LEVEL: {
+        int l = log_level_parse(value);
+        if (l < 0) {
+            fprintf(stderr, "armonia-hub: %s: expected error, warn, info or debug, got '%s'\n",
+                    name, value);
+            return -1;
+        }
+        *(int *)(void *)field = l;
+        return 0;
+    }
+    case OPT_INT:
+    case OPT_SIZE: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max) {
+            fprintf(stderr, "armonia-hub: %s: expected an integer from %lld to %lld, got '%s'\n",
+                    name, o->min, o->max, value);
+            return -1;
+        }
+        if (o->kind == OPT_INT)
+            *(int *)(void *)field = (int)v;
+        else
+            *(size_t *)(void *)field = (size_t)v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int
+config_load(struct hub_config *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if ((!v || !*v) && opts[i].def)
+            v = opts[i].def;
+        if (v && *v && opt_set(cfg, &opts[i], v, 0))
+            return 2;
+    }
+
+    struct option longopts[N_OPTS + 2];
+    for (size_t i = 0; i < N_OPTS; i++)
+        longopts[i] = (struct option){opts[i].flag, required_argument, NULL, (int)i};
+    longopts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h' + 1000};
+    longopts[N_OPTS + 1] = (struct option){0, 0, 0, 0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'h' + 1000) {
+            usage(stdout);
+            return 1;
+        }
+        if (c < 0 || (size_t)c >= N_OPTS) {
+            fprintf(stderr, "armonia-hub: unknown or incomplete option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+        if (opt_set(cfg, &opts[c], optarg, 1))
+            return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "armonia-hub: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!cfg->database_url) {
+        fprintf(stderr, "armonia-hub: DATABASE_URL: required (libpq connection string)\n");
+        return 2;
+    }
+    if (!cfg->jwt_secret) {
+        fprintf(stderr, "armonia-hub: JWT_SECRET_KEY: required (HS256 secret)\n");
+        return 2;
+    }
+    char *err = NULL;
+    PQconninfoOption *ci = PQconninfoParse(cfg->database_url, &err);
+    if (!ci) {
+        if (err)
+            err[strcspn(err, "\r\n")] = '\0';
+        fprintf(stderr, "armonia-hub: DATABASE_URL: not a valid connection string or URI (%s)\n",
+                err ? err : "out of memory");
+        PQfreemem(err);
+        return 2;
+    }
+    PQconninfoFree(ci);
+    cfg->jwt_secret_len = strlen(cfg->jwt_secret);
+    return 0;
+}
+
+void
+config_free(struct hub_config *cfg)
+{
+    free(cfg->database_url);
+    free(cfg->jwt_secret);
+    free(cfg->bind);
+    memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,42 @@
+/*
+ * config.h - the hub's settings: environment variables (names compatible
+ * with the Armonía backend's .env), each overridable by a --flag.
+ *
+ * Every limit the hub enforces is here, with its default, so operators can
+ * find them in one place (and in `armonia-hub --help`).
+ */
+#ifndef HUB_CONFIG_H
+#define HUB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hub_config {
+    char *database_url; /* DATABASE_URL, required */
+    char *jwt_secret;   /* JWT_SECRET_KEY, required */
+    size_t jwt_secret_len;
+    int port;               /* PORT, default 3001 */
+    char *bind;             /* HUB_BIND, default 0.0.0.0 */
+    int log_level;          /* HUB_LOG_LEVEL, default info */
+    size_t max_frame_bytes; /* HUB_MAX_FRAME_BYTES: inbound frame limit, default 64 KiB */
+    size_t max_queue_bytes; /* HUB_MAX_QUEUE_BYTES: outbound queue per connection, 1 MiB */
+    int auth_timeout_ms;    /* HUB_AUTH_TIMEOUT_MS: first-frame auth deadline, 10 s */
+    int rate_limit;         /* HUB_RATE_LIMIT: inbound frames/s per connection, 50 */
+    int rate_burst;         /* HUB_RATE_BURST: bucket size for the above, 100 */
+    int outbox_batch;       /* HUB_OUTBOX_BATCH: outbox rows read per query, 500 */
+    int db_retry_max_ms;    /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
+    int tenant_cache_ms;    /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
+    int max_rooms;          /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */
+};
+
+/*
+ * Fills cfg from the environment, then from argv. On bad or missing
+ * configuration prints one line naming the variable to stderr and returns
+ * 2; on --help prints the usage and returns 1; returns 0 when the hub may
+ * start. The caller releases cfg with config_free().
+ */
+int config_load(struct hub_config *cfg, int argc, char **argv);
+
+void config_free(struct hub_config *cfg);
+
+#endif

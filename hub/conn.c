@@ -1,0 +1,158 @@
+/*
+ * conn.c - a connection's outbound queue and its orderly close.
+ */
+#include "conn.h"
+#include "buf.h"
+#include "hub.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Appends b to r, growing it by doubling. Returns 0 or -1 on OOM. */
+static int
+ring_push(struct ring *r, struct buf *b)
+{
+    if (r->len == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 4;
+        struct buf **v = malloc(cap * sizeof(*v));
+        if (!v)
+            return -1;
+        for (uint32_t i = 0; i < r->len; i++)
+            v[i] = r->v[(r->head + i) % r->cap];
+        free(r->v);
+        r->v = v;
+        r->cap = cap;
+        r->head = 0;
+    }
+    r->v[(r->head + r->len) % r->cap] = b;
+    r->len++;
+    return 0;
+}
+
+static struct buf *
+ring_pop(struct ring *r)
+{
+    if (!r->len)
+        return NULL;
+    struct buf *b = r->v[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->len--;
+    return b;
+}
+
+static void
+ring_clear(struct ring *r)
+{
+    struct buf *b;
+    while ((b = ring_pop(r)))
+        buf_unref(b);
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+int
+conn_send(struct conn *c, struct buf *b, int urgent)
+{
+    if (c->state == CONN_CLOSING)
+        return 0;
+    if (c->queued_bytes + b->len > c->hub->cfg->max_queue_bytes) {
+        c->hub->m.slow_consumers++;
+        log_info("conn", "session %s: outbound queue over %zu bytes, closing (slow consumer)",
+                 c->session, c->hub->cfg->max_queue_bytes);
+        /* Drop what is queued: the client resumes from its last seq. */
+        ring_clear(&c->urgent);
+        ring_clear(&c->normal);
+        c->queued_bytes = 0;
+        conn_close(c, 4008, "slow consumer");
+        return -1;
+    }
+    if (ring_push(urgent ? &c->urgent : &c->normal, b)) {
+        conn_close(c, 1011, "out of memory");
+        return -1;
+    }
+    buf_ref(b);
+    c->queued_bytes += b->len;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int
+conn_reply(struct conn *c, const json_t *msg)
+{
+    struct buf *b = frame_encode(c->fmt, msg);
+    if (!b) {
+        conn_close(c, 1011, "out of memory");
+        return -1;
+    }
+    int rc = conn_send(c, b, 1);
+    buf_unref(b);
+    return rc;
+}
+
+int
+conn_error(struct conn *c, const char *code, const char *message, const json_t *ref)
+{
+    struct buf *b = frame_error(c->fmt, code, message, ref);
+    if (!b) {
+        conn_close(c, 1011, "out of memory");
+        return -1;
+    }
+    int rc = conn_send(c, b, 1);
+    buf_unref(b);
+    return rc;
+}
+
+void
+conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    lws_sul_cancel(&c->sul);
+    lws_callback_on_writable(c->wsi);
+}
+
+int
+conn_write_one(struct conn *c)
+{
+    struct buf *b = ring_pop(&c->urgent);
+    if (!b)
+        b = ring_pop(&c->normal);
+    if (b) {
+        c->queued_bytes -= b->len;
+        int n =
+            lws_write(c->wsi, buf_data(b), b->len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        size_t len = b->len;
+        buf_unref(b);
+        if (n < (int)len)
+            return -1;
+        c->hub->m.frames_sent++;
+        c->hub->m.bytes_sent += len;
+        if (c->urgent.len || c->normal.len || c->state == CONN_CLOSING)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->state == CONN_CLOSING) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+void
+conn_release(struct conn *c)
+{
+    lws_sul_cancel(&c->sul);
+    ring_clear(&c->urgent);
+    ring_clear(&c->normal);
+    c->queued_bytes = 0;
+    free(c->rx);
+    c->rx = NULL;
+    json_decref(c->auth_ref);
+    c->auth_ref = NULL;
+    auth_claims_free(&c->who);
+}

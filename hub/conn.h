@@ -1,0 +1,94 @@
+/*
+ * conn.h - one WebSocket connection: its identity, rooms and outbound queue.
+ *
+ * struct conn is the lws per-session storage of the two WebSocket protocols:
+ * lws allocates and frees it, zeroed, with the connection. Outbound frames
+ * are shared buffers (struct buf) held in two rings, urgent (critical and
+ * high priority events, and replies) before normal, drained one frame per
+ * writable callback. The queue is bounded in bytes; a connection that
+ * does not read is closed with 4008.
+ */
+#ifndef HUB_CONN_H
+#define HUB_CONN_H
+
+#include <stdint.h>
+#include <libwebsockets.h>
+#include "auth.h"
+#include "frame.h"
+#include "registry.h"
+
+struct hub;
+struct buf;
+struct db_req;
+
+enum conn_state {
+    CONN_AUTH,     /* waiting for credentials */
+    CONN_CHECKING, /* token valid, tenant being verified */
+    CONN_READY,    /* authenticated, in its rooms */
+    CONN_CLOSING,  /* a close is queued behind the last frames */
+};
+
+/* A ring of buffer references. */
+struct ring {
+    struct buf **v;
+    uint32_t cap, head, len;
+};
+
+/* Events with ack:true this connection was sent and has not acked (bounded). */
+#define CONN_MAX_PENDING_ACKS 64
+
+struct conn {
+    struct lws *wsi;
+    struct hub *hub;
+    enum frame_fmt fmt;
+    enum conn_state state;
+    struct auth_claims who; /* owned once authenticated (or checking) */
+    struct tenant *tenant;  /* set when READY */
+    struct member *rooms;   /* own memberships */
+    unsigned n_rooms;
+    struct conn *wnext; /* in tenant->waiters while CHECKING */
+    struct ring urgent, normal;
+    size_t queued_bytes;
+    int64_t last_seq;           /* newest event seq queued here: no duplicates */
+    int64_t since;              /* resume point asked for, -1 when none */
+    lws_sorted_usec_list_t sul; /* auth deadline, then token expiry */
+    unsigned char *rx;          /* partial inbound message (owned) */
+    size_t rx_len;
+    double tokens; /* inbound rate-limit bucket */
+    int64_t tokens_at_ms;
+    uint16_t close_code; /* set when CLOSING */
+    char close_reason[64];
+    json_t *auth_ref; /* "ref" of the auth frame, echoed in welcome (owned) */
+    int64_t pending_acks[CONN_MAX_PENDING_ACKS];
+    unsigned n_pending_acks;
+    char session[17];
+};
+
+/*
+ * Queues b (taking a new reference) for sending. urgent frames go before
+ * normal ones. Returns 0, or -1 when the queue would exceed its bound, in
+ * which case the connection is being closed with 4008.
+ */
+int conn_send(struct conn *c, struct buf *b, int urgent);
+
+/* Encodes msg in the connection's format and queues it as urgent. */
+int conn_reply(struct conn *c, const json_t *msg);
+
+/* Queues an error frame (ref echoed when not NULL). */
+int conn_error(struct conn *c, const char *code, const char *message, const json_t *ref);
+
+/*
+ * Closes the connection with code and reason once the frames already
+ * queued (such as an error explaining why) have been written. Later frames
+ * are dropped.
+ */
+void conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/* Writes one queued frame; called from the writable callback. Returns
+ * non-zero when lws must close the connection. */
+int conn_write_one(struct conn *c);
+
+/* Releases everything the connection owns (its queue, rx buffer, claims). */
+void conn_release(struct conn *c);
+
+#endif

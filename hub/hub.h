@@ -1,0 +1,55 @@
+/*
+ * hub.h - the one hub object every module reaches through its connections.
+ *
+ * main.c creates it, wires the lws context, the two database connections
+ * and the registry, and runs the loop. Nothing else is global.
+ */
+#ifndef HUB_HUB_H
+#define HUB_HUB_H
+
+#include <stdint.h>
+#include <libwebsockets.h>
+#include "config.h"
+#include "registry.h"
+
+struct db;
+
+/* Counters exported on /metrics. */
+struct hub_metrics {
+    uint64_t connections_total;
+    uint64_t auth_failures;
+    uint64_t events_read;   /* outbox rows routed */
+    uint64_t frames_queued; /* event frames put on connection queues */
+    uint64_t frames_sent;
+    uint64_t bytes_sent;
+    uint64_t acks;
+    uint64_t slow_consumers; /* connections closed with 4008 */
+    uint64_t rate_limited;   /* connections closed with 4029 */
+    uint64_t bad_frames;
+    uint64_t db_reconnects;
+};
+
+struct hub {
+    const struct hub_config *cfg;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct registry reg;
+    struct db *listen_db; /* LISTEN and outbox reading */
+    struct db *work_db;   /* tenant checks and other requests */
+    int listening;        /* LISTEN is active on listen_db: /healthz says ok */
+    int64_t cursor;       /* newest outbox seq routed */
+    int cursor_known;     /* cursor has been read from the database */
+    int reading;          /* an outbox read is in flight */
+    int read_again;       /* a notification came during that read */
+    size_t n_conns;       /* open WebSocket connections */
+    uint64_t next_session;
+    struct hub_metrics m;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t hub_now_ms(void);
+
+/* Seconds since the epoch (CLOCK_REALTIME). */
+int64_t hub_wall_s(void);
+
+#endif

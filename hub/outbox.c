@@ -1,0 +1,147 @@
+/*
+ * outbox.c - LISTEN hub_outbox and read committed events in seq order.
+ *
+ * seq is assigned at commit under a lock (schema/), so "rows with seq >
+ * cursor" never skips a transaction that commits late. The cursor starts
+ * at the newest seq when the hub starts (clients resume from the database
+ * themselves) and is kept across reconnections, so events committed during
+ * an outage are delivered once the database is back.
+ */
+#include "outbox.h"
+#include "hub.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void outbox_read(struct hub *hub);
+
+static void
+on_rows(struct db *db, const PGresult *res, void *ud)
+{
+    struct hub *hub = ud;
+    hub->reading = 0;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_err("outbox", "reading hub.outbox failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        json_error_t jerr;
+        json_t *rooms = json_loads(PQgetvalue(res, i, 4), 0, &jerr);
+        json_t *data = json_loads(PQgetvalue(res, i, 5), 0, &jerr);
+        struct event ev = {
+            .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+            .seq = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+            .tenant = PQgetvalue(res, i, 2),
+            .kind = PQgetvalue(res, i, 3),
+            .rooms = rooms,
+            .data = data,
+            .priority = PQgetvalue(res, i, 6),
+            .ack = PQgetvalue(res, i, 7)[0] == 't',
+            .ts_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10),
+        };
+        if (json_is_array(rooms) && json_is_object(data))
+            router_deliver(hub, &ev);
+        else
+            log_err("outbox", "event %lld has malformed rooms or data; skipped", (long long)ev.id);
+        json_decref(rooms);
+        json_decref(data);
+        hub->cursor = ev.seq;
+        hub->m.events_read++;
+    }
+    if (n >= hub->cfg->outbox_batch || hub->read_again)
+        outbox_read(hub);
+}
+
+/* Reads the next page after the cursor, or marks that one more read is due. */
+static void
+outbox_read(struct hub *hub)
+{
+    if (!hub->listening || !hub->cursor_known)
+        return;
+    if (hub->reading) {
+        hub->read_again = 1;
+        return;
+    }
+    static const char sql[] =
+        "SELECT id, seq, tenant, kind, array_to_json(rooms)::text, data::text, priority, ack, "
+        "(extract(epoch FROM created_at) * 1000)::int8 "
+        "FROM hub.outbox WHERE seq > $1 ORDER BY seq LIMIT $2";
+    char cursor[24], limit[16];
+    snprintf(cursor, sizeof(cursor), "%lld", (long long)hub->cursor);
+    snprintf(limit, sizeof(limit), "%d", hub->cfg->outbox_batch);
+    const char *params[2] = {cursor, limit};
+    hub->read_again = 0;
+    if (db_query(hub->listen_db, sql, 2, params, on_rows, hub))
+        hub->reading = 1;
+}
+
+static void
+on_cursor(struct db *db, const PGresult *res, void *ud)
+{
+    struct hub *hub = ud;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_err("outbox", "cannot read the newest seq: %s", PQresultErrorMessage(res));
+        return;
+    }
+    hub->cursor = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    hub->cursor_known = 1;
+    log_info("outbox", "starting after seq %lld", (long long)hub->cursor);
+    outbox_read(hub);
+}
+
+static void
+on_listen(struct db *db, const PGresult *res, void *ud)
+{
+    struct hub *hub = ud;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_err("outbox", "LISTEN failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    hub->listening = 1;
+    log_info("outbox", "listening on %s", OUTBOX_CHANNEL);
+    if (!hub->cursor_known)
+        db_query(db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL, on_cursor, hub);
+    else
+        outbox_read(hub);
+}
+
+static void
+on_up(struct db *db, void *ud)
+{
+    struct hub *hub = ud;
+    db_query(db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_listen, hub);
+}
+
+static void
+on_down(struct db *db, void *ud, const char *why)
+{
+    struct hub *hub = ud;
+    if (hub->listening)
+        hub->m.db_reconnects++;
+    hub->listening = 0;
+    hub->reading = 0;
+    hub->read_again = 0;
+}
+
+static void
+on_notify(struct db *db, void *ud, const char *channel, const char *payload)
+{
+    outbox_read(ud);
+}
+
+const struct db_ops outbox_db_ops = {
+    .on_up = on_up,
+    .on_down = on_down,
+    .on_notify = on_notify,
+};

@@ -1,0 +1,21 @@
+/*
+ * outbox.h - the reader of hub.outbox on the listening connection.
+ *
+ * On every (re)connection: LISTEN, then read every row after the cursor,
+ * so nothing committed while the hub was away falls between. On every
+ * notification: read the rows after the cursor again, a page at a time.
+ */
+#ifndef HUB_OUTBOX_H
+#define HUB_OUTBOX_H
+
+#include "db.h"
+
+struct hub;
+
+/* The callbacks for the listening connection (ud is the hub). */
+extern const struct db_ops outbox_db_ops;
+
+/* NOTIFY channel hub.emit() signals. */
+#define OUTBOX_CHANNEL "hub_outbox"
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * router.c - fan-out of one event to its rooms' members.
+ *
+ * A connection can be in several of the event's rooms; conn->last_seq
+ * (the newest seq queued on it) makes it receive the event once, through
+ * the first of its rooms that the event names. Because events are routed
+ * in seq order, the same check keeps every connection's stream increasing.
+ */
+#include "router.h"
+#include "buf.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+
+#include <string.h>
+#include <utlist.h>
+
+/* Builds the event map shared by every room; "room" is set per room. */
+static json_t *
+event_map(const struct event *ev)
+{
+    return json_pack("{s:s, s:I, s:I, s:s, s:s, s:b, s:I, s:s, s:O}", "type", "event", "id",
+                     (json_int_t)ev->id, "seq", (json_int_t)ev->seq, "kind", ev->kind, "priority",
+                     ev->priority, "ack", ev->ack, "ts", (json_int_t)ev->ts_ms, "room", "", "data",
+                     ev->data);
+}
+
+static void
+note_pending_ack(struct conn *c, int64_t id)
+{
+    if (c->n_pending_acks == CONN_MAX_PENDING_ACKS) {
+        memmove(c->pending_acks, c->pending_acks + 1,
+                (CONN_MAX_PENDING_ACKS - 1) * sizeof(c->pending_acks[0]));
+        c->n_pending_acks--;
+    }
+    c->pending_acks[c->n_pending_acks++] = id;
+}
+
+size_t
+router_deliver(struct hub *hub, const struct event *ev)
+{
+    struct tenant *t = reg_tenant(&hub->reg, ev->tenant, 0);
+    if (!t)
+        return 0;
+    if (ev->seq > t->last_seq)
+        t->last_seq = ev->seq;
+    if (!t->n_conns)
+        return 0;
+    int urgent = strcmp(ev->priority, "normal") != 0;
+    json_t *map = NULL;
+    size_t n = 0;
+    size_t i;
+    json_t *jr;
+    json_array_foreach(ev->rooms, i, jr)
+    {
+        struct room *r = reg_room(t, json_string_value(jr));
+        if (!r)
+            continue;
+        struct buf *enc[2] = {NULL, NULL};
+        struct member *m;
+        DL_FOREACH(r->members, m)
+        {
+            struct conn *c = m->conn;
+            if (c->state != CONN_READY || c->last_seq >= ev->seq)
+                continue;
+            if (!enc[c->fmt]) {
+                if (!map && !(map = event_map(ev)))
+                    goto oom;
+                json_object_set_new(map, "room", json_string(r->name));
+                if (!(enc[c->fmt] = frame_encode(c->fmt, map)))
+                    goto oom;
+            }
+            c->last_seq = ev->seq;
+            if (ev->ack)
+                note_pending_ack(c, ev->id);
+            if (conn_send(c, enc[c->fmt], urgent) == 0)
+                n++;
+        }
+        buf_unref(enc[0]);
+        buf_unref(enc[1]);
+        continue;
+    oom:
+        buf_unref(enc[0]);
+        buf_unref(enc[1]);
+        log_err("router", "out of memory encoding event %lld", (long long)ev->id);
+        break;
+    }
+    json_decref(map);
+    hub->m.frames_queued += n;
+    return n;
+}

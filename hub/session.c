@@ -1,0 +1,467 @@
+/*
+ * session.c - the per-connection protocol (CONTRACT §2).
+ *
+ * A connection starts in CONN_AUTH. A valid token moves it to
+ * CONN_CHECKING while the tenant is verified against the database (cached
+ * per tenant), then to CONN_READY with its automatic rooms and a welcome.
+ * Every failure a client can cause gets an error frame naming the input;
+ * authentication failures then close with 4001.
+ */
+#include "session.h"
+#include "buf.h"
+#include "db.h"
+#include "hub.h"
+#include "log.h"
+#include "room.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/rand.h>
+
+/* A failed tenant lookup is remembered this long before it is asked again. */
+#define TENANT_NEGATIVE_CACHE_MS 5000
+
+static void on_conn_timer(lws_sorted_usec_list_t *sul);
+
+static void
+reject(struct conn *c, const char *why, const json_t *ref)
+{
+    c->hub->m.auth_failures++;
+    log_info("session", "session %s: authentication failed: %s", c->session, why);
+    conn_error(c, "unauthorized", why, ref);
+    conn_close(c, 4001, "unauthorized");
+}
+
+/*
+ * A token for a tenant the database does not have is answered exactly like
+ * a forged one, so tokens cannot be used to probe which complexes exist.
+ */
+static void
+reject_tenant(struct conn *c, const json_t *ref)
+{
+    log_info("session", "session %s: token names unknown tenant '%s'", c->session, c->who.tenant);
+    reject(c, "bad signature", ref);
+}
+
+/* Parses a resume point: a non-negative integer. Returns 0 or -1. */
+static int
+parse_since(const char *s, int64_t *out)
+{
+    if (!*s || *s == '-' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Schedules the token-expiry close (exp plus leeway). */
+static void
+arm_expiry(struct conn *c)
+{
+    int64_t left_s = c->who.exp + AUTH_LEEWAY_S - hub_wall_s();
+    if (left_s < 0)
+        left_s = 0;
+    lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_conn_timer, (lws_usec_t)left_s * 1000000 + 1);
+}
+
+/* Joins the automatic rooms and sends welcome. */
+static void
+welcome(struct conn *c, struct tenant *t)
+{
+    struct hub *hub = c->hub;
+    json_t *rooms = json_array();
+    char name[ROOM_NAME_MAX + 8];
+    const char *fixed[3] = {"all", name, NULL};
+    snprintf(name, sizeof(name), "user:%s", c->who.sub);
+    char role[32];
+    snprintf(role, sizeof(role), "role:%s", auth_role_name(c->who.role));
+    fixed[2] = role;
+    for (int i = 0; i < 3; i++) {
+        if (reg_join(&hub->reg, t, fixed[i], c, &c->rooms) > 0)
+            c->n_rooms++;
+        json_array_append_new(rooms, json_string(fixed[i]));
+    }
+    for (size_t i = 0; i < c->who.n_units; i++) {
+        char unit[ROOM_NAME_MAX + 8];
+        snprintf(unit, sizeof(unit), "unit:%s", c->who.units[i]);
+        if (reg_join(&hub->reg, t, unit, c, &c->rooms) > 0) {
+            c->n_rooms++;
+            json_array_append_new(rooms, json_string(unit));
+        }
+    }
+    c->tenant = t;
+    t->n_conns++;
+    c->state = CONN_READY;
+    arm_expiry(c);
+
+    json_t *w =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "type", "welcome", "session", c->session,
+                  "user", c->who.sub, "tenant", t->name, "role", auth_role_name(c->who.role),
+                  "rooms", rooms, "last_seq", (json_int_t)t->last_seq);
+    if (w && c->auth_ref)
+        json_object_set(w, "ref", c->auth_ref);
+    if (!w || conn_reply(c, w))
+        log_warn("session", "session %s: cannot send welcome", c->session);
+    json_decref(w);
+    json_decref(c->auth_ref);
+    c->auth_ref = NULL;
+    log_debug("session", "session %s: %s %s of %s ready in %u rooms", c->session,
+              auth_role_name(c->who.role), c->who.sub, t->name, c->n_rooms);
+}
+
+static void
+on_tenant_row(struct db *db, const PGresult *res, void *ud)
+{
+    struct tenant *t = ud;
+    struct hub *hub = NULL;
+    t->checking = 0;
+    for (struct conn *w = t->waiters; w; w = w->wnext)
+        hub = w->hub;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        t->check = !strcmp(PQgetvalue(res, 0, 0), "t") ? TENANT_KNOWN : TENANT_UNKNOWN;
+        t->checked_at_ms = hub_now_ms();
+        int64_t last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        if (last > t->last_seq)
+            t->last_seq = last;
+    } else if (res) {
+        log_warn("session", "tenant lookup failed: %s", PQresultErrorMessage(res));
+    }
+    if (hub)
+        session_tenant_checked(hub, t);
+}
+
+/* Asks the database whether t exists, unless a lookup is already in flight. */
+static void
+check_tenant(struct hub *hub, struct tenant *t)
+{
+    if (t->checking)
+        return;
+    static const char sql[] = "SELECT hub.is_tenant($1), "
+                              "(SELECT coalesce(max(seq), 0) FROM hub.outbox WHERE tenant = $1)";
+    const char *params[1] = {t->name};
+    if (db_query(hub->work_db, sql, 1, params, on_tenant_row, t))
+        t->checking = 1;
+    else
+        session_tenant_checked(hub, t);
+}
+
+void
+session_tenant_checked(struct hub *hub, struct tenant *t)
+{
+    if (t->checking)
+        return;
+    struct conn *w = t->waiters;
+    t->waiters = NULL;
+    while (w) {
+        struct conn *next = w->wnext;
+        w->wnext = NULL;
+        if (w->state == CONN_CHECKING) {
+            if (t->check == TENANT_KNOWN)
+                welcome(w, t);
+            else if (t->check == TENANT_UNKNOWN)
+                reject_tenant(w, w->auth_ref);
+            else {
+                conn_error(w, "internal", "cannot verify the tenant now; try again", w->auth_ref);
+                conn_close(w, 1013, "try again later");
+            }
+        }
+        w = next;
+    }
+}
+
+/* Moves a connection with a valid token on to tenant verification. */
+static void
+admit(struct conn *c)
+{
+    struct hub *hub = c->hub;
+    struct tenant *t = reg_tenant(&hub->reg, c->who.tenant, 1);
+    if (!t) {
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
+    c->state = CONN_CHECKING;
+    int64_t age = hub_now_ms() - t->checked_at_ms;
+    if (t->check == TENANT_KNOWN && age < hub->cfg->tenant_cache_ms) {
+        welcome(c, t);
+        return;
+    }
+    if (t->check == TENANT_UNKNOWN && age < TENANT_NEGATIVE_CACHE_MS) {
+        reject_tenant(c, c->auth_ref);
+        return;
+    }
+    c->wnext = t->waiters;
+    t->waiters = c;
+    check_tenant(hub, t);
+}
+
+/* Handles a token from the header or an auth frame. */
+static void
+authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
+{
+    struct auth_claims who;
+    const char *why;
+    if (auth_verify(token, len, c->hub->cfg->jwt_secret, c->hub->cfg->jwt_secret_len, hub_wall_s(),
+                    &who, &why)) {
+        reject(c, why, ref);
+        return;
+    }
+    if (c->state == CONN_READY) {
+        /* In-band refresh: the same identity, a later expiry. */
+        if (strcmp(who.sub, c->who.sub) || strcmp(who.tenant, c->who.tenant) ||
+            who.role != c->who.role) {
+            auth_claims_free(&who);
+            reject(c, "a refreshed token must name the same sub, tenant and role", ref);
+            return;
+        }
+        c->who.exp = who.exp;
+        auth_claims_free(&who);
+        arm_expiry(c);
+        json_decref(c->auth_ref);
+        c->auth_ref = ref ? json_incref((json_t *)ref) : NULL;
+        json_t *w = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "type", "welcome", "session",
+                              c->session, "user", c->who.sub, "tenant", c->tenant->name, "role",
+                              auth_role_name(c->who.role), "last_seq",
+                              (json_int_t)c->tenant->last_seq, "exp", (json_int_t)c->who.exp);
+        json_t *rooms = json_array();
+        for (struct member *m = c->rooms; m; m = m->cnext)
+            json_array_insert_new(rooms, 0, json_string(m->room->name));
+        json_object_set_new(w, "rooms", rooms);
+        if (ref)
+            json_object_set(w, "ref", (json_t *)ref);
+        conn_reply(c, w);
+        json_decref(w);
+        json_decref(c->auth_ref);
+        c->auth_ref = NULL;
+        return;
+    }
+    c->who = who;
+    json_decref(c->auth_ref);
+    c->auth_ref = ref ? json_incref((json_t *)ref) : NULL;
+    admit(c);
+}
+
+static void
+on_conn_timer(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = lws_container_of(sul, struct conn, sul);
+    if (c->state == CONN_AUTH || c->state == CONN_CHECKING)
+        reject(c, "authentication timed out", NULL);
+    else if (c->state == CONN_READY)
+        reject(c, "token expired", NULL);
+}
+
+void
+session_open(struct conn *c)
+{
+    unsigned char rnd[8];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        memset(rnd, 0, sizeof(rnd));
+    for (int i = 0; i < 8; i++)
+        snprintf(c->session + 2 * i, 3, "%02x", rnd[i]);
+    c->since = -1;
+    c->tokens = c->hub->cfg->rate_burst;
+    c->tokens_at_ms = hub_now_ms();
+    c->state = CONN_AUTH;
+    lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_conn_timer,
+                     (lws_usec_t)c->hub->cfg->auth_timeout_ms * 1000);
+
+    char arg[32];
+    if (lws_get_urlarg_by_name(c->wsi, "since=", arg, sizeof(arg))) {
+        int64_t since;
+        if (parse_since(arg, &since)) {
+            conn_error(c, "bad_request", "since must be a non-negative integer", NULL);
+        } else {
+            c->since = since;
+        }
+    }
+
+    int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 0)
+        return;
+    char *hdr = malloc((size_t)n + 1);
+    if (!hdr || lws_hdr_copy(c->wsi, hdr, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+        free(hdr);
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
+    const char *tok = hdr;
+    if (!strncasecmp(tok, "Bearer ", 7)) {
+        tok += 7;
+        while (*tok == ' ')
+            tok++;
+        authenticate(c, tok, strlen(tok), NULL);
+    } else {
+        reject(c, "the Authorization header must be 'Bearer <token>'", NULL);
+    }
+    free(hdr);
+}
+
+/* Refills the inbound token bucket; returns 0 when one frame may pass. */
+static int
+rate_take(struct conn *c)
+{
+    const struct hub_config *cfg = c->hub->cfg;
+    int64_t now = hub_now_ms();
+    c->tokens += (double)(now - c->tokens_at_ms) * cfg->rate_limit / 1000.0;
+    if (c->tokens > cfg->rate_burst)
+        c->tokens = cfg->rate_burst;
+    c->tokens_at_ms = now;
+    if (c->tokens < 1.0)
+        return -1;
+    c->tokens -= 1.0;
+    return 0;
+}
+
+static const char *
+str_field(json_t *msg, const char *key)
+{
+    json_t *v = json_object_get(msg, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void
+on_subscribe(struct conn *c, json_t *msg, const json_t *ref, int join)
+{
+    const char *room = str_field(msg, "room");
+    if (!room || !room_name_valid(room, strlen(room))) {
+        conn_error(c, "bad_request", "room must be 1-100 bytes of [A-Za-z0-9_.:-]", ref);
+        return;
+    }
+    json_t *reply;
+    if (join) {
+        int rc = room_may_subscribe(&c->who, room);
+        if (rc == -2) {
+            conn_error(c, "forbidden", "this role may not subscribe to that room", ref);
+            return;
+        }
+        if (rc) {
+            conn_error(c, "bad_request", "bad room name", ref);
+            return;
+        }
+        if (c->n_rooms >= (unsigned)c->hub->cfg->max_rooms) {
+            conn_error(c, "bad_request", "too many rooms on this connection", ref);
+            return;
+        }
+        int j = reg_join(&c->hub->reg, c->tenant, room, c, &c->rooms);
+        if (j < 0) {
+            conn_close(c, 1011, "out of memory");
+            return;
+        }
+        c->n_rooms += (unsigned)j;
+        reply = json_pack("{s:s, s:s}", "type", "subscribed", "room", room);
+    } else {
+        c->n_rooms -= (unsigned)reg_leave(&c->hub->reg, room, &c->rooms);
+        reply = json_pack("{s:s, s:s}", "type", "unsubscribed", "room", room);
+    }
+    if (ref)
+        json_object_set(reply, "ref", (json_t *)ref);
+    conn_reply(c, reply);
+    json_decref(reply);
+}
+
+static void
+on_ack(struct conn *c, json_t *msg, const json_t *ref)
+{
+    json_t *id = json_object_get(msg, "id");
+    if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+        conn_error(c, "bad_request", "ack needs a positive integer id", ref);
+        return;
+    }
+    int64_t v = json_integer_value(id);
+    for (unsigned i = 0; i < c->n_pending_acks; i++) {
+        if (c->pending_acks[i] == v) {
+            c->pending_acks[i] = c->pending_acks[--c->n_pending_acks];
+            c->hub->m.acks++;
+            log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub,
+                      (long long)v);
+            return;
+        }
+    }
+    conn_error(c, "bad_request", "no event with that id awaits an ack on this connection", ref);
+}
+
+void
+session_message(struct conn *c, const void *data, size_t len)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (rate_take(c)) {
+        c->hub->m.rate_limited++;
+        conn_error(c, "rate_limited", "too many frames; slow down", NULL);
+        conn_close(c, 4029, "rate limited");
+        return;
+    }
+    const char *why;
+    json_t *msg = frame_decode(c->fmt, data, len, &why);
+    if (!msg) {
+        c->hub->m.bad_frames++;
+        conn_error(c, "bad_request", why, NULL);
+        return;
+    }
+    const json_t *ref = json_object_get(msg, "ref");
+    const char *type = str_field(msg, "type");
+    if (!type) {
+        c->hub->m.bad_frames++;
+        conn_error(c, "bad_request", "every frame needs a string field type", ref);
+    } else if (!strcmp(type, "ping")) {
+        json_t *pong = json_pack("{s:s}", "type", "pong");
+        if (ref)
+            json_object_set(pong, "ref", (json_t *)ref);
+        conn_reply(c, pong);
+        json_decref(pong);
+    } else if (!strcmp(type, "auth")) {
+        const char *token = str_field(msg, "token");
+        json_t *since = json_object_get(msg, "since");
+        if (c->state == CONN_CHECKING) {
+            conn_error(c, "bad_request", "authentication already in progress", ref);
+        } else if (!token) {
+            reject(c, "auth needs a string field token", ref);
+        } else if (since && c->state == CONN_AUTH &&
+                   (!json_is_integer(since) || json_integer_value(since) < 0)) {
+            conn_error(c, "bad_request", "since must be a non-negative integer", ref);
+            authenticate(c, token, strlen(token), ref);
+        } else {
+            if (since && c->state == CONN_AUTH)
+                c->since = json_integer_value(since);
+            authenticate(c, token, strlen(token), ref);
+        }
+    } else if (c->state != CONN_READY) {
+        conn_error(c, "unauthorized", "authenticate first: send an auth frame", ref);
+    } else if (!strcmp(type, "subscribe")) {
+        on_subscribe(c, msg, ref, 1);
+    } else if (!strcmp(type, "unsubscribe")) {
+        on_subscribe(c, msg, ref, 0);
+    } else if (!strcmp(type, "ack")) {
+        on_ack(c, msg, ref);
+    } else {
+        c->hub->m.bad_frames++;
+        conn_error(c, "bad_request", "unknown frame type", ref);
+    }
+    json_decref(msg);
+}
+
+void
+session_closed(struct conn *c)
+{
+    if (c->who.tenant && !c->tenant) {
+        struct tenant *t = reg_tenant(&c->hub->reg, c->who.tenant, 0);
+        if (t)
+            for (struct conn **pp = &t->waiters; *pp; pp = &(*pp)->wnext)
+                if (*pp == c) {
+                    *pp = c->wnext;
+                    break;
+                }
+    }
+    if (c->tenant) {
+        reg_leave_all(&c->hub->reg, &c->rooms);
+        c->tenant->n_conns--;
+        c->tenant = NULL;
+    }
+    conn_release(c);
+}

@@ -1,0 +1,26 @@
+/*
+ * session.h - what a WebSocket connection says and what the hub answers:
+ * authentication (header or first frame, refresh, expiry), rooms, ping,
+ * ack, and the errors of the contract.
+ */
+#ifndef HUB_SESSION_H
+#define HUB_SESSION_H
+
+#include <stddef.h>
+#include "conn.h"
+
+/* The upgrade completed: reads the Authorization header and ?since=, or
+ * starts the first-frame deadline. */
+void session_open(struct conn *c);
+
+/* One complete inbound message (already bounded in size). */
+void session_message(struct conn *c, const void *data, size_t len);
+
+/* The connection is gone: leaves rooms and waiting lists. */
+void session_closed(struct conn *c);
+
+/* The database answered (or failed to answer) whether tenant t exists. */
+struct tenant;
+void session_tenant_checked(struct hub *hub, struct tenant *t);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * ws.c - libwebsockets callbacks for the WebSocket and HTTP side.
+ *
+ * This file only translates lws events: message assembly (bounded by
+ * HUB_MAX_FRAME_BYTES), writable callbacks (one frame each), and the
+ * connection's end. What messages mean is session.c's business.
+ */
+#include "ws.h"
+#include "conn.h"
+#include "hub.h"
+#include "http.h"
+#include "log.h"
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Appends one fragment; hands over the message once it is complete. */
+static int
+on_receive(struct conn *c, const void *in, size_t len)
+{
+    struct hub *hub = c->hub;
+    if (c->state == CONN_CLOSING)
+        return 0;
+    int first = lws_is_first_fragment(c->wsi);
+    int final = lws_is_final_fragment(c->wsi) && !lws_remaining_packet_payload(c->wsi);
+    if (first && c->rx_len == 0 && final) {
+        session_message(c, in, len); /* the usual case: one frame, no copy */
+        return 0;
+    }
+    if (c->rx_len + len > hub->cfg->max_frame_bytes) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+        conn_error(c, "too_large", "message larger than HUB_MAX_FRAME_BYTES", NULL);
+        conn_close(c, 1009, "message too large");
+        return 0;
+    }
+    unsigned char *grown = realloc(c->rx, c->rx_len + len);
+    if (!grown && c->rx_len + len)
+        return -1;
+    c->rx = grown;
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (final) {
+        session_message(c, c->rx, c->rx_len);
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+    }
+    return 0;
+}
+
+static int
+on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct conn *c = user;
+    struct hub *hub = lws_context_user(lws_get_context(wsi));
+    char uri[64];
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
+            return 1; /* refuse the upgrade */
+        return 0;
+
+    case LWS_CALLBACK_ESTABLISHED:
+        c->wsi = wsi;
+        c->hub = hub;
+        c->fmt = (enum frame_fmt)lws_get_protocol(wsi)->id;
+        hub->n_conns++;
+        hub->m.connections_total++;
+        session_open(c);
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(c, in, len);
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_write_one(c);
+
+    case LWS_CALLBACK_CLOSED:
+        hub->n_conns--;
+        session_closed(c);
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        c->wsi = wsi;
+        c->hub = hub;
+        return http_request(c, (const char *)in);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_writable(c);
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+        free(c->rx);
+        c->rx = NULL;
+        return 0;
+
+    default:
+        return 0;
+    }
+}
+
+void
+ws_protocols(struct lws_protocols protos[2])
+{
+    memset(protos, 0, 2 * sizeof(*protos));
+    protos[0].name = "armonia.v1.json";
+    protos[0].callback = on_ws_event;
+    protos[0].per_session_data_size = sizeof(struct conn);
+    protos[0].rx_buffer_size = 4096;
+    protos[0].id = FRAME_JSON;
+    protos[1] = protos[0];
+    protos[1].name = "armonia.v1.msgpack";
+    protos[1].id = FRAME_MSGPACK;
+}

@@ -1,0 +1,17 @@
+/*
+ * ws.h - the lws protocols of the hub's port: armonia.v1.json (also the
+ * default when a client offers no subprotocol, and the HTTP handler) and
+ * armonia.v1.msgpack.
+ */
+#ifndef HUB_WS_H
+#define HUB_WS_H
+
+#include <libwebsockets.h>
+
+/* The WebSocket path; upgrades elsewhere are refused. */
+#define WS_PATH "/ws"
+
+/* Fills protos[0..1] with the two WebSocket protocols. */
+void ws_protocols(struct lws_protocols protos[2]);
+
+#endif

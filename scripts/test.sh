@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of Armonía Hub on a fresh machine: installs what is missing,
+# builds, starts a private PostgreSQL (through CTest's pg fixture), runs the
+# unit and integration tests, then builds and runs all of it again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   scripts/test.sh            both passes
+#   scripts/test.sh plain      only the normal build
+#   scripts/test.sh sanitize   only the sanitizer build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+bash scripts/deps.sh
+(cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_pass() {
+    local name=$1 sanitize=$2 dir="$root/build/test-$1"
+    echo "== $name build"
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_SANITIZE="$sanitize" >/dev/null
+    cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
+    echo "== $name tests"
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
+}
+
+passes=("${@:-plain sanitize}")
+for p in ${passes[*]}; do
+    case $p in
+    plain) run_pass plain OFF ;;
+    sanitize) run_pass sanitize ON ;;
+    *) echo "unknown pass '$p' (plain or sanitize)" >&2; exit 2 ;;
+    esac
+done
+echo "== all tests passed"
