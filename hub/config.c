@@ -53,6 +53,12 @@ static const struct opt opts[] = {
      "how long the answer 'this tenant exists' is kept"},
     {"HUB_MAX_ROOMS_PER_CONN", "max-rooms-per-conn", OPT_INT, OFF(max_rooms), 4, 100000, "64",
      "rooms one connection may be in, automatic ones included"},
+    {"HUB_RETENTION_S", "retention-s", OPT_INT, OFF(retention_s), 1, 31536000, "86400",
+     "how long events stay in the outbox for resuming clients"},
+    {"HUB_PURGE_INTERVAL_MS", "purge-interval-ms", OPT_INT, OFF(purge_interval_ms), 100, 86400000,
+     "60000", "how often events past retention are deleted"},
+    {"HUB_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 0, 600000,
+     "10000", "on SIGTERM/SIGINT, longest wait for clients to be closed with 1001"},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

@@ -15,18 +15,21 @@ struct hub_config {
     char *database_url; /* DATABASE_URL, required */
     char *jwt_secret;   /* JWT_SECRET_KEY, required */
     size_t jwt_secret_len;
-    int port;               /* PORT, default 3001 */
-    char *bind;             /* HUB_BIND, default 0.0.0.0 */
-    int log_level;          /* HUB_LOG_LEVEL, default info */
-    size_t max_frame_bytes; /* HUB_MAX_FRAME_BYTES: inbound frame limit, default 64 KiB */
-    size_t max_queue_bytes; /* HUB_MAX_QUEUE_BYTES: outbound queue per connection, 1 MiB */
-    int auth_timeout_ms;    /* HUB_AUTH_TIMEOUT_MS: first-frame auth deadline, 10 s */
-    int rate_limit;         /* HUB_RATE_LIMIT: inbound frames/s per connection, 50 */
-    int rate_burst;         /* HUB_RATE_BURST: bucket size for the above, 100 */
-    int outbox_batch;       /* HUB_OUTBOX_BATCH: outbox rows read per query, 500 */
-    int db_retry_max_ms;    /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
-    int tenant_cache_ms;    /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
-    int max_rooms;          /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */
+    int port;                /* PORT, default 3001 */
+    char *bind;              /* HUB_BIND, default 0.0.0.0 */
+    int log_level;           /* HUB_LOG_LEVEL, default info */
+    size_t max_frame_bytes;  /* HUB_MAX_FRAME_BYTES: inbound frame limit, default 64 KiB */
+    size_t max_queue_bytes;  /* HUB_MAX_QUEUE_BYTES: outbound queue per connection, 1 MiB */
+    int auth_timeout_ms;     /* HUB_AUTH_TIMEOUT_MS: first-frame auth deadline, 10 s */
+    int rate_limit;          /* HUB_RATE_LIMIT: inbound frames/s per connection, 50 */
+    int rate_burst;          /* HUB_RATE_BURST: bucket size for the above, 100 */
+    int outbox_batch;        /* HUB_OUTBOX_BATCH: outbox rows read per query, 500 */
+    int db_retry_max_ms;     /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
+    int tenant_cache_ms;     /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
+    int max_rooms;           /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */
+    int retention_s;         /* HUB_RETENTION_S: how long the outbox keeps events, 24 h */
+    int purge_interval_ms;   /* HUB_PURGE_INTERVAL_MS: how often expired events are deleted */
+    int shutdown_timeout_ms; /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
 };
 
 /*

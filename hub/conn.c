@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "hub.h"
 #include "log.h"
+#include "replay.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -109,33 +110,51 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
     if (c->state == CONN_CLOSING)
         return;
     c->state = CONN_CLOSING;
+    replay_stop(c);
     c->close_code = code;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     lws_sul_cancel(&c->sul);
     lws_callback_on_writable(c->wsi);
 }
 
+/*
+ * Frames written per writable callback at most: enough to keep up with a
+ * burst, few enough that one busy connection does not starve the others.
+ */
+#define CONN_WRITES_PER_CALLBACK 16
+
 int
-conn_write_one(struct conn *c)
+conn_flush(struct conn *c)
 {
-    struct buf *b = ring_pop(&c->urgent);
-    if (!b)
-        b = ring_pop(&c->normal);
-    if (b) {
+    for (int i = 0; i < CONN_WRITES_PER_CALLBACK; i++) {
+        struct buf *b = ring_pop(&c->urgent);
+        if (!b)
+            b = ring_pop(&c->normal);
+        if (!b)
+            break;
         c->queued_bytes -= b->len;
-        int n =
-            lws_write(c->wsi, buf_data(b), b->len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         size_t len = b->len;
+        int n = lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         buf_unref(b);
         if (n < (int)len)
             return -1;
         c->hub->m.frames_sent++;
         c->hub->m.bytes_sent += len;
-        if (c->urgent.len || c->normal.len || c->state == CONN_CLOSING)
-            lws_callback_on_writable(c->wsi);
+        /* The socket took only part of it: lws holds the rest; wait for writable. */
+        if (lws_partial_buffered(c->wsi))
+            break;
+    }
+    if (c->replay_waiting && c->queued_bytes <= c->hub->cfg->max_queue_bytes / 4)
+        replay_resume(c);
+    if (c->urgent.len || c->normal.len) {
+        lws_callback_on_writable(c->wsi);
         return 0;
     }
     if (c->state == CONN_CLOSING) {
+        if (lws_partial_buffered(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+            return 0;
+        }
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
@@ -147,6 +166,7 @@ void
 conn_release(struct conn *c)
 {
     lws_sul_cancel(&c->sul);
+    replay_stop(c);
     ring_clear(&c->urgent);
     ring_clear(&c->normal);
     c->queued_bytes = 0;

@@ -3,10 +3,12 @@
  *
  * struct conn is the lws per-session storage of the two WebSocket protocols:
  * lws allocates and frees it, zeroed, with the connection. Outbound frames
- * are shared buffers (struct buf) held in two rings, urgent (critical and
- * high priority events, and replies) before normal, drained one frame per
- * writable callback. The queue is bounded in bytes; a connection that
- * does not read is closed with 4008.
+ * are shared buffers (struct buf) held in two rings drained one burst per
+ * writable callback: replies (welcome, pong, errors, ...) go before events,
+ * and events keep their seq order among themselves, whatever their
+ * priority, because the contract promises increasing seq on a connection.
+ * The queue is bounded in bytes; a connection that does not read is closed
+ * with 4008.
  */
 #ifndef HUB_CONN_H
 #define HUB_CONN_H
@@ -46,11 +48,16 @@ struct conn {
     struct tenant *tenant;  /* set when READY */
     struct member *rooms;   /* own memberships */
     unsigned n_rooms;
-    struct conn *wnext; /* in tenant->waiters while CHECKING */
+    struct conn *wnext;       /* in tenant->waiters while CHECKING */
+    struct conn *prev, *next; /* in hub->conns (every open WebSocket) */
     struct ring urgent, normal;
     size_t queued_bytes;
     int64_t last_seq;           /* newest event seq queued here: no duplicates */
     int64_t since;              /* resume point asked for, -1 when none */
+    int replaying;              /* replay.c owns delivery until it catches up */
+    int replay_waiting;         /* replay paused until the queue drains */
+    int64_t replay_upto;        /* live cursor the current replay page reads up to */
+    struct db_req *replay_req;  /* replay query in flight */
     lws_sorted_usec_list_t sul; /* auth deadline, then token expiry */
     unsigned char *rx;          /* partial inbound message (owned) */
     size_t rx_len;
@@ -61,12 +68,15 @@ struct conn {
     json_t *auth_ref; /* "ref" of the auth frame, echoed in welcome (owned) */
     int64_t pending_acks[CONN_MAX_PENDING_ACKS];
     unsigned n_pending_acks;
+    struct db_req *ack_req; /* lookup of an ack for an event not sent here */
+    int64_t ack_id;
+    json_t *ack_ref;
     char session[17];
 };
 
 /*
- * Queues b (taking a new reference) for sending. urgent frames go before
- * normal ones. Returns 0, or -1 when the queue would exceed its bound, in
+ * Queues b (taking a new reference) for sending. urgent (replies) go
+ * before events. Returns 0, or -1 when the queue would exceed its bound, in
  * which case the connection is being closed with 4008.
  */
 int conn_send(struct conn *c, struct buf *b, int urgent);
@@ -84,9 +94,9 @@ int conn_error(struct conn *c, const char *code, const char *message, const json
  */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
 
-/* Writes one queued frame; called from the writable callback. Returns
- * non-zero when lws must close the connection. */
-int conn_write_one(struct conn *c);
+/* Writes queued frames (a bounded number) from the writable callback.
+ * Returns non-zero when lws must close the connection. */
+int conn_flush(struct conn *c);
 
 /* Releases everything the connection owns (its queue, rx buffer, claims). */
 void conn_release(struct conn *c);

@@ -47,13 +47,33 @@ struct db {
     PGresult *res; /* first result of the query in flight */
     int attempt;   /* failed attempts since the last success */
     int retry_max_ms;
-    lws_sorted_usec_list_t sul; /* connect timeout, retry delay, or deferred failure */
-    char fail[160];             /* why a send failed, reported from the timer */
+    lws_sorted_usec_list_t sul;  /* connect timeout, retry delay, or deferred failure */
+    char fail[160];              /* why a send failed, reported from the timer */
+    lws_sorted_usec_list_t kick; /* asks lws for POLLOUT from outside its callbacks */
 };
 
 static void db_connect(struct db *db);
 static void db_lost(struct db *db, const char *why);
 static void on_db_timer(lws_sorted_usec_list_t *sul);
+
+static void
+on_db_kick(lws_sorted_usec_list_t *sul)
+{
+    struct db *db = lws_container_of(sul, struct db, kick);
+    if (db->wsi)
+        lws_callback_on_writable(db->wsi);
+}
+
+/*
+ * Asks to be told when the socket is writable. lws forgets a request for
+ * POLLOUT made on a raw file from inside its own writable callback, so the
+ * request is made from a timer that fires at once.
+ */
+static void
+db_want_write(struct db *db)
+{
+    lws_sul_schedule(db->ctx, 0, &db->kick, on_db_kick, 1);
+}
 
 static void
 req_free(struct db_req *r)
@@ -133,7 +153,7 @@ db_pump(struct db *db)
     if (f < 0)
         db_fail_later(db);
     else if (f > 0)
-        lws_callback_on_writable(db->wsi);
+        db_want_write(db);
 }
 
 /* Hands finished results to their callbacks, then passes notifications up. */
@@ -208,7 +228,7 @@ db_connect_step(struct db *db)
             return;
         }
         if (st == PGRES_POLLING_WRITING)
-            lws_callback_on_writable(db->wsi);
+            db_want_write(db);
         return;
     default:
         db_lost(db, PQerrorMessage(db->pg));
@@ -252,7 +272,7 @@ db_connect(struct db *db)
         db_lost(db, "cannot watch the database socket");
         return;
     }
-    lws_callback_on_writable(db->wsi);
+    db_want_write(db);
 }
 
 /*
@@ -329,7 +349,7 @@ on_db_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             if (f < 0)
                 db_lost(db, PQerrorMessage(db->pg));
             else if (f > 0)
-                lws_callback_on_writable(wsi);
+                db_want_write(db);
         }
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -428,6 +448,7 @@ db_free(struct db *db)
     if (!db)
         return;
     lws_sul_cancel(&db->sul);
+    lws_sul_cancel(&db->kick);
     db_drop_wsi(db);
     if (db->res)
         PQclear(db->res);

@@ -13,6 +13,7 @@
 #include "registry.h"
 
 struct db;
+struct acks;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -27,6 +28,7 @@ struct hub_metrics {
     uint64_t rate_limited;   /* connections closed with 4029 */
     uint64_t bad_frames;
     uint64_t db_reconnects;
+    uint64_t events_purged;
 };
 
 struct hub {
@@ -42,7 +44,10 @@ struct hub {
     int reading;          /* an outbox read is in flight */
     int read_again;       /* a notification came during that read */
     size_t n_conns;       /* open WebSocket connections */
-    uint64_t next_session;
+    struct conn *conns;   /* all of them (utlist DL list through conn->prev/next) */
+    int draining;         /* stopping: no new connections, the open ones closed with 1001 */
+    struct acks *acks;    /* acks waiting to be written (acks.c) */
+    lws_sorted_usec_list_t purge_sul;
     struct hub_metrics m;
 };
 

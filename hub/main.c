@@ -1,11 +1,14 @@
 /*
  * main.c - wires the hub together and runs the one event loop.
  */
+#include "acks.h"
 #include "config.h"
+#include "conn.h"
 #include "db.h"
 #include "hub.h"
 #include "log.h"
 #include "outbox.h"
+#include "purge.h"
 #include "ws.h"
 
 #include <signal.h>
@@ -23,6 +26,47 @@ on_signal(int sig)
     interrupted = sig;
     if (loop_ctx)
         lws_cancel_service(loop_ctx);
+}
+
+static void
+on_drain_tick(lws_sorted_usec_list_t *sul)
+{
+    /* Only wakes the loop so the deadline is looked at. */
+}
+
+/*
+ * Graceful stop: refuse new connections, close every open one with 1001
+ * once its queued frames are written, and keep serving until all are gone
+ * or HUB_SHUTDOWN_TIMEOUT_MS has passed.
+ */
+static void
+drain(struct hub *hub)
+{
+    log_info("main", "stopping (signal %d): closing %zu connections with 1001", (int)interrupted,
+             hub->n_conns);
+    hub->draining = 1;
+    for (struct conn *c = hub->conns; c; c = c->next)
+        conn_close(c, 1001, "server shutting down");
+    int64_t deadline = hub_now_ms() + hub->cfg->shutdown_timeout_ms;
+    lws_sorted_usec_list_t tick;
+    memset(&tick, 0, sizeof(tick));
+    while (hub->n_conns && hub_now_ms() < deadline) {
+        lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
+        if (lws_service(hub->ctx, 0) < 0)
+            break;
+    }
+    /* Acks received up to now are written before the process ends. */
+    while ((acks_flush(hub) || acks_pending(hub)) && db_is_up(hub->work_db) &&
+           hub_now_ms() < deadline) {
+        lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
+        if (lws_service(hub->ctx, 0) < 0)
+            break;
+    }
+    lws_sul_cancel(&tick);
+    if (hub->n_conns)
+        log_warn("main", "%zu connections still open at the shutdown deadline", hub->n_conns);
+    if (acks_pending(hub))
+        log_warn("main", "%zu acks could not be written before the deadline", acks_pending(hub));
 }
 
 /* The work connection needs nothing at connect time. */
@@ -80,6 +124,8 @@ main(int argc, char **argv)
     }
     db_start(hub.listen_db);
     db_start(hub.work_db);
+    acks_start(&hub);
+    purge_start(&hub);
 
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
@@ -89,13 +135,18 @@ main(int argc, char **argv)
     while (!interrupted)
         if (lws_service(hub.ctx, 0) < 0)
             break;
-    log_info("main", "stopping (signal %d)", (int)interrupted);
+    drain(&hub);
 
 out:
-    lws_context_destroy(hub.ctx);
-    loop_ctx = NULL;
+    /* Timers and database handles go while the context (which owns their
+     * sockets and timer lists) still exists; pending callbacks get NULL. */
+    purge_stop(&hub);
     db_free(hub.listen_db);
     db_free(hub.work_db);
+    hub.listen_db = hub.work_db = NULL;
+    acks_free(&hub);
+    lws_context_destroy(hub.ctx);
+    loop_ctx = NULL;
     reg_free(&hub.reg);
     config_free(&cfg);
     return rc;

@@ -32,26 +32,10 @@ on_rows(struct db *db, const PGresult *res, void *ud)
     }
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
-        json_error_t jerr;
-        json_t *rooms = json_loads(PQgetvalue(res, i, 4), 0, &jerr);
-        json_t *data = json_loads(PQgetvalue(res, i, 5), 0, &jerr);
-        struct event ev = {
-            .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
-            .seq = strtoll(PQgetvalue(res, i, 1), NULL, 10),
-            .tenant = PQgetvalue(res, i, 2),
-            .kind = PQgetvalue(res, i, 3),
-            .rooms = rooms,
-            .data = data,
-            .priority = PQgetvalue(res, i, 6),
-            .ack = PQgetvalue(res, i, 7)[0] == 't',
-            .ts_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10),
-        };
-        if (json_is_array(rooms) && json_is_object(data))
+        struct event ev;
+        if (event_from_row(res, i, &ev) == 0)
             router_deliver(hub, &ev);
-        else
-            log_err("outbox", "event %lld has malformed rooms or data; skipped", (long long)ev.id);
-        json_decref(rooms);
-        json_decref(data);
+        event_clear(&ev);
         hub->cursor = ev.seq;
         hub->m.events_read++;
     }
@@ -70,9 +54,7 @@ outbox_read(struct hub *hub)
         return;
     }
     static const char sql[] =
-        "SELECT id, seq, tenant, kind, array_to_json(rooms)::text, data::text, priority, ack, "
-        "(extract(epoch FROM created_at) * 1000)::int8 "
-        "FROM hub.outbox WHERE seq > $1 ORDER BY seq LIMIT $2";
+        "SELECT " EVENT_COLUMNS " FROM hub.outbox WHERE seq > $1 ORDER BY seq LIMIT $2";
     char cursor[24], limit[16];
     snprintf(cursor, sizeof(cursor), "%lld", (long long)hub->cursor);
     snprintf(limit, sizeof(limit), "%d", hub->cfg->outbox_batch);

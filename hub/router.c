@@ -12,6 +12,7 @@
 #include "hub.h"
 #include "log.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
 
@@ -46,7 +47,6 @@ router_deliver(struct hub *hub, const struct event *ev)
         t->last_seq = ev->seq;
     if (!t->n_conns)
         return 0;
-    int urgent = strcmp(ev->priority, "normal") != 0;
     json_t *map = NULL;
     size_t n = 0;
     size_t i;
@@ -61,7 +61,7 @@ router_deliver(struct hub *hub, const struct event *ev)
         DL_FOREACH(r->members, m)
         {
             struct conn *c = m->conn;
-            if (c->state != CONN_READY || c->last_seq >= ev->seq)
+            if (c->state != CONN_READY || c->replaying || c->last_seq >= ev->seq)
                 continue;
             if (!enc[c->fmt]) {
                 if (!map && !(map = event_map(ev)))
@@ -73,7 +73,7 @@ router_deliver(struct hub *hub, const struct event *ev)
             c->last_seq = ev->seq;
             if (ev->ack)
                 note_pending_ack(c, ev->id);
-            if (conn_send(c, enc[c->fmt], urgent) == 0)
+            if (conn_send(c, enc[c->fmt], 0) == 0)
                 n++;
         }
         buf_unref(enc[0]);
@@ -88,4 +88,64 @@ router_deliver(struct hub *hub, const struct event *ev)
     json_decref(map);
     hub->m.frames_queued += n;
     return n;
+}
+
+int
+event_from_row(const PGresult *res, int i, struct event *ev)
+{
+    *ev = (struct event){
+        .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+        .seq = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+        .tenant = PQgetvalue(res, i, 2),
+        .kind = PQgetvalue(res, i, 3),
+        .rooms = json_loads(PQgetvalue(res, i, 4), 0, NULL),
+        .data = json_loads(PQgetvalue(res, i, 5), 0, NULL),
+        .priority = PQgetvalue(res, i, 6),
+        .ack = PQgetvalue(res, i, 7)[0] == 't',
+        .ts_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10),
+    };
+    if (json_is_array(ev->rooms) && json_is_object(ev->data))
+        return 0;
+    log_err("router", "event %lld has malformed rooms or data; skipped", (long long)ev->id);
+    return -1;
+}
+
+void
+event_clear(struct event *ev)
+{
+    json_decref(ev->rooms);
+    json_decref(ev->data);
+    ev->rooms = ev->data = NULL;
+}
+
+int
+router_deliver_one(struct conn *c, const struct event *ev)
+{
+    if (c->last_seq >= ev->seq)
+        return 0;
+    size_t i;
+    json_t *jr;
+    json_array_foreach(ev->rooms, i, jr)
+    {
+        const char *name = json_string_value(jr);
+        for (struct member *m = c->rooms; m; m = m->cnext) {
+            if (!name || strcmp(m->room->name, name))
+                continue;
+            json_t *map = event_map(ev);
+            if (!map)
+                return 0;
+            json_object_set_new(map, "room", json_string(name));
+            struct buf *b = frame_encode(c->fmt, map);
+            json_decref(map);
+            if (!b)
+                return 0;
+            c->last_seq = ev->seq;
+            if (ev->ack)
+                note_pending_ack(c, ev->id);
+            int rc = conn_send(c, b, 0);
+            buf_unref(b);
+            return rc == 0;
+        }
+    }
+    return 0;
 }

@@ -6,8 +6,15 @@
 
 #include <stdint.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 
 struct hub;
+struct conn;
+
+/* The outbox columns event_from_row() reads, in its order. */
+#define EVENT_COLUMNS                                                                              \
+    "id, seq, tenant, kind, array_to_json(rooms)::text, data::text, priority, ack, "               \
+    "(extract(epoch FROM created_at) * 1000)::int8"
 
 /* One event as read from hub.outbox. The strings are borrowed. */
 struct event {
@@ -23,8 +30,25 @@ struct event {
 };
 
 /*
- * Queues ev on every ready connection of its tenant that is in one of its
- * rooms and has not had it yet, in the connection's format. The frame is
+ * Reads row i of a result selected with EVENT_COLUMNS into ev (strings
+ * point into res; rooms and data are new references released with
+ * event_clear()). Returns 0, or -1 when rooms or data are malformed.
+ */
+int event_from_row(const PGresult *res, int i, struct event *ev);
+
+/* Releases what event_from_row() took. */
+void event_clear(struct event *ev);
+
+/*
+ * Queues ev on one connection (replay), through the first of the event's
+ * rooms the connection is in; nothing when it is in none or already had it.
+ * Returns 1 when queued.
+ */
+int router_deliver_one(struct conn *c, const struct event *ev);
+
+/*
+ * Queues ev on every ready, not replaying connection of its tenant that is
+ * in one of its rooms and has not had it yet, in the connection's format. The frame is
  * encoded once per (room, format) and shared by all its recipients.
  * Returns the number of connections it was queued on.
  */

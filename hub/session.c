@@ -11,7 +11,9 @@
 #include "buf.h"
 #include "db.h"
 #include "hub.h"
+#include "acks.h"
 #include "log.h"
+#include "replay.h"
 #include "room.h"
 
 #include <errno.h>
@@ -111,6 +113,8 @@ welcome(struct conn *c, struct tenant *t)
     json_decref(w);
     json_decref(c->auth_ref);
     c->auth_ref = NULL;
+    if (c->since >= 0)
+        replay_start(c);
     log_debug("session", "session %s: %s %s of %s ready in %u rooms", c->session,
               auth_role_name(c->who.role), c->who.sub, t->name, c->n_rooms);
 }
@@ -366,6 +370,43 @@ on_subscribe(struct conn *c, json_t *msg, const json_t *ref, int join)
 }
 
 static void
+ack_accept(struct conn *c, int64_t id)
+{
+    c->hub->m.acks++;
+    if (acks_add(c->hub, id, c->tenant->name, c->who.sub))
+        log_err("session", "session %s: out of memory recording an ack", c->session);
+    log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
+}
+
+/* The database said which tenant the acked event belongs to, if any. */
+static void
+on_ack_lookup(struct db *db, const PGresult *res, void *ud)
+{
+    struct conn *c = ud;
+    c->ack_req = NULL;
+    json_t *ref = c->ack_ref;
+    c->ack_ref = NULL;
+    if (c->state != CONN_READY) {
+        json_decref(ref);
+        return;
+    }
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        conn_error(c, "internal", "cannot check that event now; ack again later", ref);
+    else if (PQntuples(res) == 0)
+        conn_error(c, "bad_request", "no event has that id", ref);
+    else if (strcmp(PQgetvalue(res, 0, 0), c->tenant->name))
+        conn_error(c, "forbidden", "that event belongs to another tenant", ref);
+    else
+        ack_accept(c, c->ack_id);
+    json_decref(ref);
+}
+
+/*
+ * An ack for an event this connection was sent is taken at once; any other
+ * id is looked up (one lookup in flight per connection) so that acks for
+ * unknown events or other tenants' events are refused and recorded nowhere.
+ */
+static void
 on_ack(struct conn *c, json_t *msg, const json_t *ref)
 {
     json_t *id = json_object_get(msg, "id");
@@ -377,13 +418,25 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
     for (unsigned i = 0; i < c->n_pending_acks; i++) {
         if (c->pending_acks[i] == v) {
             c->pending_acks[i] = c->pending_acks[--c->n_pending_acks];
-            c->hub->m.acks++;
-            log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub,
-                      (long long)v);
+            ack_accept(c, v);
             return;
         }
     }
-    conn_error(c, "bad_request", "no event with that id awaits an ack on this connection", ref);
+    if (c->ack_req) {
+        conn_error(c, "rate_limited", "wait for the answer to the previous ack", ref);
+        return;
+    }
+    char idtext[24];
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)v);
+    const char *params[1] = {idtext};
+    c->ack_req = db_query(c->hub->work_db, "SELECT tenant FROM hub.outbox WHERE id = $1", 1, params,
+                          on_ack_lookup, c);
+    if (!c->ack_req) {
+        conn_error(c, "internal", "cannot check that event now; ack again later", ref);
+        return;
+    }
+    c->ack_id = v;
+    c->ack_ref = ref ? json_incref((json_t *)ref) : NULL;
 }
 
 void
@@ -449,6 +502,10 @@ session_message(struct conn *c, const void *data, size_t len)
 void
 session_closed(struct conn *c)
 {
+    db_cancel(c->ack_req);
+    c->ack_req = NULL;
+    json_decref(c->ack_ref);
+    c->ack_ref = NULL;
     if (c->who.tenant && !c->tenant) {
         struct tenant *t = reg_tenant(&c->hub->reg, c->who.tenant, 0);
         if (t)

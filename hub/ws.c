@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 /* Appends one fragment; hands over the message once it is complete. */
 static int
@@ -59,6 +60,9 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     char uri[64];
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return hub && hub->draining; /* stopping: accept nothing new */
+
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
             return 1; /* refuse the upgrade */
@@ -70,17 +74,21 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         c->fmt = (enum frame_fmt)lws_get_protocol(wsi)->id;
         hub->n_conns++;
         hub->m.connections_total++;
+        DL_APPEND(hub->conns, c);
         session_open(c);
+        if (hub->draining)
+            conn_close(c, 1001, "server shutting down");
         return 0;
 
     case LWS_CALLBACK_RECEIVE:
         return on_receive(c, in, len);
 
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return conn_write_one(c);
+        return conn_flush(c);
 
     case LWS_CALLBACK_CLOSED:
         hub->n_conns--;
+        DL_DELETE(hub->conns, c);
         session_closed(c);
         return 0;
 

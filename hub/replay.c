@@ -1,0 +1,169 @@
+/*
+ * replay.c - paged, asynchronous resume from hub.outbox (see replay.h).
+ *
+ * Each step reads at most REPLAY_PAGE rows of the connection's tenant with
+ * seq in (last_seq, upto] that name one of its rooms, where upto is the
+ * live cursor when the page is asked for. Rows up to the cursor are
+ * committed and visible (the live reader saw them), and the live router
+ * skips a replaying connection, so when a short page comes back and the
+ * cursor has not moved, every event up to it has been queued and the
+ * connection can go live. Pages are only asked for while the connection's
+ * queue is under a quarter of its bound, so a long replay never holds more
+ * than that in memory.
+ */
+#include "replay.h"
+#include "conn.h"
+#include "db.h"
+#include "hub.h"
+#include "log.h"
+#include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void replay_page(struct conn *c);
+
+/* The database is unreachable: the client is told to come back. */
+static void
+replay_fail(struct conn *c)
+{
+    c->replaying = 0;
+    conn_error(c, "internal", "cannot read missed events now; reconnect and resume", NULL);
+    conn_close(c, 1013, "try again later");
+}
+
+static void
+on_page(struct db *db, const PGresult *res, void *ud)
+{
+    struct conn *c = ud;
+    c->replay_req = NULL;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            log_err("replay", "session %s: %s", c->session, PQresultErrorMessage(res));
+        replay_fail(c);
+        return;
+    }
+    int n = PQntuples(res);
+    int64_t last = c->last_seq;
+    for (int i = 0; i < n; i++) {
+        struct event ev;
+        if (event_from_row(res, i, &ev) == 0)
+            router_deliver_one(c, &ev);
+        event_clear(&ev);
+        last = ev.seq;
+        if (c->state == CONN_CLOSING)
+            return;
+    }
+    /* Rows this connection skipped still move its position. */
+    if (last > c->last_seq)
+        c->last_seq = last;
+    if (n < REPLAY_PAGE) {
+        if (c->replay_upto > c->last_seq)
+            c->last_seq = c->replay_upto;
+        if (c->hub->cursor <= c->replay_upto) {
+            c->replaying = 0;
+            log_debug("replay", "session %s: caught up at seq %lld", c->session,
+                      (long long)c->last_seq);
+            return;
+        }
+    }
+    replay_resume(c);
+}
+
+/* Asks for the next page (the caller checked the queue has room). */
+static void
+replay_page(struct conn *c)
+{
+    struct hub *hub = c->hub;
+    /* The connection's rooms as a text[] literal; room names need no escaping. */
+    size_t cap = 2;
+    for (struct member *m = c->rooms; m; m = m->cnext)
+        cap += strlen(m->room->name) + 3;
+    char *rooms = malloc(cap);
+    if (!rooms) {
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
+    char *p = rooms;
+    *p++ = '{';
+    for (struct member *m = c->rooms; m; m = m->cnext)
+        p += sprintf(p, "%s\"%s\"", m == c->rooms ? "" : ",", m->room->name);
+    *p++ = '}';
+    *p = '\0';
+
+    c->replay_upto = hub->cursor;
+    char after[24], upto[24], limit[16];
+    snprintf(after, sizeof(after), "%lld", (long long)c->last_seq);
+    snprintf(upto, sizeof(upto), "%lld", (long long)c->replay_upto);
+    snprintf(limit, sizeof(limit), "%d", REPLAY_PAGE);
+    const char *params[5] = {c->tenant->name, after, upto, rooms, limit};
+    static const char sql[] =
+        "SELECT " EVENT_COLUMNS " FROM hub.outbox "
+        "WHERE tenant = $1 AND seq > $2 AND seq <= $3 AND rooms && $4::text[] "
+        "ORDER BY seq LIMIT $5";
+    c->replay_req = db_query(hub->work_db, sql, 5, params, on_page, c);
+    free(rooms);
+    if (!c->replay_req)
+        replay_fail(c);
+}
+
+static void
+on_horizon(struct db *db, const PGresult *res, void *ud)
+{
+    struct conn *c = ud;
+    c->replay_req = NULL;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            log_err("replay", "session %s: %s", c->session, PQresultErrorMessage(res));
+        replay_fail(c);
+        return;
+    }
+    int64_t purged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (c->last_seq < purged) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "events up to seq %lld are past retention; oldest available is %lld",
+                 (long long)purged, (long long)purged + 1);
+        json_t *e = json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code", "resume_gap",
+                              "message", msg, "oldest_seq", (json_int_t)purged + 1);
+        if (e)
+            conn_reply(c, e);
+        json_decref(e);
+        c->last_seq = purged;
+    }
+    replay_resume(c);
+}
+
+void
+replay_start(struct conn *c)
+{
+    c->replaying = 1;
+    c->last_seq = c->since;
+    c->replay_req = db_query(c->hub->work_db,
+                             "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0)",
+                             0, NULL, on_horizon, c);
+    if (!c->replay_req)
+        replay_fail(c);
+}
+
+void
+replay_resume(struct conn *c)
+{
+    if (!c->replaying || c->replay_req || c->state != CONN_READY)
+        return;
+    if (c->queued_bytes > c->hub->cfg->max_queue_bytes / 4) {
+        c->replay_waiting = 1;
+        return;
+    }
+    c->replay_waiting = 0;
+    replay_page(c);
+}
+
+void
+replay_stop(struct conn *c)
+{
+    db_cancel(c->replay_req);
+    c->replay_req = NULL;
+    c->replaying = 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * replay.h - resume: the events a returning client missed, from the outbox.
+ *
+ * A connection that names `since` S gets, right after welcome, every
+ * event with seq > S that its rooms would have received, read from
+ * hub.outbox in pages, in seq order, then continues live. While it
+ * replays, the live router skips it; replay keeps reading until it has
+ * caught up with the live cursor, then hands over, so nothing is missed or
+ * repeated even when events commit during the replay.
+ */
+#ifndef HUB_REPLAY_H
+#define HUB_REPLAY_H
+
+struct conn;
+
+/* Outbox rows read per replay query. */
+#define REPLAY_PAGE 200
+
+/* Starts replaying c from c->since (c is READY and in its rooms). */
+void replay_start(struct conn *c);
+
+/* The connection's queue drained: continue a replay that was waiting. */
+void replay_resume(struct conn *c);
+
+/* The connection is closing: forget its replay. */
+void replay_stop(struct conn *c);
+
+#endif

@@ -1,0 +1,49 @@
+-- Outbox retention: events older than the hub's retention window are
+-- deleted in small batches, always a prefix in seq order, and the highest
+-- seq ever deleted is kept so that a client resuming from before it is
+-- told (resume_gap) instead of silently missing events.
+
+CREATE TABLE IF NOT EXISTS hub.outbox_horizon (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    purged_through bigint NOT NULL DEFAULT 0
+);
+INSERT INTO hub.outbox_horizon (only_row) VALUES (true) ON CONFLICT DO NOTHING;
+
+-- Deletes at most batch outbox rows committed before now() - retention,
+-- lowest seq first, and advances the horizon. committed_at grows with seq
+-- (both are set at commit under the same lock), so the rows deleted are
+-- always a prefix of the seq order. Returns how many rows it deleted; the
+-- caller repeats while that equals batch. Each call is its own short
+-- statement: no long locks, and concurrent callers (several hubs) skip
+-- each other's rows.
+CREATE OR REPLACE FUNCTION hub.purge_outbox(retention interval, batch integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+    top bigint;
+BEGIN
+    IF retention IS NULL OR retention < interval '0' THEN
+        RAISE EXCEPTION 'retention must be a non-negative interval, got %', retention
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000, got %', batch
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH victims AS (
+        SELECT id FROM hub.outbox
+        WHERE seq IS NOT NULL AND committed_at < now() - retention
+        ORDER BY seq
+        LIMIT batch
+        FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        DELETE FROM hub.outbox o USING victims v WHERE o.id = v.id RETURNING o.seq
+    )
+    SELECT count(*), max(seq) INTO n, top FROM gone;
+    IF n > 0 THEN
+        UPDATE hub.outbox_horizon SET purged_through = greatest(purged_through, top);
+    END IF;
+    RETURN n;
+END;
+$$;
