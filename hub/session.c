@@ -462,6 +462,8 @@ session_message(struct conn *c, const void *data, size_t len)
     if (!type) {
         c->hub->m.bad_frames++;
         conn_error(c, "bad_request", "every frame needs a string field type", ref);
+    } else if (c->state == CONN_AUTH && strcmp(type, "auth")) {
+        conn_error(c, "unauthorized", "authenticate first: send an auth frame", ref);
     } else if (!strcmp(type, "ping")) {
         json_t *pong = json_pack("{s:s}", "type", "pong");
         if (ref)

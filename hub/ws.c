@@ -87,6 +87,8 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         return conn_flush(c);
 
     case LWS_CALLBACK_CLOSED:
+        if (!c || !c->hub)
+            return 0; /* refused before it was established */
         hub->n_conns--;
         DL_DELETE(hub->conns, c);
         session_closed(c);
