@@ -104,6 +104,24 @@ conn_error(struct conn *c, const char *code, const char *message, const json_t *
     return rc;
 }
 
+static void
+on_linger_done(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = lws_container_of(sul, struct conn, sul);
+    c->close_at_ms = 0;
+    lws_callback_on_writable(c->wsi);
+}
+
+void
+conn_close_lingering(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    conn_close(c, code, reason);
+    c->close_at_ms = hub_now_ms() + CONN_LINGER_MS;
+    lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_linger_done, (lws_usec_t)CONN_LINGER_MS * 1000);
+}
+
 void
 conn_close(struct conn *c, uint16_t code, const char *reason)
 {
@@ -151,6 +169,8 @@ conn_flush(struct conn *c)
         return 0;
     }
     if (c->state == CONN_CLOSING) {
+        if (c->close_at_ms)
+            return 0; /* lingering: on_linger_done asks for writable again */
         if (lws_partial_buffered(c->wsi)) {
             lws_callback_on_writable(c->wsi);
             return 0;

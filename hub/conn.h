@@ -22,6 +22,7 @@
 struct hub;
 struct buf;
 struct db_req;
+struct ack_lookup;
 
 enum conn_state {
     CONN_AUTH,     /* waiting for credentials */
@@ -38,6 +39,8 @@ struct ring {
 
 /* Events with ack:true this connection was sent and has not acked (bounded). */
 #define CONN_MAX_PENDING_ACKS 64
+/* Acks for events not sent on this connection checked at once. */
+#define CONN_MAX_ACK_LOOKUPS 32
 
 struct conn {
     struct lws *wsi;
@@ -63,14 +66,14 @@ struct conn {
     size_t rx_len;
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
+    int64_t close_at_ms; /* lingering until then before closing (0: not lingering) */
     uint16_t close_code; /* set when CLOSING */
     char close_reason[64];
     json_t *auth_ref; /* "ref" of the auth frame, echoed in welcome (owned) */
     int64_t pending_acks[CONN_MAX_PENDING_ACKS];
     unsigned n_pending_acks;
-    struct db_req *ack_req; /* lookup of an ack for an event not sent here */
-    int64_t ack_id;
-    json_t *ack_ref;
+    struct ack_lookup *ack_lookups; /* acks for events not sent here, being checked */
+    unsigned n_ack_lookups;
     char session[17];
 };
 
@@ -93,6 +96,17 @@ int conn_error(struct conn *c, const char *code, const char *message, const json
  * are dropped.
  */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/*
+ * How long a connection closed for flooding (4029) or an oversized message
+ * (1009) keeps reading and discarding before the close: closing a socket
+ * with unread input makes the kernel reset it, and the client would lose
+ * the error frame that says why.
+ */
+#define CONN_LINGER_MS 250
+
+/* conn_close(), but the close frame goes out CONN_LINGER_MS later. */
+void conn_close_lingering(struct conn *c, uint16_t code, const char *reason);
 
 /* Writes queued frames (a bounded number) from the writable callback.
  * Returns non-zero when lws must close the connection. */

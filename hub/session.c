@@ -275,10 +275,11 @@ session_open(struct conn *c)
     lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_conn_timer,
                      (lws_usec_t)c->hub->cfg->auth_timeout_ms * 1000);
 
-    char arg[32];
-    if (lws_get_urlarg_by_name(c->wsi, "since=", arg, sizeof(arg))) {
+    char arg[40];
+    const char *val = lws_get_urlarg_by_name(c->wsi, "since=", arg, sizeof(arg));
+    if (val) {
         int64_t since;
-        if (parse_since(arg, &since)) {
+        if (parse_since(val, &since)) {
             conn_error(c, "bad_request", "since must be a non-negative integer", NULL);
         } else {
             c->since = since;
@@ -378,33 +379,53 @@ ack_accept(struct conn *c, int64_t id)
     log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
 }
 
+/* One ack waiting for the database to say whose event it names. */
+struct ack_lookup {
+    struct ack_lookup *next; /* in conn->ack_lookups */
+    struct conn *c;
+    struct db_req *req;
+    int64_t id;
+    json_t *ref; /* owned */
+};
+
+static void
+ack_lookup_unlink(struct ack_lookup *l)
+{
+    struct conn *c = l->c;
+    for (struct ack_lookup **pp = &c->ack_lookups; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            c->n_ack_lookups--;
+            break;
+        }
+    json_decref(l->ref);
+    free(l);
+}
+
 /* The database said which tenant the acked event belongs to, if any. */
 static void
 on_ack_lookup(struct db *db, const PGresult *res, void *ud)
 {
-    struct conn *c = ud;
-    c->ack_req = NULL;
-    json_t *ref = c->ack_ref;
-    c->ack_ref = NULL;
-    if (c->state != CONN_READY) {
-        json_decref(ref);
-        return;
+    struct ack_lookup *l = ud;
+    struct conn *c = l->c;
+    if (c->state == CONN_READY) {
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+            conn_error(c, "internal", "cannot check that event now; ack again later", l->ref);
+        else if (PQntuples(res) == 0)
+            conn_error(c, "bad_request", "no event has that id", l->ref);
+        else if (strcmp(PQgetvalue(res, 0, 0), c->tenant->name))
+            conn_error(c, "forbidden", "that event belongs to another tenant", l->ref);
+        else
+            ack_accept(c, l->id);
     }
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        conn_error(c, "internal", "cannot check that event now; ack again later", ref);
-    else if (PQntuples(res) == 0)
-        conn_error(c, "bad_request", "no event has that id", ref);
-    else if (strcmp(PQgetvalue(res, 0, 0), c->tenant->name))
-        conn_error(c, "forbidden", "that event belongs to another tenant", ref);
-    else
-        ack_accept(c, c->ack_id);
-    json_decref(ref);
+    ack_lookup_unlink(l);
 }
 
 /*
  * An ack for an event this connection was sent is taken at once; any other
- * id is looked up (one lookup in flight per connection) so that acks for
- * unknown events or other tenants' events are refused and recorded nowhere.
+ * id is looked up (at most CONN_MAX_ACK_LOOKUPS at a time per connection)
+ * so that acks for unknown events or other tenants' events are refused and
+ * recorded nowhere.
  */
 static void
 on_ack(struct conn *c, json_t *msg, const json_t *ref)
@@ -422,21 +443,31 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
             return;
         }
     }
-    if (c->ack_req) {
-        conn_error(c, "rate_limited", "wait for the answer to the previous ack", ref);
+    if (c->n_ack_lookups >= CONN_MAX_ACK_LOOKUPS) {
+        conn_error(c, "rate_limited", "too many acks for events this connection was not sent", ref);
+        return;
+    }
+    struct ack_lookup *l = calloc(1, sizeof(*l));
+    if (!l) {
+        conn_close(c, 1011, "out of memory");
         return;
     }
     char idtext[24];
     snprintf(idtext, sizeof(idtext), "%lld", (long long)v);
     const char *params[1] = {idtext};
-    c->ack_req = db_query(c->hub->work_db, "SELECT tenant FROM hub.outbox WHERE id = $1", 1, params,
-                          on_ack_lookup, c);
-    if (!c->ack_req) {
+    l->c = c;
+    l->id = v;
+    l->req = db_query(c->hub->work_db, "SELECT tenant FROM hub.outbox WHERE id = $1", 1, params,
+                      on_ack_lookup, l);
+    if (!l->req) {
+        free(l);
         conn_error(c, "internal", "cannot check that event now; ack again later", ref);
         return;
     }
-    c->ack_id = v;
-    c->ack_ref = ref ? json_incref((json_t *)ref) : NULL;
+    l->ref = ref ? json_incref((json_t *)ref) : NULL;
+    l->next = c->ack_lookups;
+    c->ack_lookups = l;
+    c->n_ack_lookups++;
 }
 
 void
@@ -447,7 +478,7 @@ session_message(struct conn *c, const void *data, size_t len)
     if (rate_take(c)) {
         c->hub->m.rate_limited++;
         conn_error(c, "rate_limited", "too many frames; slow down", NULL);
-        conn_close(c, 4029, "rate limited");
+        conn_close_lingering(c, 4029, "rate limited");
         return;
     }
     const char *why;
@@ -504,10 +535,10 @@ session_message(struct conn *c, const void *data, size_t len)
 void
 session_closed(struct conn *c)
 {
-    db_cancel(c->ack_req);
-    c->ack_req = NULL;
-    json_decref(c->ack_ref);
-    c->ack_ref = NULL;
+    while (c->ack_lookups) {
+        db_cancel(c->ack_lookups->req);
+        ack_lookup_unlink(c->ack_lookups);
+    }
     if (c->who.tenant && !c->tenant) {
         struct tenant *t = reg_tenant(&c->hub->reg, c->who.tenant, 0);
         if (t)

@@ -34,7 +34,7 @@ on_receive(struct conn *c, const void *in, size_t len)
         c->rx = NULL;
         c->rx_len = 0;
         conn_error(c, "too_large", "message larger than HUB_MAX_FRAME_BYTES", NULL);
-        conn_close(c, 1009, "message too large");
+        conn_close_lingering(c, 1009, "message too large");
         return 0;
     }
     unsigned char *grown = realloc(c->rx, c->rx_len + len);
