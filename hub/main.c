@@ -9,6 +9,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "purge.h"
+#include "session.h"
 #include "ws.h"
 
 #include <signal.h>
@@ -69,8 +70,14 @@ drain(struct hub *hub)
         log_warn("main", "%zu acks could not be written before the deadline", acks_pending(hub));
 }
 
-/* The work connection needs nothing at connect time. */
-static const struct db_ops work_db_ops = {0};
+static void
+on_work_db_up(struct db *db, void *ud)
+{
+    session_db_up(ud);
+}
+
+/* The work connection: tenant checks, replays, acks, purges. */
+static const struct db_ops work_db_ops = {.on_up = on_work_db_up};
 
 int
 main(int argc, char **argv)

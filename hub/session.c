@@ -151,8 +151,18 @@ check_tenant(struct hub *hub, struct tenant *t)
     const char *params[1] = {t->name};
     if (db_query(hub->work_db, sql, 1, params, on_tenant_row, t))
         t->checking = 1;
-    else
-        session_tenant_checked(hub, t);
+    else if (t->check == TENANT_KNOWN)
+        session_tenant_checked(hub, t); /* stale but positive: admit */
+    /* Otherwise the waiters wait for the database (session_db_up) or
+     * their authentication deadline, whichever comes first. */
+}
+
+void
+session_db_up(struct hub *hub)
+{
+    for (struct tenant *t = hub->reg.tenants; t; t = t->hh.next)
+        if (t->waiters && !t->checking)
+            check_tenant(hub, t);
 }
 
 void
@@ -254,7 +264,10 @@ static void
 on_conn_timer(lws_sorted_usec_list_t *sul)
 {
     struct conn *c = lws_container_of(sul, struct conn, sul);
-    if (c->state == CONN_AUTH || c->state == CONN_CHECKING)
+    if (c->state == CONN_CHECKING) {
+        conn_error(c, "internal", "cannot verify the tenant now; try again", c->auth_ref);
+        conn_close(c, 1013, "try again later");
+    } else if (c->state == CONN_AUTH)
         reject(c, "authentication timed out", NULL);
     else if (c->state == CONN_READY)
         reject(c, "token expired", NULL);

@@ -19,6 +19,9 @@ void session_message(struct conn *c, const void *data, size_t len);
 /* The connection is gone: leaves rooms and waiting lists. */
 void session_closed(struct conn *c);
 
+/* The work connection is (again) up: tenant checks that were waiting go. */
+void session_db_up(struct hub *hub);
+
 /* The database answered (or failed to answer) whether tenant t exists. */
 struct tenant;
 void session_tenant_checked(struct hub *hub, struct tenant *t);
