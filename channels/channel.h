@@ -36,11 +36,11 @@ struct send_result {
 
 /* The content of one notification, already rendered for its recipient. */
 struct message {
-    const char *to;      /* device token, E.164 phone number or e-mail address */
-    const char *title;   /* push title / e-mail subject */
-    const char *body;    /* push body / SMS text / e-mail plain text */
-    const char *html;    /* e-mail HTML part, or NULL */
-    int high_priority;   /* critical or high events */
+    const char *to;       /* device token, E.164 phone number or e-mail address */
+    const char *title;    /* push title / e-mail subject */
+    const char *body;     /* push body / SMS text / e-mail plain text */
+    const char *html;     /* e-mail HTML part, or NULL */
+    int high_priority;    /* critical or high events */
     const char *event_id; /* decimal text */
     const char *kind;
     const char *tenant;

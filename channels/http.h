@@ -22,9 +22,9 @@
 struct http_engine;
 
 struct http_response {
-    CURLcode code;           /* CURLE_OK when an HTTP answer arrived */
-    long status;             /* HTTP status (or SMTP reply code), 0 when none */
-    const char *body;        /* NUL-terminated, at most HTTP_MAX_BODY bytes */
+    CURLcode code;    /* CURLE_OK when an HTTP answer arrived */
+    long status;      /* HTTP status (or SMTP reply code), 0 when none */
+    const char *body; /* NUL-terminated, at most HTTP_MAX_BODY bytes */
     size_t body_len;
     const char *retry_after; /* value of the Retry-After header, or NULL */
     const char *error;       /* curl's error text when code != CURLE_OK */
@@ -46,8 +46,8 @@ struct http_engine *http_engine_new(struct lws_context *ctx, struct lws_vhost *v
  * frees it, with any curl_slist the caller passes in headers, after the
  * callback. Returns 0, or -1 (nothing is called, easy and headers are freed).
  */
-int http_engine_add(struct http_engine *e, CURL *easy, struct curl_slist *headers,
-                    http_done_cb cb, void *ud);
+int http_engine_add(struct http_engine *e, CURL *easy, struct curl_slist *headers, http_done_cb cb,
+                    void *ud);
 
 /* Transfers in progress. */
 size_t http_engine_active(const struct http_engine *e);

@@ -22,17 +22,18 @@ struct acks {
     size_t inflight;
     lws_sorted_usec_list_t sul;
     struct hub *hub;
+    char sql[96];
 };
 
-static struct acks *
-acks_of(struct hub *hub)
+struct acks *
+acks_new(struct hub *hub, const char *fn)
 {
-    if (!hub->acks) {
-        hub->acks = calloc(1, sizeof(struct acks));
-        if (hub->acks)
-            hub->acks->hub = hub;
-    }
-    return hub->acks;
+    struct acks *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->hub = hub;
+    snprintf(q->sql, sizeof(q->sql), "SELECT %s($1::bigint[], $2::text[], $3::text[])", fn);
+    return q;
 }
 
 static void
@@ -46,6 +47,8 @@ ack_free(struct ack *a)
 static void
 acks_shift(struct acks *q, size_t n)
 {
+    if (!n)
+        return;
     for (size_t i = 0; i < n; i++)
         ack_free(&q->v[i]);
     memmove(q->v, q->v + n, (q->len - n) * sizeof(*q->v));
@@ -53,13 +56,10 @@ acks_shift(struct acks *q, size_t n)
 }
 
 int
-acks_add(struct hub *hub, int64_t event_id, const char *tenant, const char *user)
+acks_add(struct acks *q, int64_t event_id, const char *tenant, const char *user)
 {
-    struct acks *q = acks_of(hub);
-    if (!q)
-        return -1;
     if (q->len - q->inflight >= ACKS_MAX_PENDING && q->len > q->inflight) {
-        log_warn("acks", "more than %d acks wait for the database; dropping the oldest",
+        log_warn("acks", "more than %d marks wait for the database; dropping the oldest",
                  ACKS_MAX_PENDING);
         ack_free(&q->v[q->inflight]);
         memmove(q->v + q->inflight, q->v + q->inflight + 1,
@@ -92,13 +92,13 @@ on_written(struct db *db, const PGresult *res, void *ud)
     struct acks *q = ud;
     size_t n = q->inflight;
     q->inflight = 0;
-    if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
         acks_shift(q, n);
         return;
     }
     if (res) {
         /* A statement the database refuses would be refused again: drop it. */
-        log_err("acks", "writing %zu acks failed: %s", n, PQresultErrorMessage(res));
+        log_err("acks", "%s failed for %zu marks: %s", q->sql, n, PQresultErrorMessage(res));
         acks_shift(q, n);
     }
 }
@@ -122,11 +122,9 @@ lit_add(char **out, size_t *len, size_t *cap, const char *s, int quote)
 }
 
 int
-acks_flush(struct hub *hub)
+acks_flush(struct acks *q)
 {
-    struct acks *q = hub->acks;
-    if (!q)
-        return 0;
+    struct hub *hub = q->hub;
     if (q->inflight)
         return 1;
     if (!q->len || !db_is_up(hub->work_db))
@@ -155,15 +153,8 @@ acks_flush(struct hub *hub)
         p[len[k]] = '\0';
     }
     if (!rc) {
-        static const char sql[] =
-            "INSERT INTO hub.deliveries (event_id, tenant, user_id, channel, status, updated_at) "
-            "SELECT DISTINCT ON (e, u) e, t, u, 'ws', 'acked', now() "
-            "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS a(e, t, u) "
-            "WHERE EXISTS (SELECT 1 FROM hub.outbox o WHERE o.id = a.e) "
-            "ON CONFLICT (event_id, user_id, channel) "
-            "DO UPDATE SET status = 'acked', updated_at = now()";
         const char *params[3] = {lit[0], lit[1], lit[2]};
-        if (db_query(hub->work_db, sql, 3, params, on_written, q))
+        if (db_query(hub->work_db, q->sql, 3, params, on_written, q))
             q->inflight = n;
     }
     for (int k = 0; k < 3; k++)
@@ -175,33 +166,29 @@ static void
 on_tick(lws_sorted_usec_list_t *sul)
 {
     struct acks *q = lws_container_of(sul, struct acks, sul);
-    acks_flush(q->hub);
+    acks_flush(q);
     lws_sul_schedule(q->hub->ctx, 0, &q->sul, on_tick, (lws_usec_t)ACKS_FLUSH_MS * 1000);
 }
 
 void
-acks_start(struct hub *hub)
+acks_start(struct acks *q)
 {
-    struct acks *q = acks_of(hub);
-    if (q)
-        lws_sul_schedule(hub->ctx, 0, &q->sul, on_tick, (lws_usec_t)ACKS_FLUSH_MS * 1000);
+    lws_sul_schedule(q->hub->ctx, 0, &q->sul, on_tick, (lws_usec_t)ACKS_FLUSH_MS * 1000);
 }
 
 size_t
-acks_pending(const struct hub *hub)
+acks_pending(const struct acks *q)
 {
-    return hub->acks ? hub->acks->len : 0;
+    return q ? q->len : 0;
 }
 
 void
-acks_free(struct hub *hub)
+acks_free(struct acks *q)
 {
-    struct acks *q = hub->acks;
     if (!q)
         return;
     lws_sul_cancel(&q->sul);
     acks_shift(q, q->len);
     free(q->v);
     free(q);
-    hub->acks = NULL;
 }

@@ -59,6 +59,44 @@ static const struct opt opts[] = {
      "60000", "how often events past retention are deleted"},
     {"HUB_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 0, 600000,
      "10000", "on SIGTERM/SIGINT, longest wait for clients to be closed with 1001"},
+    {"FIREBASE_SERVICE_ACCOUNT_KEY", "firebase-service-account-key", OPT_STR, OFF(firebase_key), 0,
+     0, NULL, "service-account JSON for FCM push (unset, with no file: push disabled)"},
+    {"FIREBASE_SERVICE_ACCOUNT_FILE", "firebase-service-account-file", OPT_STR,
+     OFF(firebase_key_file), 0, 0, NULL, "path of the service-account JSON, instead of the text"},
+    {"HUB_FCM_BASE_URL", "fcm-base-url", OPT_STR, OFF(fcm_base_url), 0, 0,
+     "https://fcm.googleapis.com", "base of the FCM HTTP v1 API"},
+    {"TWILIO_ACCOUNT_SID", "twilio-account-sid", OPT_STR, OFF(twilio_sid), 0, 0, NULL,
+     "Twilio account (unset: SMS disabled)"},
+    {"TWILIO_AUTH_TOKEN", "twilio-auth-token", OPT_STR, OFF(twilio_token), 0, 0, NULL,
+     "Twilio auth token"},
+    {"TWILIO_PHONE_NUMBER", "twilio-phone-number", OPT_STR, OFF(twilio_from), 0, 0, NULL,
+     "sender number of SMS"},
+    {"HUB_TWILIO_BASE_URL", "twilio-base-url", OPT_STR, OFF(twilio_base_url), 0, 0,
+     "https://api.twilio.com", "base of the Twilio REST API"},
+    {"HUB_SMTP_URL", "smtp-url", OPT_STR, OFF(smtp_url), 0, 0, NULL,
+     "smtp:// (STARTTLS when offered) or smtps:// relay (unset: e-mail disabled)"},
+    {"HUB_SMTP_FROM", "smtp-from", OPT_STR, OFF(smtp_from), 0, 0, NULL, "sender address of e-mail"},
+    {"HUB_SMTP_USER", "smtp-user", OPT_STR, OFF(smtp_user), 0, 0, NULL, "SMTP login"},
+    {"HUB_SMTP_PASSWORD", "smtp-password", OPT_STR, OFF(smtp_password), 0, 0, NULL,
+     "SMTP password"},
+    {"HUB_PROVIDER_MAX_INFLIGHT", "provider-max-inflight", OPT_INT, OFF(provider_inflight), 1,
+     10000, "64", "requests in flight at once per provider"},
+    {"HUB_PROVIDER_TIMEOUT_MS", "provider-timeout-ms", OPT_INT, OFF(provider_timeout_ms), 100,
+     600000, "10000", "longest a provider request may take"},
+    {"HUB_FALLBACK_MAX_ATTEMPTS", "fallback-max-attempts", OPT_INT, OFF(max_attempts), 1, 100, "5",
+     "provider requests per delivery before it is failed (and the next channel tried)"},
+    {"HUB_RETRY_BASE_MS", "retry-base-ms", OPT_INT, OFF(retry_base_ms), 1, 3600000, "1000",
+     "first retry delay of a provider request (exponential, full jitter)"},
+    {"HUB_RETRY_CAP_MS", "retry-cap-ms", OPT_INT, OFF(retry_cap_ms), 1, 86400000, "60000",
+     "longest retry delay (a Retry-After from the provider may ask for more)"},
+    {"HUB_BREAKER_THRESHOLD", "breaker-threshold", OPT_INT, OFF(breaker_threshold), 1, 10000, "5",
+     "failures in a row after which a provider is skipped for the cool-down"},
+    {"HUB_BREAKER_COOLDOWN_MS", "breaker-cooldown-ms", OPT_INT, OFF(breaker_cooldown_ms), 10,
+     86400000, "30000", "how long a failing provider is skipped before one probe"},
+    {"HUB_FALLBACK_TICK_MS", "fallback-tick-ms", OPT_INT, OFF(fallback_tick_ms), 10, 60000, "1000",
+     "how often due fallbacks and retries are looked for"},
+    {"HUB_DELIVERY_LEASE_MS", "delivery-lease-ms", OPT_INT, OFF(lease_ms), 1000, 3600000, "60000",
+     "how long a claimed delivery belongs to this hub before another may take it"},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -194,8 +232,12 @@ config_load(struct hub_config *cfg, int argc, char **argv)
 void
 config_free(struct hub_config *cfg)
 {
-    free(cfg->database_url);
-    free(cfg->jwt_secret);
-    free(cfg->bind);
+    char **strs[] = {&cfg->database_url,    &cfg->jwt_secret,        &cfg->bind,
+                     &cfg->firebase_key,    &cfg->firebase_key_file, &cfg->fcm_base_url,
+                     &cfg->twilio_sid,      &cfg->twilio_token,      &cfg->twilio_from,
+                     &cfg->twilio_base_url, &cfg->smtp_url,          &cfg->smtp_from,
+                     &cfg->smtp_user,       &cfg->smtp_password};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -30,6 +30,28 @@ struct hub_config {
     int retention_s;         /* HUB_RETENTION_S: how long the outbox keeps events, 24 h */
     int purge_interval_ms;   /* HUB_PURGE_INTERVAL_MS: how often expired events are deleted */
     int shutdown_timeout_ms; /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
+
+    /* Fallback channels (CONTRACT §1, §4); NULL when not configured. */
+    char *firebase_key;      /* FIREBASE_SERVICE_ACCOUNT_KEY (JSON text) */
+    char *firebase_key_file; /* FIREBASE_SERVICE_ACCOUNT_FILE (path) */
+    char *fcm_base_url;      /* HUB_FCM_BASE_URL */
+    char *twilio_sid;        /* TWILIO_ACCOUNT_SID */
+    char *twilio_token;      /* TWILIO_AUTH_TOKEN */
+    char *twilio_from;       /* TWILIO_PHONE_NUMBER */
+    char *twilio_base_url;   /* HUB_TWILIO_BASE_URL */
+    char *smtp_url;          /* HUB_SMTP_URL */
+    char *smtp_from;         /* HUB_SMTP_FROM */
+    char *smtp_user;         /* HUB_SMTP_USER */
+    char *smtp_password;     /* HUB_SMTP_PASSWORD */
+    int provider_inflight;   /* HUB_PROVIDER_MAX_INFLIGHT: requests in flight per provider */
+    int provider_timeout_ms; /* HUB_PROVIDER_TIMEOUT_MS: one provider request at most */
+    int max_attempts;        /* HUB_FALLBACK_MAX_ATTEMPTS: provider requests per delivery */
+    int retry_base_ms;       /* HUB_RETRY_BASE_MS: first retry delay (exponential, jittered) */
+    int retry_cap_ms;        /* HUB_RETRY_CAP_MS: longest retry delay */
+    int breaker_threshold;   /* HUB_BREAKER_THRESHOLD: failures in a row that open it */
+    int breaker_cooldown_ms; /* HUB_BREAKER_COOLDOWN_MS: how long an open breaker skips */
+    int fallback_tick_ms;    /* HUB_FALLBACK_TICK_MS: how often due fallbacks are looked for */
+    int lease_ms;            /* HUB_DELIVERY_LEASE_MS: a claimed delivery is this hub's for */
 };
 
 /*

@@ -118,7 +118,7 @@ db_adopt(struct db *db)
     };
     db->wsi = lws_adopt_descriptor_vhost_via_info(&info);
     if (!db->wsi)
-        return -1; /* lws closed d */
+        return -1; /* lws owns d now, closed or not: it is not touched again */
     lws_set_opaque_user_data(db->wsi, db);
     db->sock = fd;
     return 0;

@@ -14,6 +14,7 @@
 
 struct db;
 struct acks;
+struct fallback;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -47,6 +48,8 @@ struct hub {
     struct conn *conns;   /* all of them (utlist DL list through conn->prev/next) */
     int draining;         /* stopping: no new connections, the open ones closed with 1001 */
     struct acks *acks;    /* acks waiting to be written (acks.c) */
+    struct acks *sent;    /* "sent" marks waiting to be written */
+    struct fallback *fallback;
     lws_sorted_usec_list_t purge_sul;
     struct hub_metrics m;
 };

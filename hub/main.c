@@ -5,6 +5,8 @@
 #include "config.h"
 #include "conn.h"
 #include "db.h"
+#include "fallback.h"
+#include "http.h"
 #include "hub.h"
 #include "log.h"
 #include "outbox.h"
@@ -57,8 +59,9 @@ drain(struct hub *hub)
             break;
     }
     /* Acks received up to now are written before the process ends. */
-    while ((acks_flush(hub) || acks_pending(hub)) && db_is_up(hub->work_db) &&
-           hub_now_ms() < deadline) {
+    while ((acks_flush(hub->acks) | acks_flush(hub->sent) || acks_pending(hub->acks) ||
+            acks_pending(hub->sent)) &&
+           db_is_up(hub->work_db) && hub_now_ms() < deadline) {
         lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
         if (lws_service(hub->ctx, 0) < 0)
             break;
@@ -66,8 +69,9 @@ drain(struct hub *hub)
     lws_sul_cancel(&tick);
     if (hub->n_conns)
         log_warn("main", "%zu connections still open at the shutdown deadline", hub->n_conns);
-    if (acks_pending(hub))
-        log_warn("main", "%zu acks could not be written before the deadline", acks_pending(hub));
+    if (acks_pending(hub->acks))
+        log_warn("main", "%zu acks could not be written before the deadline",
+                 acks_pending(hub->acks));
 }
 
 static void
@@ -96,10 +100,11 @@ main(int argc, char **argv)
     memset(&hub, 0, sizeof(hub));
     hub.cfg = &cfg;
 
-    struct lws_protocols protos[4];
+    struct lws_protocols protos[5];
     ws_protocols(protos);
     protos[2] = db_protocol;
-    memset(&protos[3], 0, sizeof(protos[3]));
+    protos[3] = http_engine_protocol;
+    memset(&protos[4], 0, sizeof(protos[4]));
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -120,19 +125,30 @@ main(int argc, char **argv)
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
     loop_ctx = hub.ctx;
 
+    rc = fallback_new(&hub, &hub.fallback);
+    if (rc) {
+        if (rc < 0)
+            log_err("main", "out of memory");
+        rc = rc < 0 ? 1 : 2;
+        goto out;
+    }
     hub.listen_db = db_new(hub.ctx, hub.vh, cfg.database_url, "listener", &outbox_db_ops, &hub,
                            cfg.db_retry_max_ms);
     hub.work_db = db_new(hub.ctx, hub.vh, cfg.database_url, "worker", &work_db_ops, &hub,
                          cfg.db_retry_max_ms);
-    if (!hub.listen_db || !hub.work_db) {
+    hub.acks = acks_new(&hub, "hub.record_acks");
+    hub.sent = acks_new(&hub, "hub.record_sent");
+    if (!hub.listen_db || !hub.work_db || !hub.acks || !hub.sent) {
         log_err("main", "out of memory");
         rc = 1;
         goto out;
     }
     db_start(hub.listen_db);
     db_start(hub.work_db);
-    acks_start(&hub);
+    acks_start(hub.acks);
+    acks_start(hub.sent);
     purge_start(&hub);
+    fallback_start(hub.fallback);
 
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
@@ -148,10 +164,13 @@ out:
     /* Timers and database handles go while the context (which owns their
      * sockets and timer lists) still exists; pending callbacks get NULL. */
     purge_stop(&hub);
+    fallback_free(hub.fallback);
+    hub.fallback = NULL;
     db_free(hub.listen_db);
     db_free(hub.work_db);
     hub.listen_db = hub.work_db = NULL;
-    acks_free(&hub);
+    acks_free(hub.acks);
+    acks_free(hub.sent);
     lws_context_destroy(hub.ctx);
     loop_ctx = NULL;
     reg_free(&hub.reg);

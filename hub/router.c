@@ -8,7 +8,9 @@
  */
 #include "router.h"
 #include "buf.h"
+#include "acks.h"
 #include "conn.h"
+#include "fallback.h"
 #include "hub.h"
 #include "log.h"
 
@@ -49,6 +51,8 @@ router_deliver(struct hub *hub, const struct event *ev)
         return 0;
     json_t *map = NULL;
     size_t n = 0;
+    /* Events without ack reach a user when sent; record it where fallback depends on it. */
+    int mark_sent = !ev->ack && fallback_wants_sent_marks(hub->fallback, ev->kind);
     size_t i;
     json_t *jr;
     json_array_foreach(ev->rooms, i, jr)
@@ -73,8 +77,11 @@ router_deliver(struct hub *hub, const struct event *ev)
             c->last_seq = ev->seq;
             if (ev->ack)
                 note_pending_ack(c, ev->id);
-            if (conn_send(c, enc[c->fmt], 0) == 0)
+            if (conn_send(c, enc[c->fmt], 0) == 0) {
                 n++;
+                if (mark_sent)
+                    acks_add(hub->sent, ev->id, t->name, c->who.sub);
+            }
         }
         buf_unref(enc[0]);
         buf_unref(enc[1]);
@@ -144,6 +151,8 @@ router_deliver_one(struct conn *c, const struct event *ev)
                 note_pending_ack(c, ev->id);
             int rc = conn_send(c, b, 0);
             buf_unref(b);
+            if (rc == 0 && !ev->ack && fallback_wants_sent_marks(c->hub->fallback, ev->kind))
+                acks_add(c->hub->sent, ev->id, c->tenant->name, c->who.sub);
             return rc == 0;
         }
     }

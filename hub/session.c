@@ -387,7 +387,7 @@ static void
 ack_accept(struct conn *c, int64_t id)
 {
     c->hub->m.acks++;
-    if (acks_add(c->hub, id, c->tenant->name, c->who.sub))
+    if (acks_add(c->hub->acks, id, c->tenant->name, c->who.sub))
         log_err("session", "session %s: out of memory recording an ack", c->session);
     log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
 }

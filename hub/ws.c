@@ -8,7 +8,7 @@
 #include "ws.h"
 #include "conn.h"
 #include "hub.h"
-#include "http.h"
+#include "web.h"
 #include "log.h"
 #include "session.h"
 
@@ -41,7 +41,8 @@ on_receive(struct conn *c, const void *in, size_t len)
     if (!grown && c->rx_len + len)
         return -1;
     c->rx = grown;
-    memcpy(c->rx + c->rx_len, in, len);
+    if (len)
+        memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (final) {
         session_message(c, c->rx, c->rx_len);
@@ -97,10 +98,10 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     case LWS_CALLBACK_HTTP:
         c->wsi = wsi;
         c->hub = hub;
-        return http_request(c, (const char *)in);
+        return web_request(c, (const char *)in);
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_writable(c);
+        return web_writable(c);
 
     case LWS_CALLBACK_CLOSED_HTTP:
         free(c->rx);

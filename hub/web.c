@@ -1,8 +1,8 @@
 /*
- * http.c - /healthz (200 while the outbox listener is up, else 503),
+ * web.c - /healthz (200 while the outbox listener is up, else 503),
  * /metrics (Prometheus text format), and 404 for everything else.
  */
-#include "http.h"
+#include "web.h"
 #include "conn.h"
 #include "db.h"
 #include "hub.h"
@@ -59,7 +59,7 @@ metrics_text(struct hub *hub, size_t *len)
     return out;
 }
 
-/* Sends the status line and headers, and keeps body for http_writable(). */
+/* Sends the status line and headers, and keeps body for web_writable(). */
 static int
 respond(struct conn *c, unsigned status, const char *type, char *body, size_t len)
 {
@@ -79,7 +79,7 @@ respond(struct conn *c, unsigned status, const char *type, char *body, size_t le
 }
 
 int
-http_request(struct conn *c, const char *uri)
+web_request(struct conn *c, const char *uri)
 {
     struct hub *hub = c->hub;
     if (!strcmp(uri, "/healthz")) {
@@ -101,7 +101,7 @@ http_request(struct conn *c, const char *uri)
 }
 
 int
-http_writable(struct conn *c)
+web_writable(struct conn *c)
 {
     if (!c->rx)
         return 0;

@@ -1,0 +1,50 @@
+/*
+ * provider.h - one fallback provider (FCM, Twilio, SMTP) as the fallback
+ * engine sees it: a send function, a circuit breaker, and a bound on the
+ * requests it has in flight.
+ */
+#ifndef CHANNELS_PROVIDER_H
+#define CHANNELS_PROVIDER_H
+
+#include "breaker.h"
+#include "channel.h"
+
+struct http_engine;
+struct hub_config;
+
+struct provider {
+    enum channel channel;
+    const char *name; /* "fcm", "twilio", "smtp" */
+    /*
+     * Starts sending m (strings are copied as needed before returning).
+     * Returns 0 and later calls cb exactly once, or -1 without calling it.
+     */
+    int (*send)(struct provider *p, const struct message *m, send_cb cb, void *ud);
+    void (*free)(struct provider *p);
+    struct http_engine *http;
+    struct breaker breaker;
+    unsigned inflight;     /* requests started, callback not yet run */
+    unsigned max_inflight; /* HUB_PROVIDER_MAX_INFLIGHT */
+    long timeout_ms;       /* HUB_PROVIDER_TIMEOUT_MS */
+};
+
+/* True when url parses and has a host and one of the schemes (NULL-terminated). */
+int url_has_scheme(const char *url, const char *const *schemes);
+
+/* True for a well-formed http:// or https:// URL. */
+int url_is_http(const char *url);
+
+/*
+ * Constructors: each reads its settings from cfg. Returns the provider,
+ * or NULL with *why NULL when the channel is simply not configured, or
+ * NULL with *why naming the variable and the problem when the configuration
+ * is present but bad (the hub then refuses to start).
+ */
+struct provider *fcm_provider_new(const struct hub_config *cfg, struct http_engine *http,
+                                  const char **why);
+struct provider *twilio_provider_new(const struct hub_config *cfg, struct http_engine *http,
+                                     const char **why);
+struct provider *smtp_provider_new(const struct hub_config *cfg, struct http_engine *http,
+                                   const char **why);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * smtp.c - e-mail through an SMTP relay with libcurl (smtp:// upgrading
+ * with STARTTLS when the server offers it, or smtps://), as a
+ * multipart/alternative message: the plain text and a simple HTML part
+ * rendered from the same template. Works with SES and SendGrid relays.
+ */
+#include "classify.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "provider.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+struct smtp {
+    struct provider base; /* first */
+    char *url, *from, *user, *password;
+};
+
+/* One e-mail in flight: the message and how much curl has read of it. */
+struct smtp_req {
+    char *data;
+    size_t len, off;
+    send_cb cb;
+    void *ud;
+};
+
+static size_t
+on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    struct smtp_req *q = ud;
+    size_t room = size * nitems, left = q->len - q->off;
+    size_t n = left < room ? left : room;
+    memcpy(buf, q->data + q->off, n);
+    q->off += n;
+    return n;
+}
+
+static void
+on_done(void *ud, const struct http_response *r)
+{
+    struct smtp_req *q = ud;
+    struct send_result res;
+    memset(&res, 0, sizeof(res));
+    classify_smtp(r->code, r->status, &res);
+    q->cb(q->ud, &res);
+    free(q->data);
+    free(q);
+}
+
+/* Encodes s as an RFC 2047 UTF-8 word when it is not plain ASCII; caller frees. */
+static char *
+header_word(const char *s)
+{
+    int ascii = 1;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p >= 0x80 || *p == '\r' || *p == '\n')
+            ascii = 0;
+    if (ascii)
+        return strdup(s);
+    size_t n = strlen(s);
+    char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+    char *out = malloc(4 * ((n + 2) / 3) + 16);
+    if (!b64 || !out) {
+        free(b64);
+        free(out);
+        return NULL;
+    }
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)s, (int)n);
+    sprintf(out, "=?UTF-8?B?%s?=", b64);
+    free(b64);
+    return out;
+}
+
+/* Builds the whole message (headers and both parts) with CRLF line ends. */
+static char *
+build_message(const struct smtp *s, const struct message *m, size_t *len)
+{
+    char *out = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&out, &size);
+    if (!f)
+        return NULL;
+    unsigned char rnd[12];
+    RAND_bytes(rnd, sizeof(rnd));
+    char boundary[40], id[32];
+    for (int i = 0; i < 12; i++) {
+        snprintf(boundary + 2 * i, 3, "%02x", rnd[i]);
+    }
+    snprintf(id, sizeof(id), "%.16s", boundary);
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    char *subject = header_word(m->title ? m->title : "Armonía");
+    const char *at = strchr(s->from, '@');
+    fprintf(f,
+            "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n"
+            "Message-ID: <%s.%s@%s>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/alternative; boundary=\"=_armonia_%s\"\r\n\r\n",
+            date, s->from, m->to, subject ? subject : "Armonia", m->event_id, id,
+            at ? at + 1 : "armonia.local", boundary);
+    free(subject);
+    fprintf(f,
+            "--=_armonia_%s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n",
+            boundary);
+    /* Body lines get CRLF, and a leading dot is doubled (RFC 5321 §4.5.2). */
+    const char *parts[2] = {m->body ? m->body : "", m->html};
+    for (int k = 0; k < 2; k++) {
+        if (k == 1) {
+            if (!m->html)
+                break;
+            fprintf(f,
+                    "\r\n--=_armonia_%s\r\nContent-Type: text/html; charset=UTF-8\r\n"
+                    "Content-Transfer-Encoding: 8bit\r\n\r\n",
+                    boundary);
+        }
+        int bol = 1;
+        for (const char *p = parts[k]; *p; p++) {
+            if (bol && *p == '.')
+                fputc('.', f);
+            bol = 0;
+            if (*p == '\n') {
+                fputs("\r\n", f);
+                bol = 1;
+            } else if (*p != '\r') {
+                fputc(*p, f);
+            }
+        }
+    }
+    fprintf(f, "\r\n--=_armonia_%s--\r\n", boundary);
+    if (fclose(f)) {
+        free(out);
+        return NULL;
+    }
+    *len = size;
+    return out;
+}
+
+static int
+smtp_send(struct provider *p, const struct message *m, send_cb cb, void *ud)
+{
+    struct smtp *s = (struct smtp *)p;
+    struct smtp_req *q = calloc(1, sizeof(*q));
+    CURL *easy = curl_easy_init();
+    struct curl_slist *rcpt = NULL;
+    if (!q || !easy)
+        goto err;
+    q->data = build_message(s, m, &q->len);
+    rcpt = curl_slist_append(NULL, m->to);
+    if (!q->data || !rcpt)
+        goto err;
+    q->cb = cb;
+    q->ud = ud;
+    curl_easy_setopt(easy, CURLOPT_URL, s->url);
+    curl_easy_setopt(easy, CURLOPT_MAIL_FROM, s->from);
+    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, rcpt);
+    curl_easy_setopt(easy, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    if (s->user) {
+        curl_easy_setopt(easy, CURLOPT_USERNAME, s->user);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, s->password ? s->password : "");
+    }
+    curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(easy, CURLOPT_READDATA, q);
+    curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->len);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
+    /* The recipient list is freed with the transfer, like a header list. */
+    if (http_engine_add(p->http, easy, rcpt, on_done, q)) {
+        free(q->data);
+        free(q);
+        return -1;
+    }
+    return 0;
+err:
+    if (q)
+        free(q->data);
+    free(q);
+    curl_slist_free_all(rcpt);
+    if (easy)
+        curl_easy_cleanup(easy);
+    return -1;
+}
+
+static void
+smtp_free(struct provider *p)
+{
+    struct smtp *s = (struct smtp *)p;
+    free(s->url);
+    free(s->from);
+    free(s->user);
+    free(s->password);
+    free(s);
+}
+
+struct provider *
+smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const char **why)
+{
+    static const char *const schemes[] = {"smtp", "smtps", NULL};
+    *why = NULL;
+    if (!cfg->smtp_url)
+        return NULL;
+    if (!url_has_scheme(cfg->smtp_url, schemes)) {
+        *why = "HUB_SMTP_URL: expected an smtp:// or smtps:// URL";
+        return NULL;
+    }
+    if (!cfg->smtp_from || !strchr(cfg->smtp_from, '@')) {
+        *why = "HUB_SMTP_FROM: required with HUB_SMTP_URL (an e-mail address)";
+        return NULL;
+    }
+    struct smtp *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->url = strdup(cfg->smtp_url);
+    s->from = strdup(cfg->smtp_from);
+    s->user = cfg->smtp_user ? strdup(cfg->smtp_user) : NULL;
+    s->password = cfg->smtp_password ? strdup(cfg->smtp_password) : NULL;
+    if (!s->url || !s->from) {
+        smtp_free(&s->base);
+        return NULL;
+    }
+    s->base.channel = CHANNEL_EMAIL;
+    s->base.name = "smtp";
+    s->base.send = smtp_send;
+    s->base.free = smtp_free;
+    s->base.http = http;
+    log_info("smtp", "e-mail through an SMTP relay");
+    return &s->base;
+}

@@ -1,0 +1,514 @@
+/*
+ * fallback.c - the hub's side of fallback delivery (see fallback.h).
+ *
+ * Work arrives three ways: the tick (every HUB_FALLBACK_TICK_MS: plan due
+ * jobs, claim due retries), NOTIFY hub_deliveries (another hub or a result
+ * created pending rows), and the completion of a send (room for one more).
+ * At most one plan query and one claim query per channel are in flight, and
+ * a provider never has more than HUB_PROVIDER_MAX_INFLIGHT requests.
+ */
+#include "fallback.h"
+#include "backoff.h"
+#include "breaker.h"
+#include "db.h"
+#include "http.h"
+#include "hub.h"
+#include "log.h"
+#include "provider.h"
+#include "template.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uthash.h>
+
+/* Due jobs planned per query. */
+#define FALLBACK_PLAN_BATCH 100
+/* Rows claimed per query for a channel with no provider (they are skipped). */
+#define FALLBACK_SKIP_BATCH 200
+
+struct kind_entry {
+    char *kind;
+    UT_hash_handle hh;
+};
+
+struct fallback {
+    struct hub *hub;
+    struct db *db;
+    struct http_engine *http;
+    struct provider *prov[CHANNEL_COUNT]; /* NULL: channel not configured */
+    int planning, plan_again;
+    int claiming[CHANNEL_COUNT], claim_again[CHANNEL_COUNT];
+    struct kind_entry *sent_kinds; /* kinds whose policy has fallback channels */
+    lws_sorted_usec_list_t tick;
+    char hub_id[96];
+    int closing; /* fallback_free() has begun */
+    uint64_t sent, failed, retried, skipped;
+};
+
+/* One delivery being sent; owned by the fallback until its result is stored. */
+struct job {
+    struct fallback *fb;
+    enum channel ch;
+    char *event_id, *user_id, *tenant, *address;
+    int attempts;
+};
+
+static void claim(struct fallback *fb, enum channel ch);
+
+static void
+job_free(struct job *j)
+{
+    free(j->event_id);
+    free(j->user_id);
+    free(j->tenant);
+    free(j->address);
+    free(j);
+}
+
+static void
+on_result_stored(struct db *db, const PGresult *res, void *ud)
+{
+    struct fallback *fb = ud;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_err("fallback", "recording a delivery result failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    /* A failed or skipped delivery may have queued the next channel. */
+    enum channel next;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+        channel_parse(PQgetvalue(res, 0, 0), &next) == 0)
+        claim(fb, next);
+}
+
+/*
+ * Stores one outcome: outcome is "sent", "retry", "failed" or "skipped".
+ * If the database is away the row's lease runs out and another attempt
+ * (by this or another hub) takes it: nothing is lost, at worst repeated.
+ */
+static void
+store_result(struct fallback *fb, const char *event_id, const char *user, enum channel ch,
+             const char *outcome, const char *detail, int retry_ms)
+{
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%d", retry_ms);
+    const char *params[6] = {event_id, user, channel_name(ch), outcome, detail, retry};
+    db_query(fb->db, "SELECT hub.delivery_result($1::bigint, $2, $3, $4, $5, $6::int)", 6, params,
+             on_result_stored, fb);
+}
+
+/* A provider answered (or failed to) for job j. */
+static void
+on_sent(void *ud, const struct send_result *r)
+{
+    struct job *j = ud;
+    struct fallback *fb = j->fb;
+    struct provider *p = fb->prov[j->ch];
+    const struct hub_config *cfg = fb->hub->cfg;
+    if (fb->closing) {
+        /* Shutting down: the lease runs out and a hub sends it later. */
+        p->inflight--;
+        job_free(j);
+        return;
+    }
+    int64_t now = hub_now_ms();
+    char masked[32];
+    log_mask(j->address, masked, sizeof(masked));
+    p->inflight--;
+
+    switch (r->outcome) {
+    case SEND_OK:
+        breaker_success(&p->breaker, now);
+        fb->sent++;
+        log_info("fallback", "%s to %s (user %s, event %s) sent: %s", p->name, masked, j->user_id,
+                 j->event_id, r->provider_id);
+        store_result(fb, j->event_id, j->user_id, j->ch, "sent", r->provider_id, 0);
+        break;
+    case SEND_PERMANENT:
+        breaker_success(&p->breaker, now); /* the provider works; this recipient does not */
+        fb->failed++;
+        log_info("fallback", "%s to %s (user %s, event %s) failed for good: %s", p->name, masked,
+                 j->user_id, j->event_id, r->detail);
+        store_result(fb, j->event_id, j->user_id, j->ch, "failed", r->detail, 0);
+        break;
+    case SEND_CONFIG:
+    case SEND_RETRY:
+        /* Only transient failures trip the breaker: a configuration alarm
+         * (e.g. APNs credentials, iPhones only) must not stop Android pushes. */
+        if (r->outcome == SEND_RETRY)
+            breaker_failure(&p->breaker, now);
+        else
+            breaker_release(&p->breaker);
+        if (r->outcome == SEND_CONFIG)
+            log_err("fallback", "%s rejects our credentials or configuration (%s): check it",
+                    p->name, r->detail);
+        if (j->attempts + 1 >= cfg->max_attempts) {
+            fb->failed++;
+            char detail[240];
+            snprintf(detail, sizeof(detail), "gave up after %d attempts: %s", j->attempts + 1,
+                     r->detail);
+            log_warn("fallback", "%s to %s (event %s): %s", p->name, masked, j->event_id, detail);
+            store_result(fb, j->event_id, j->user_id, j->ch, "failed", detail, 0);
+        } else {
+            fb->retried++;
+            int delay = backoff_delay_ms(j->attempts, cfg->retry_base_ms, cfg->retry_cap_ms,
+                                         r->retry_after_ms, (uint32_t)random());
+            log_info("fallback", "%s to %s (event %s): %s; retry in %d ms", p->name, masked,
+                     j->event_id, r->detail, delay);
+            store_result(fb, j->event_id, j->user_id, j->ch, "retry", r->detail, delay);
+        }
+        break;
+    }
+    enum channel ch = j->ch;
+    job_free(j);
+    claim(fb, ch);
+}
+
+/* Renders and sends one claimed row; records a result when it cannot go. */
+static void
+dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
+{
+    const char *event_id = PQgetvalue(res, i, 0);
+    const char *user = PQgetvalue(res, i, 1);
+    const char *tenant = PQgetvalue(res, i, 3);
+    const char *address = PQgetvalue(res, i, 4);
+    const char *locale = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
+    const char *kind = PQgetvalue(res, i, 6);
+    const char *priority = PQgetvalue(res, i, 7);
+    int attempts = atoi(PQgetvalue(res, i, 9));
+    struct provider *p = fb->prov[ch];
+
+    if (!p) {
+        fb->skipped++;
+        store_result(fb, event_id, user, ch, "skipped", "channel not configured", 0);
+        return;
+    }
+    if (!breaker_allow(&p->breaker, hub_now_ms())) {
+        fb->skipped++;
+        store_result(fb, event_id, user, ch, "skipped", "provider unavailable (circuit open)", 0);
+        return;
+    }
+    json_t *data = json_loads(PQgetvalue(res, i, 8), 0, NULL);
+    struct rendered text;
+    if (template_render(kind, locale, data, ch, &text)) {
+        json_decref(data);
+        store_result(fb, event_id, user, ch, "failed", "cannot render the message", 0);
+        return;
+    }
+    json_decref(data);
+    struct job *j = calloc(1, sizeof(*j));
+    if (j) {
+        j->fb = fb;
+        j->ch = ch;
+        j->attempts = attempts;
+        j->event_id = strdup(event_id);
+        j->user_id = strdup(user);
+        j->tenant = strdup(tenant);
+        j->address = strdup(address);
+    }
+    struct message m = {
+        .to = address,
+        .title = text.title,
+        .body = text.body,
+        .html = text.html,
+        .high_priority = strcmp(priority, "normal") != 0,
+        .event_id = event_id,
+        .kind = kind,
+        .tenant = tenant,
+    };
+    if (!j || !j->event_id || !j->user_id || !j->tenant || !j->address ||
+        p->send(p, &m, on_sent, j)) {
+        if (j)
+            job_free(j);
+        breaker_release(&p->breaker);
+        store_result(fb, event_id, user, ch, "retry", "could not start the request",
+                     fb->hub->cfg->retry_base_ms);
+    } else {
+        p->inflight++;
+    }
+    template_free(&text);
+}
+
+struct claim_ctx {
+    struct fallback *fb;
+    enum channel ch;
+    int asked;
+};
+
+static void
+on_claimed(struct db *db, const PGresult *res, void *ud)
+{
+    struct claim_ctx *cc = ud;
+    struct fallback *fb = cc->fb;
+    enum channel ch = cc->ch;
+    int asked = cc->asked;
+    free(cc);
+    fb->claiming[ch] = 0;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_err("fallback", "claiming %s deliveries failed: %s", channel_name(ch),
+                PQresultErrorMessage(res));
+        return;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        dispatch(fb, ch, res, i);
+    if (n >= asked || fb->claim_again[ch])
+        claim(fb, ch);
+}
+
+/* Claims as many due deliveries of ch as its provider has room for. */
+static void
+claim(struct fallback *fb, enum channel ch)
+{
+    if (fb->closing || !db_is_up(fb->db))
+        return;
+    if (fb->claiming[ch]) {
+        fb->claim_again[ch] = 1;
+        return;
+    }
+    struct provider *p = fb->prov[ch];
+    int room = p ? (int)p->max_inflight - (int)p->inflight : FALLBACK_SKIP_BATCH;
+    if (room <= 0)
+        return;
+    struct claim_ctx *cc = malloc(sizeof(*cc));
+    if (!cc)
+        return;
+    *cc = (struct claim_ctx){fb, ch, room};
+    char n[16], lease[16];
+    snprintf(n, sizeof(n), "%d", room);
+    snprintf(lease, sizeof(lease), "%d", fb->hub->cfg->lease_ms);
+    const char *params[4] = {channel_name(ch), n, lease, fb->hub_id};
+    fb->claim_again[ch] = 0;
+    if (db_query(fb->db,
+                 "SELECT event_id, user_id, channel, tenant, address, locale, kind, priority, "
+                 "data::text, attempts FROM hub.delivery_claim($1, $2::int, $3::int, $4)",
+                 4, params, on_claimed, cc))
+        fb->claiming[ch] = 1;
+    else
+        free(cc);
+}
+
+static void
+claim_all(struct fallback *fb)
+{
+    for (int ch = 0; ch < CHANNEL_COUNT; ch++)
+        claim(fb, (enum channel)ch);
+}
+
+static void plan(struct fallback *fb);
+
+static void
+on_planned(struct db *db, const PGresult *res, void *ud)
+{
+    struct fallback *fb = ud;
+    fb->planning = 0;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_err("fallback", "planning due fallbacks failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    int n = PQntuples(res), planned = 0;
+    for (int i = 0; i < n; i++)
+        planned += atoi(PQgetvalue(res, i, 2));
+    if (planned)
+        log_debug("fallback", "planned %d deliveries for %d jobs", planned, n);
+    if (n >= FALLBACK_PLAN_BATCH || fb->plan_again)
+        plan(fb);
+    if (planned)
+        claim_all(fb);
+}
+
+/* Turns due jobs into delivery rows. */
+static void
+plan(struct fallback *fb)
+{
+    if (fb->closing || !db_is_up(fb->db))
+        return;
+    if (fb->planning) {
+        fb->plan_again = 1;
+        return;
+    }
+    char n[16];
+    snprintf(n, sizeof(n), "%d", FALLBACK_PLAN_BATCH);
+    const char *params[1] = {n};
+    fb->plan_again = 0;
+    if (db_query(fb->db, "SELECT event_id, phase, planned FROM hub.fallback_plan($1::int)", 1,
+                 params, on_planned, fb))
+        fb->planning = 1;
+}
+
+static void
+on_tick(lws_sorted_usec_list_t *sul)
+{
+    struct fallback *fb = lws_container_of(sul, struct fallback, tick);
+    plan(fb);
+    claim_all(fb);
+    lws_sul_schedule(fb->hub->ctx, 0, &fb->tick, on_tick,
+                     (lws_usec_t)fb->hub->cfg->fallback_tick_ms * 1000);
+}
+
+static void
+on_policies(struct db *db, const PGresult *res, void *ud)
+{
+    struct fallback *fb = ud;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            log_err("fallback", "reading hub.policies failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    struct kind_entry *e, *tmp;
+    HASH_ITER(hh, fb->sent_kinds, e, tmp)
+    {
+        HASH_DEL(fb->sent_kinds, e);
+        free(e->kind);
+        free(e);
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        e = calloc(1, sizeof(*e));
+        if (!e || !(e->kind = strdup(PQgetvalue(res, i, 0)))) {
+            free(e);
+            break;
+        }
+        HASH_ADD_KEYPTR(hh, fb->sent_kinds, e->kind, strlen(e->kind), e);
+    }
+}
+
+static void
+load_policies(struct fallback *fb)
+{
+    db_query(fb->db, "SELECT kind FROM hub.policies WHERE cardinality(fallback) > 0", 0, NULL,
+             on_policies, fb);
+}
+
+static void
+on_db_up(struct db *db, void *ud)
+{
+    struct fallback *fb = ud;
+    db_query(db, "LISTEN hub_deliveries", 0, NULL, NULL, NULL);
+    db_query(db, "LISTEN hub_policies", 0, NULL, NULL, NULL);
+    load_policies(fb);
+    plan(fb);
+    claim_all(fb);
+}
+
+static void
+on_db_down(struct db *db, void *ud, const char *why)
+{
+    struct fallback *fb = ud;
+    fb->planning = 0;
+    for (int ch = 0; ch < CHANNEL_COUNT; ch++)
+        fb->claiming[ch] = 0;
+}
+
+static void
+on_db_notify(struct db *db, void *ud, const char *channel, const char *payload)
+{
+    struct fallback *fb = ud;
+    if (!strcmp(channel, "hub_policies"))
+        load_policies(fb);
+    else
+        claim_all(fb);
+}
+
+static const struct db_ops fallback_db_ops = {
+    .on_up = on_db_up,
+    .on_down = on_db_down,
+    .on_notify = on_db_notify,
+};
+
+int
+fallback_wants_sent_marks(const struct fallback *fb, const char *kind)
+{
+    struct kind_entry *e = NULL;
+    if (fb)
+        HASH_FIND_STR(fb->sent_kinds, kind, e);
+    return e != NULL;
+}
+
+int
+fallback_new(struct hub *hub, struct fallback **out)
+{
+    *out = NULL;
+    struct fallback *fb = calloc(1, sizeof(*fb));
+    if (!fb)
+        return -1;
+    fb->hub = hub;
+    char host[64] = "hub";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(fb->hub_id, sizeof(fb->hub_id), "%s:%d", host, (int)getpid());
+    fb->http = http_engine_new(hub->ctx, hub->vh);
+    fb->db = db_new(hub->ctx, hub->vh, hub->cfg->database_url, "fallback", &fallback_db_ops, fb,
+                    hub->cfg->db_retry_max_ms);
+    if (!fb->http || !fb->db) {
+        fallback_free(fb);
+        return -1;
+    }
+    struct provider *(*ctor[CHANNEL_COUNT])(const struct hub_config *, struct http_engine *,
+                                            const char **) = {
+        [CHANNEL_PUSH] = fcm_provider_new,
+        [CHANNEL_SMS] = twilio_provider_new,
+        [CHANNEL_EMAIL] = smtp_provider_new,
+    };
+    static const char *const off[CHANNEL_COUNT] = {
+        [CHANNEL_PUSH] = "FIREBASE_SERVICE_ACCOUNT_KEY is not set: push disabled",
+        [CHANNEL_SMS] = "TWILIO_ACCOUNT_SID is not set: SMS disabled",
+        [CHANNEL_EMAIL] = "HUB_SMTP_URL is not set: e-mail disabled",
+    };
+    for (int ch = 0; ch < CHANNEL_COUNT; ch++) {
+        const char *why = NULL;
+        struct provider *p = ctor[ch](hub->cfg, fb->http, &why);
+        if (!p && why) {
+            fprintf(stderr, "armonia-hub: %s\n", why);
+            fallback_free(fb);
+            return 2;
+        }
+        if (!p) {
+            log_warn("fallback", "%s", off[ch]);
+            continue;
+        }
+        breaker_init(&p->breaker, hub->cfg->breaker_threshold, hub->cfg->breaker_cooldown_ms);
+        p->max_inflight = (unsigned)hub->cfg->provider_inflight;
+        p->timeout_ms = hub->cfg->provider_timeout_ms;
+        fb->prov[ch] = p;
+    }
+    *out = fb;
+    return 0;
+}
+
+void
+fallback_start(struct fallback *fb)
+{
+    db_start(fb->db);
+    lws_sul_schedule(fb->hub->ctx, 0, &fb->tick, on_tick,
+                     (lws_usec_t)fb->hub->cfg->fallback_tick_ms * 1000);
+}
+
+void
+fallback_free(struct fallback *fb)
+{
+    if (!fb)
+        return;
+    lws_sul_cancel(&fb->tick);
+    fb->closing = 1;
+    /* Aborted transfers report through on_sent, which needs the providers. */
+    http_engine_free(fb->http);
+    fb->http = NULL;
+    for (int ch = 0; ch < CHANNEL_COUNT; ch++)
+        if (fb->prov[ch])
+            fb->prov[ch]->free(fb->prov[ch]);
+    db_free(fb->db);
+    struct kind_entry *e, *tmp;
+    HASH_ITER(hh, fb->sent_kinds, e, tmp)
+    {
+        HASH_DEL(fb->sent_kinds, e);
+        free(e->kind);
+        free(e);
+    }
+    free(fb);
+}

@@ -1,0 +1,38 @@
+/*
+ * fallback.h - reaching users the WebSocket did not reach (CONTRACT §4).
+ *
+ * The database holds the whole plan (schema/070_fallback.sql): jobs due
+ * at an event's ack timeout, delivery rows per (event, user, channel),
+ * leases, results. This module is the hub's side: it asks for due jobs to
+ * be planned, claims pending deliveries per channel as far as each
+ * provider has room, renders and sends them through the providers
+ * (channels/), and reports each outcome back, which may queue the next
+ * channel. Several hubs may run it on one database at once.
+ */
+#ifndef HUB_FALLBACK_H
+#define HUB_FALLBACK_H
+
+#include <stdint.h>
+
+struct hub;
+struct fallback;
+
+/*
+ * Builds the providers from the configuration. Returns 0; or 2 after
+ * printing one line naming the bad variable (the hub must not start); or
+ * -1 on OOM. Unconfigured channels get one warning each.
+ */
+int fallback_new(struct hub *hub, struct fallback **out);
+
+/* Connects its database session and starts the timers. */
+void fallback_start(struct fallback *fb);
+
+/* True when event kinds without ack need "sent" marks (their policy has
+ * fallback channels), so the router records who was sent them. */
+int fallback_wants_sent_marks(const struct fallback *fb, const char *kind);
+
+/* Stops timers and providers (transfers are aborted) and frees; call
+ * while the lws context exists. */
+void fallback_free(struct fallback *fb);
+
+#endif
