@@ -42,9 +42,28 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Local stand-ins for FCM (with its OAuth2 token endpoint), Twilio and an
+# SMTP relay: real HTTP/SMTP servers on loopback that print what they receive.
+mkdir -p .data
+node tests/standins/run.mjs --account-file "$root/.data/service-account.json" >.data/standins.out 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+    [ -s .data/standins.out ] && head -1 .data/standins.out | grep -q '^{' && break
+    sleep 0.1
+done
+standins=$(head -1 .data/standins.out)
+field() { node -e "process.stdout.write(String(JSON.parse(process.argv[1])[process.argv[2]]))" "$standins" "$1"; }
+tail -n +2 -f .data/standins.out &
+pids+=($!)
+
 DATABASE_URL=$db JWT_SECRET_KEY=$secret PORT=$port HUB_BIND=${HUB_BIND:-127.0.0.1} \
+    FIREBASE_SERVICE_ACCOUNT_FILE="$root/.data/service-account.json" HUB_FCM_BASE_URL="$(field fcmUrl)" \
+    TWILIO_ACCOUNT_SID="$(field twilioSid)" TWILIO_AUTH_TOKEN="$(field twilioToken)" \
+    TWILIO_PHONE_NUMBER="$(field twilioFrom)" HUB_TWILIO_BASE_URL="$(field twilioUrl)" \
+    HUB_SMTP_URL="$(field smtpUrl)" HUB_SMTP_FROM=notificaciones@armonia.demo \
     build/demo/armonia-hub &
 pids+=($!)
+hub_pid=$!
 for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -69,6 +88,10 @@ Fire events (in another terminal):
   psql '$db' -c "INSERT INTO demo.\"Announcement\"(title,body,type) VALUES ('Corte de agua','Hoy de 2 a 4 pm','emergency')"
   curl http://127.0.0.1:$port/healthz ; curl http://127.0.0.1:$port/metrics
 
+Residents are not connected, so visitors and announcements also reach them through the
+local FCM, Twilio and SMTP stand-ins ([fcm], [twilio], [smtp] lines below) once the
+kind's timeout passes (visitor 30 s; an emergency announcement at once).
+
 A guard console (watcher "guard") is attached below; a first panic fires in a moment.
 TXT
 
@@ -76,4 +99,4 @@ node --experimental-websocket tools/watch.mjs "ws://127.0.0.1:$port/ws" "$guard"
 pids+=($!)
 sleep 1
 psql "$db" -q -c "INSERT INTO demo.\"PanicAlert\"(\"userId\",\"unitId\",message) VALUES ('res-101','101','Demo: botón de pánico')"
-wait "${pids[0]}"
+wait "$hub_pid"
