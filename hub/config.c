@@ -95,6 +95,9 @@ static const struct opt opts[] = {
      86400000, "30000", "how long a failing provider is skipped before one probe"},
     {"HUB_FALLBACK_TICK_MS", "fallback-tick-ms", OPT_INT, OFF(fallback_tick_ms), 10, 60000, "1000",
      "how often due fallbacks and retries are looked for"},
+    {"HUB_CONSOLE_DIR", "console-dir", OPT_STR, OFF(console_dir), 0, 0, NULL,
+     "the clients/js folder: its console/ is served at /console/, its src/ at /js/ (unset: not "
+     "served)"},
     {"HUB_DELIVERY_LEASE_MS", "delivery-lease-ms", OPT_INT, OFF(lease_ms), 1000, 3600000, "60000",
      "how long a claimed delivery belongs to this hub before another may take it"},
 };
@@ -236,7 +239,7 @@ config_free(struct hub_config *cfg)
                      &cfg->firebase_key,    &cfg->firebase_key_file, &cfg->fcm_base_url,
                      &cfg->twilio_sid,      &cfg->twilio_token,      &cfg->twilio_from,
                      &cfg->twilio_base_url, &cfg->smtp_url,          &cfg->smtp_from,
-                     &cfg->smtp_user,       &cfg->smtp_password};
+                     &cfg->smtp_user,       &cfg->smtp_password,     &cfg->console_dir};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     memset(cfg, 0, sizeof(*cfg));

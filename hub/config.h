@@ -51,6 +51,7 @@ struct hub_config {
     int breaker_threshold;   /* HUB_BREAKER_THRESHOLD: failures in a row that open it */
     int breaker_cooldown_ms; /* HUB_BREAKER_COOLDOWN_MS: how long an open breaker skips */
     int fallback_tick_ms;    /* HUB_FALLBACK_TICK_MS: how often due fallbacks are looked for */
+    char *console_dir;       /* HUB_CONSOLE_DIR: clients/js, served at /console and /js */
     int lease_ms;            /* HUB_DELIVERY_LEASE_MS: a claimed delivery is this hub's for */
 };
 

@@ -114,6 +114,25 @@ main(int argc, char **argv)
     info.user = &hub;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cfg.bind, ':') == NULL) |
                    LWS_SERVER_OPTION_VALIDATE_UTF8;
+    /* The guard console and the client library, as static files (optional). */
+    char console_path[4096], js_path[4096];
+    struct lws_http_mount mounts[2];
+    memset(mounts, 0, sizeof(mounts));
+    if (cfg.console_dir) {
+        snprintf(console_path, sizeof(console_path), "%s/console", cfg.console_dir);
+        snprintf(js_path, sizeof(js_path), "%s/src", cfg.console_dir);
+        mounts[0] = (struct lws_http_mount){.mount_next = &mounts[1],
+                                            .mountpoint = "/console",
+                                            .mountpoint_len = 8,
+                                            .origin = console_path,
+                                            .def = "index.html",
+                                            .origin_protocol = LWSMPRO_FILE};
+        mounts[1] = (struct lws_http_mount){.mountpoint = "/js",
+                                            .mountpoint_len = 3,
+                                            .origin = js_path,
+                                            .origin_protocol = LWSMPRO_FILE};
+        info.mounts = mounts;
+    }
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 30;
     hub.ctx = lws_create_context(&info);
