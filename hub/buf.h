@@ -10,12 +10,14 @@
 #define HUB_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <libwebsockets.h>
 
 struct buf {
     unsigned refs;        /* owners: every queue entry and the creator */
     size_t len;           /* payload bytes, after the headroom */
     unsigned char binary; /* 1: send as a binary frame, 0: text */
+    int64_t seq;          /* the event's seq for event frames, 0 for replies */
     unsigned char mem[];  /* LWS_PRE headroom, then len payload bytes */
 };
 

@@ -39,6 +39,10 @@ static const struct opt opts[] = {
      "65536", "largest inbound WebSocket message; larger ones close the connection with 1009"},
     {"HUB_MAX_QUEUE_BYTES", "max-queue-bytes", OPT_SIZE, OFF(max_queue_bytes), 4096, 1073741824,
      "1048576", "outbound bytes queued per connection before it is closed with 4008"},
+    {"HUB_SLOW_CONSUMER_MS", "slow-consumer-ms", OPT_INT, OFF(slow_consumer_ms), 100, 3600000,
+     "30000",
+     "a connection whose frames wait unwritten this long is closed with 4008 (one that reads "
+     "but falls behind a burst catches up from the outbox instead)"},
     {"HUB_AUTH_TIMEOUT_MS", "auth-timeout-ms", OPT_INT, OFF(auth_timeout_ms), 100, 600000, "10000",
      "time a connection has to authenticate"},
     {"HUB_RATE_LIMIT", "rate-limit", OPT_INT, OFF(rate_limit), 1, 1000000, "50",

@@ -52,12 +52,43 @@ ring_clear(struct ring *r)
     memset(r, 0, sizeof(*r));
 }
 
+/*
+ * A reading client that cannot keep up with a burst: instead of holding the
+ * burst in memory, its queued events are dropped and it catches up from
+ * the outbox (replay.c) starting at the first event it has not been sent,
+ * at the pace its socket drains. seq is the event that did not fit.
+ */
+static void
+fall_behind(struct conn *c, int64_t seq)
+{
+    int64_t first = seq;
+    for (uint32_t i = 0; i < c->normal.len; i++) {
+        struct buf *q = c->normal.v[(c->normal.head + i) % c->normal.cap];
+        if (q->seq && q->seq < first)
+            first = q->seq;
+    }
+    struct buf *q;
+    while ((q = ring_pop(&c->normal))) {
+        c->queued_bytes -= q->len;
+        buf_unref(q);
+    }
+    c->hub->m.catchups++;
+    log_info("conn", "session %s: falls behind at seq %lld; catching up from the outbox",
+             c->session, (long long)first);
+    replay_catch_up(c, first - 1);
+}
+
 int
 conn_send(struct conn *c, struct buf *b, int urgent)
 {
     if (c->state == CONN_CLOSING)
         return 0;
     if (c->queued_bytes + b->len > c->hub->cfg->max_queue_bytes) {
+        if (b->seq && c->state == CONN_READY &&
+            hub_now_ms() - c->progress_ms < c->hub->cfg->slow_consumer_ms) {
+            fall_behind(c, b->seq);
+            return -1;
+        }
         c->hub->m.slow_consumers++;
         log_info("conn", "session %s: outbound queue over %zu bytes, closing (slow consumer)",
                  c->session, c->hub->cfg->max_queue_bytes);
@@ -151,6 +182,7 @@ conn_flush(struct conn *c)
         if (!b)
             break;
         c->queued_bytes -= b->len;
+        c->progress_ms = hub_now_ms();
         size_t len = b->len;
         int n = lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         buf_unref(b);
@@ -195,4 +227,40 @@ conn_release(struct conn *c)
     json_decref(c->auth_ref);
     c->auth_ref = NULL;
     auth_claims_free(&c->who);
+}
+
+/* Closes connections that have had frames waiting, unwritten, too long. */
+static void
+on_stall_sweep(lws_sorted_usec_list_t *sul)
+{
+    struct hub *hub = lws_container_of(sul, struct hub, stall_sul);
+    int64_t now = hub_now_ms();
+    for (struct conn *c = hub->conns; c; c = c->next) {
+        if (c->state != CONN_READY || (!c->queued_bytes && !c->replay_waiting))
+            continue;
+        if (now - c->progress_ms < hub->cfg->slow_consumer_ms)
+            continue;
+        hub->m.slow_consumers++;
+        log_info("conn", "session %s: nothing written for %d ms, closing (slow consumer)",
+                 c->session, hub->cfg->slow_consumer_ms);
+        ring_clear(&c->normal);
+        c->queued_bytes = 0;
+        for (uint32_t i = 0; i < c->urgent.len; i++)
+            c->queued_bytes += c->urgent.v[(c->urgent.head + i) % c->urgent.cap]->len;
+        conn_error(c, "rate_limited", "not reading: closing as a slow consumer", NULL);
+        conn_close(c, 4008, "slow consumer");
+    }
+    lws_sul_schedule(hub->ctx, 0, &hub->stall_sul, on_stall_sweep, CONN_STALL_SWEEP_MS * 1000);
+}
+
+void
+conn_stall_sweep_start(struct hub *hub)
+{
+    lws_sul_schedule(hub->ctx, 0, &hub->stall_sul, on_stall_sweep, CONN_STALL_SWEEP_MS * 1000);
+}
+
+void
+conn_stall_sweep_stop(struct hub *hub)
+{
+    lws_sul_cancel(&hub->stall_sul);
 }

@@ -55,10 +55,14 @@ struct conn {
     struct conn *prev, *next; /* in hub->conns (every open WebSocket) */
     struct ring urgent, normal;
     size_t queued_bytes;
+    int64_t progress_ms;        /* last time a frame was written (or the connection opened) */
     int64_t last_seq;           /* newest event seq queued here: no duplicates */
     int64_t since;              /* resume point asked for, -1 when none */
     int replaying;              /* replay.c owns delivery until it catches up */
+    int in_page;                /* replay.c is handing a page's rows to this connection */
+    int fell_behind;            /* set by replay_catch_up() for a page being processed */
     int replay_waiting;         /* replay paused until the queue drains */
+    int64_t replay_hi;          /* upper end of the window the page in flight reads */
     int64_t replay_upto;        /* live cursor the current replay page reads up to */
     struct db_req *replay_req;  /* replay query in flight */
     lws_sorted_usec_list_t sul; /* auth deadline, then token expiry */
@@ -111,6 +115,16 @@ void conn_close_lingering(struct conn *c, uint16_t code, const char *reason);
 /* Writes queued frames (a bounded number) from the writable callback.
  * Returns non-zero when lws must close the connection. */
 int conn_flush(struct conn *c);
+
+/* How often connections are checked for not reading at all. */
+#define CONN_STALL_SWEEP_MS 1000
+
+/*
+ * Starts (stops) the periodic check that closes with 4008 a connection
+ * whose frames have waited unwritten for HUB_SLOW_CONSUMER_MS.
+ */
+void conn_stall_sweep_start(struct hub *hub);
+void conn_stall_sweep_stop(struct hub *hub);
 
 /* Releases everything the connection owns (its queue, rx buffer, claims). */
 void conn_release(struct conn *c);

@@ -30,6 +30,7 @@ struct hub_metrics {
     uint64_t bad_frames;
     uint64_t db_reconnects;
     uint64_t events_purged;
+    uint64_t catchups; /* connections that fell behind and caught up from the outbox */
 };
 
 struct hub {
@@ -51,6 +52,7 @@ struct hub {
     struct acks *sent;    /* "sent" marks waiting to be written */
     struct fallback *fallback;
     lws_sorted_usec_list_t purge_sul;
+    lws_sorted_usec_list_t stall_sul;
     struct hub_metrics m;
 };
 

@@ -167,6 +167,7 @@ main(int argc, char **argv)
     acks_start(hub.acks);
     acks_start(hub.sent);
     purge_start(&hub);
+    conn_stall_sweep_start(&hub);
     fallback_start(hub.fallback);
 
     signal(SIGPIPE, SIG_IGN);
@@ -183,6 +184,7 @@ out:
     /* Timers and database handles go while the context (which owns their
      * sockets and timer lists) still exists; pending callbacks get NULL. */
     purge_stop(&hub);
+    conn_stall_sweep_stop(&hub);
     fallback_free(hub.fallback);
     hub.fallback = NULL;
     db_free(hub.listen_db);

@@ -45,23 +45,27 @@ on_page(struct db *db, const PGresult *res, void *ud)
         return;
     }
     int n = PQntuples(res);
-    int64_t last = c->last_seq;
     for (int i = 0; i < n; i++) {
         struct event ev;
+        c->in_page = 1;
         if (event_from_row(res, i, &ev) == 0)
             router_deliver_one(c, &ev);
+        c->in_page = 0;
         event_clear(&ev);
-        last = ev.seq;
+        if (c->fell_behind) {
+            c->fell_behind = 0; /* replay_catch_up() took over from an earlier seq */
+            return;
+        }
+        if (ev.seq > c->last_seq)
+            c->last_seq = ev.seq; /* rows this connection skipped still move it on */
         if (c->state == CONN_CLOSING)
             return;
     }
-    /* Rows this connection skipped still move its position. */
-    if (last > c->last_seq)
-        c->last_seq = last;
     if (n < REPLAY_PAGE) {
-        if (c->replay_upto > c->last_seq)
-            c->last_seq = c->replay_upto;
-        if (c->hub->cursor <= c->replay_upto) {
+        /* The window (after, replay_hi] is done; so is everything up to replay_hi. */
+        if (c->replay_hi > c->last_seq)
+            c->last_seq = c->replay_hi;
+        if (c->replay_hi >= c->replay_upto && c->hub->cursor <= c->replay_upto) {
             c->replaying = 0;
             log_debug("replay", "session %s: caught up at seq %lld", c->session,
                       (long long)c->last_seq);
@@ -92,16 +96,22 @@ replay_page(struct conn *c)
     *p++ = '}';
     *p = '\0';
 
-    c->replay_upto = hub->cursor;
+    /* A page reads one window of seq numbers at most, so its cost stays
+     * bounded whatever the planner knows about the table. */
+    if (c->last_seq >= c->replay_upto)
+        c->replay_upto = hub->cursor;
+    c->replay_hi = c->replay_upto;
+    if (c->replay_hi - c->last_seq > REPLAY_WINDOW)
+        c->replay_hi = c->last_seq + REPLAY_WINDOW;
     char after[24], upto[24], limit[16];
     snprintf(after, sizeof(after), "%lld", (long long)c->last_seq);
-    snprintf(upto, sizeof(upto), "%lld", (long long)c->replay_upto);
+    snprintf(upto, sizeof(upto), "%lld", (long long)c->replay_hi);
     snprintf(limit, sizeof(limit), "%d", REPLAY_PAGE);
     const char *params[5] = {c->tenant->name, after, upto, rooms, limit};
     static const char sql[] =
         "SELECT " EVENT_COLUMNS " FROM hub.outbox "
         "WHERE tenant = $1 AND seq > $2 AND seq <= $3 AND rooms && $4::text[] "
-        "ORDER BY seq LIMIT $5";
+        "ORDER BY tenant, seq LIMIT $5";
     c->replay_req = db_query(hub->work_db, sql, 5, params, on_page, c);
     free(rooms);
     if (!c->replay_req)
@@ -140,11 +150,24 @@ replay_start(struct conn *c)
 {
     c->replaying = 1;
     c->last_seq = c->since;
+    c->replay_upto = c->hub->cursor;
     c->replay_req = db_query(c->hub->work_db,
                              "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0)",
                              0, NULL, on_horizon, c);
     if (!c->replay_req)
         replay_fail(c);
+}
+
+void
+replay_catch_up(struct conn *c, int64_t after)
+{
+    db_cancel(c->replay_req);
+    c->replay_req = NULL;
+    c->replaying = 1;
+    c->fell_behind = c->in_page;
+    c->last_seq = after;
+    c->replay_upto = c->hub->cursor;
+    replay_resume(c);
 }
 
 void

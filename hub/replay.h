@@ -11,13 +11,24 @@
 #ifndef HUB_REPLAY_H
 #define HUB_REPLAY_H
 
+#include <stdint.h>
+
 struct conn;
 
 /* Outbox rows read per replay query. */
-#define REPLAY_PAGE 200
+#define REPLAY_PAGE 500
+/* Most seq numbers one replay query looks through. */
+#define REPLAY_WINDOW 20000
 
 /* Starts replaying c from c->since (c is READY and in its rooms). */
 void replay_start(struct conn *c);
+
+/*
+ * The connection fell behind a burst: its queued events were dropped and it
+ * continues from the outbox after seq `after`, paced by its socket. Safe to
+ * call while a replay page is being processed or is in flight.
+ */
+void replay_catch_up(struct conn *c, int64_t after);
 
 /* The connection's queue drained: continue a replay that was waiting. */
 void replay_resume(struct conn *c);

@@ -73,6 +73,7 @@ router_deliver(struct hub *hub, const struct event *ev)
                 json_object_set_new(map, "room", json_string(r->name));
                 if (!(enc[c->fmt] = frame_encode(c->fmt, map)))
                     goto oom;
+                enc[c->fmt]->seq = ev->seq;
             }
             c->last_seq = ev->seq;
             if (ev->ack)
@@ -146,6 +147,7 @@ router_deliver_one(struct conn *c, const struct event *ev)
             json_decref(map);
             if (!b)
                 return 0;
+            b->seq = ev->seq;
             c->last_seq = ev->seq;
             if (ev->ack)
                 note_pending_ack(c, ev->id);

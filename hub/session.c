@@ -284,6 +284,7 @@ session_open(struct conn *c)
     c->since = -1;
     c->tokens = c->hub->cfg->rate_burst;
     c->tokens_at_ms = hub_now_ms();
+    c->progress_ms = c->tokens_at_ms;
     c->state = CONN_AUTH;
     lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_conn_timer,
                      (lws_usec_t)c->hub->cfg->auth_timeout_ms * 1000);

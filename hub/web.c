@@ -48,6 +48,8 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("rate_limited_total", "Connections closed with 4029.", m->rate_limited);
     COUNTER("bad_frames_total", "Malformed or unknown inbound frames.", m->bad_frames);
     COUNTER("db_reconnects_total", "Times the outbox listener was lost.", m->db_reconnects);
+    COUNTER("catchups_total", "Connections that fell behind a burst and caught up from the outbox.",
+            m->catchups);
     COUNTER("events_purged_total", "Outbox events deleted past retention.", m->events_purged);
 #undef COUNTER
 #undef GAUGE
