@@ -38,7 +38,8 @@ static const struct opt opts[] = {
     {"HUB_MAX_FRAME_BYTES", "max-frame-bytes", OPT_SIZE, OFF(max_frame_bytes), 256, 16777216,
      "65536", "largest inbound WebSocket message; larger ones close the connection with 1009"},
     {"HUB_MAX_QUEUE_BYTES", "max-queue-bytes", OPT_SIZE, OFF(max_queue_bytes), 4096, 1073741824,
-     "1048576", "outbound bytes queued per connection before it is closed with 4008"},
+     "1048576",
+     "outbound bytes queued per connection; past it a reading client catches up from the outbox"},
     {"HUB_SLOW_CONSUMER_MS", "slow-consumer-ms", OPT_INT, OFF(slow_consumer_ms), 100, 3600000,
      "30000",
      "a connection whose frames wait unwritten this long is closed with 4008 (one that reads "
