@@ -109,10 +109,10 @@ conn_send(struct conn *c, struct buf *b, int urgent)
     return 0;
 }
 
-int
-conn_reply(struct conn *c, const json_t *msg)
+/* Queues a freshly encoded reply (NULL means encoding ran out of memory). */
+static int
+send_reply(struct conn *c, struct buf *b)
 {
-    struct buf *b = frame_encode(c->fmt, msg);
     if (!b) {
         conn_close(c, 1011, "out of memory");
         return -1;
@@ -123,16 +123,15 @@ conn_reply(struct conn *c, const json_t *msg)
 }
 
 int
+conn_reply(struct conn *c, const json_t *msg)
+{
+    return send_reply(c, frame_encode(c->fmt, msg));
+}
+
+int
 conn_error(struct conn *c, const char *code, const char *message, const json_t *ref)
 {
-    struct buf *b = frame_error(c->fmt, code, message, ref);
-    if (!b) {
-        conn_close(c, 1011, "out of memory");
-        return -1;
-    }
-    int rc = conn_send(c, b, 1);
-    buf_unref(b);
-    return rc;
+    return send_reply(c, frame_error(c->fmt, code, message, ref));
 }
 
 static void

@@ -85,6 +85,21 @@ req_free(struct db_req *r)
     free(r);
 }
 
+/* Answers every queued query with a NULL result (the connection is gone). */
+static void
+db_fail_all(struct db *db)
+{
+    struct db_req *q = db->head;
+    db->head = db->tail = NULL;
+    while (q) {
+        struct db_req *next = q->next;
+        if (q->cb)
+            q->cb(db, NULL, q->ud);
+        req_free(q);
+        q = next;
+    }
+}
+
 /* Stops watching the current socket; lws closes the dup() when it gets to it. */
 static void
 db_drop_wsi(struct db *db)
@@ -297,15 +312,7 @@ db_lost(struct db *db, const char *why)
     }
     db->state = DB_RETRY;
     db->inflight = 0;
-    struct db_req *q = db->head;
-    db->head = db->tail = NULL;
-    while (q) {
-        struct db_req *next = q->next;
-        if (q->cb)
-            q->cb(db, NULL, q->ud);
-        req_free(q);
-        q = next;
-    }
+    db_fail_all(db);
     int delay = DB_RETRY_BASE_MS << (db->attempt < 16 ? db->attempt : 16);
     if (delay > db->retry_max_ms || delay <= 0)
         delay = db->retry_max_ms;
@@ -454,14 +461,7 @@ db_free(struct db *db)
         PQclear(db->res);
     if (db->pg)
         PQfinish(db->pg);
-    struct db_req *q = db->head;
-    while (q) {
-        struct db_req *next = q->next;
-        if (q->cb)
-            q->cb(db, NULL, q->ud);
-        req_free(q);
-        q = next;
-    }
+    db_fail_all(db);
     free(db->conninfo);
     free(db);
 }

@@ -33,17 +33,25 @@ replay_fail(struct conn *c)
     conn_close(c, 1013, "try again later");
 }
 
+/* True when res holds rows; otherwise the replay is abandoned (logged). */
+static int
+replay_answered(struct conn *c, const PGresult *res)
+{
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+        return 1;
+    if (res)
+        log_err("replay", "session %s: %s", c->session, PQresultErrorMessage(res));
+    replay_fail(c);
+    return 0;
+}
+
 static void
 on_page(struct db *db, const PGresult *res, void *ud)
 {
     struct conn *c = ud;
     c->replay_req = NULL;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        if (res)
-            log_err("replay", "session %s: %s", c->session, PQresultErrorMessage(res));
-        replay_fail(c);
+    if (!replay_answered(c, res))
         return;
-    }
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         struct event ev;
@@ -123,12 +131,8 @@ on_horizon(struct db *db, const PGresult *res, void *ud)
 {
     struct conn *c = ud;
     c->replay_req = NULL;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        if (res)
-            log_err("replay", "session %s: %s", c->session, PQresultErrorMessage(res));
-        replay_fail(c);
+    if (!replay_answered(c, res))
         return;
-    }
     int64_t purged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     if (c->last_seq < purged) {
         char msg[128];
