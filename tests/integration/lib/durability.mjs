@@ -26,6 +26,13 @@ import { mintToken } from './token.mjs';
 import { Db, pgScriptRun } from './db.mjs';
 import { httpGet } from './hub.mjs';
 
+/*
+ * Set by CTest for the AddressSanitizer + UBSan build: the same behaviour is
+ * asserted, but memory and speed bounds allow for the sanitizers' cost
+ * (shadow memory, quarantined frees, several times slower code).
+ */
+export const SANITIZED = process.env.HUB_SANITIZED === '1';
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Monotonic milliseconds (arrival times and measurements use this clock). */
 export const nowMs = () => performance.now();
