@@ -156,6 +156,10 @@ $do$;
 -- known). Kept cheap because it runs inside every producer's transaction:
 -- one primary-key lookup of the kind's policy and at most two inserts. A
 -- kind without policy (or with no channels) costs the lookup only.
+-- Ids come from the identity and are not reused, so a job row never exists
+-- already, unless someone reset the identity after a purge. Then the stale
+-- row is taken over (ON CONFLICT DO UPDATE): failing the producer's
+-- transaction would lose the row that caused it (a panic must always save).
 -- The policy is read again when the job is planned; only whether a job
 -- exists, and when it is due, is fixed here.
 CREATE OR REPLACE FUNCTION hub.outbox_fallback_jobs() RETURNS trigger
@@ -173,13 +177,15 @@ BEGIN
     IF cardinality(alw) > 0 THEN
         INSERT INTO hub.fallback_jobs (event_id, phase, tenant, due_at)
         VALUES (NEW.id, 'always', NEW.tenant, NEW.created_at)
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (event_id, phase) DO UPDATE
+            SET tenant = EXCLUDED.tenant, due_at = EXCLUDED.due_at, done_at = NULL;
     END IF;
     IF cardinality(fb) > 0 THEN
         INSERT INTO hub.fallback_jobs (event_id, phase, tenant, due_at)
         VALUES (NEW.id, 'fallback', NEW.tenant,
                 NEW.created_at + timeout_ms * interval '1 millisecond')
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (event_id, phase) DO UPDATE
+            SET tenant = EXCLUDED.tenant, due_at = EXCLUDED.due_at, done_at = NULL;
     END IF;
     RETURN NULL;
 END
