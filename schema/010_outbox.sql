@@ -89,8 +89,16 @@ $do$;
 --
 -- Rows must get their id from the identity (hub.emit always does): the
 -- shortcut relies on ids growing within a transaction.
+-- enable_seqscan is off inside this function only: the numbering joins
+-- this transaction's rows to hub.outbox by id, which must be a primary-key
+-- lookup. With a stale or zero size estimate (after a TRUNCATE, or when
+-- statistics were taken while a big emit was still uncommitted) the planner
+-- could otherwise scan the whole table once per row, and a 100,000-event
+-- commit would take minutes instead of a second.
 CREATE OR REPLACE FUNCTION hub.outbox_assign_seq() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $fn$
 DECLARE
     me     text := pg_current_xact_id()::text;
     marker text := current_setting('hub.seq_upto', true);
