@@ -1,0 +1,764 @@
+#!/usr/bin/env node
+// bench/run.mjs - the fan-out benchmark of issue 6, in one command:
+//
+//   node bench/run.mjs --quick     (< 5 min, smaller sizes, same scenarios)
+//   node bench/run.mjs --full
+//
+// (--smoke: tiny sizes, to check the machinery only.)
+// Options: --systems hub,limit,ws,socketio (which to run, in that order)
+//          --out DIR (default bench/results) --no-build
+//
+// It builds what is missing (the hub with cmake into build/bench-hub unless
+// HUB_BIN names one; armonia-loadgen and armonia-limit into build/bench-tools;
+// npm ci in bench/peers/*), starts a private PostgreSQL (scripts/pg.sh start
+// in a temp dir), then for each system in turn: starts it, runs the
+// scenarios with armonia-loadgen processes, stops it. Then it prints the
+// markdown table, writes DIR/latest.json and DIR/latency-vs-rate.png
+// (gnuplot; installed with apt-get as gnuplot-nox when missing).
+//
+// Latency is receipt time minus the producer's timestamp in the event data:
+//   hub, ws, socketio: SELECT hub.emit(tenant, kind, rooms,
+//       jsonb_build_object('t_us', (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, 'msg', …),
+//       priority, false)  -- one autocommit statement per event, so t_us is
+//       taken in the producing transaction just before its commit;
+//   limit: the driver sends the event's JSON (same shape and size as the
+//       hub's) in one UDP datagram; armonia-limit overwrites t_us with its
+//       CLOCK_REALTIME on arrival (the moment it has the event, as commit
+//       is for the others), then frames it once and writes it to everyone.
+// The loadgen reads CLOCK_REALTIME on receipt: same machine, same clock.
+//
+// Every number printed is measured in this run; nothing is carried over.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, totalmem, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const FULL = argv.includes('--full');
+const SMOKE = argv.includes('--smoke'); // tiny sizes: checks the machinery, measures nothing
+const MODE = FULL ? 'full' : SMOKE ? 'smoke' : 'quick';
+const SYSTEMS = opt('--systems', 'hub,limit,ws,socketio').split(',');
+const OUT = opt('--out', join(here, 'results'));
+const NO_BUILD = argv.includes('--no-build');
+// --profile: record the hub (and the limit server) with perf during one
+// extra broadcast step at 50 % of saturation; writes DIR/profile-<system>.txt.
+const PROFILE = argv.includes('--profile');
+
+// Sizes and times of each mode. Quick keeps every scenario at smaller sizes.
+const CFG = SMOKE
+  ? {
+      idleSizes: [200, 500], connectN: 500, bcastSizes: [300],
+      step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, fracs: [0.25, 0.5, 0.9],
+      commonMsgs: 3000, tenants: 5, perTenant: 20, targetedRate: 50, targeted_s: 1,
+      panicRate: 10, slow_s: 2,
+    }
+  : FULL
+  ? {
+      idleSizes: [1000, 10000, 19000], connectN: 10000, bcastSizes: [5000, 10000],
+      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 12, fracs: [0.25, 0.5, 0.9],
+      commonMsgs: 50000, tenants: 100, perTenant: 100, targetedRate: 1000, targeted_s: 10,
+      panicRate: 20, slow_s: 15,
+    }
+  : {
+      idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
+      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 7, fracs: [0.25, 0.5, 0.9],
+      commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
+      panicRate: 20, slow_s: 5,
+    };
+const LOADGEN_MAX_PER_PROC = 9500;
+const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
+const SECRET = randomBytes(24).toString('hex');
+const MSG = 'Visitante en porteria: Juan Perez, torre 3, apartamento 302';
+const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+// ---------------------------------------------------------------- setup
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status})`);
+}
+
+function build() {
+  let hubBin = process.env.HUB_BIN;
+  if (!hubBin) {
+    hubBin = join(root, 'build/bench-hub/armonia-hub');
+    if (!NO_BUILD) {
+      log('building the hub (build/bench-hub)');
+      run('cmake', ['-S', root, '-B', join(root, 'build/bench-hub'), '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      run('cmake', ['--build', join(root, 'build/bench-hub'), '-j2', '--target', 'armonia-hub'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+  }
+  const tools = join(root, 'build/bench-tools');
+  if (!NO_BUILD) {
+    log('building armonia-loadgen and armonia-limit (build/bench-tools)');
+    run('cmake', ['-S', here, '-B', tools, '-DCMAKE_BUILD_TYPE=Release'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    run('cmake', ['--build', tools, '-j2'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  for (const p of ['socketio', 'ws']) {
+    const d = join(here, 'peers', p);
+    if (!existsSync(join(d, 'node_modules')) && SYSTEMS.includes(p)) {
+      log(`npm ci in bench/peers/${p}`);
+      run('npm', ['ci', '--no-audit', '--no-fund', '--silent'], { cwd: d });
+    }
+  }
+  return { hubBin, loadgen: join(tools, 'armonia-loadgen'), limit: join(tools, 'armonia-limit') };
+}
+
+function ensureGnuplot() {
+  if (spawnSync('sh', ['-c', 'command -v gnuplot']).status === 0) return true;
+  log('installing gnuplot-nox (apt-get)');
+  const sudo = process.getuid() === 0 ? [] : ['sudo'];
+  const a = spawnSync(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'install', '-y', '-q', 'gnuplot-nox'], { stdio: 'ignore' });
+  if (a.status !== 0) {
+    spawnSync(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'update', '-q'], { stdio: 'ignore' });
+    spawnSync(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'install', '-y', '-q', 'gnuplot-nox'], { stdio: 'ignore' });
+  }
+  return spawnSync('sh', ['-c', 'command -v gnuplot']).status === 0;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function httpGet(port, path) {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve({ status: res.statusCode, body: b }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------- /proc
+
+function procCpuUs(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / HZ; // utime + stime
+  } catch {
+    return NaN;
+  }
+}
+
+function procRssKb(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+// ---------------------------------------------------------------- loadgen
+
+/** One armonia-loadgen process, driven over stdin/stdout lines. */
+class Loadgen {
+  constructor(bin, args) {
+    this.proc = spawn(bin, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.lines = [];
+    this.waiters = [];
+    let buf = '';
+    this.proc.stdout.on('data', (c) => {
+      buf += c;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = this.waiters.shift();
+        if (w) w(JSON.parse(line));
+        else this.lines.push(JSON.parse(line));
+      }
+    });
+    this.exited = new Promise((r) => this.proc.on('exit', r));
+  }
+  next(timeoutMs = 120000) {
+    if (this.lines.length) return Promise.resolve(this.lines.shift());
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('loadgen did not answer')), timeoutMs);
+      this.waiters.push((v) => {
+        clearTimeout(t);
+        resolve(v);
+      });
+    });
+  }
+  send(cmd) {
+    this.proc.stdin.write(cmd + '\n');
+  }
+  async ask(cmd) {
+    this.send(cmd);
+    return this.next();
+  }
+  async quit() {
+    this.send('quit');
+    await Promise.race([this.exited, sleep(3000)]);
+    try {
+      this.proc.kill('SIGKILL');
+    } catch {}
+  }
+}
+
+/** Several loadgen processes holding n connections together. */
+class Swarm {
+  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs } = {}) {
+    const k = procs ?? Math.max(2, Math.ceil(n / LOADGEN_MAX_PER_PROC));
+    this.n = n;
+    this.lgs = [];
+    let base = 0;
+    for (let i = 0; i < k; i++) {
+      const c = Math.floor(n / k) + (i < n % k ? 1 : 0);
+      this.lgs.push(new Loadgen(bin, [
+        '--port', String(sys.port), '--secret', SECRET, '--proto', sys.proto, '--conns', String(c),
+        '--base', String(base), '--tenant', tenant, '--per-tenant', String(perTenant),
+        '--guards', String(guards), '--units', String(units), '--src', SRC, '--inflight', '256',
+      ]));
+      base += c;
+    }
+  }
+  async connected() {
+    const r = await Promise.all(this.lgs.map((l) => l.next(180000)));
+    return mergeReports(r);
+  }
+  all(cmd) {
+    for (const l of this.lgs) l.send(cmd);
+  }
+  async report() {
+    return mergeReports(await Promise.all(this.lgs.map((l) => l.ask('report'))));
+  }
+  async quit() {
+    await Promise.all(this.lgs.map((l) => l.quit()));
+  }
+}
+
+function mergeHist(into, h) {
+  for (const [lo, hi, c] of h) {
+    const k = `${lo}:${hi}`;
+    into.set(k, (into.get(k) ?? 0) + c);
+  }
+  return into;
+}
+
+function percentiles(map) {
+  const rows = [...map.entries()].map(([k, c]) => {
+    const [lo, hi] = k.split(':').map(Number);
+    return [lo, hi, c];
+  }).sort((a, b) => a[0] - b[0]);
+  const total = rows.reduce((s, r) => s + r[2], 0);
+  const at = (q) => {
+    if (!total) return null;
+    let need = q * total, acc = 0;
+    for (const [lo, hi, c] of rows) {
+      if (acc + c >= need) return lo + ((hi - lo) * (need - acc)) / c; // interpolate in the bucket
+      acc += c;
+    }
+    return rows[rows.length - 1][1];
+  };
+  return { n: total, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: rows.length ? rows[rows.length - 1][1] : null };
+}
+
+function mergeReports(rs) {
+  const m = {
+    conns: 0, ready: 0, failed: 0, open: 0, paused: 0, closed_after_ready: 0, auth_errors: 0,
+    http_errors: 0, connect_errors: 0, t_first_us: Infinity, t_last_ready_us: 0, cpu_us: 0,
+    close_codes: {}, kinds: {}, connect: new Map(), t_first_ev_us: Infinity, t_last_ev_us: 0,
+  };
+  for (const r of rs) {
+    for (const k of ['conns', 'ready', 'failed', 'open', 'paused', 'closed_after_ready', 'auth_errors', 'http_errors', 'connect_errors', 'cpu_us']) m[k] += r[k];
+    if (r.t_first_us) m.t_first_us = Math.min(m.t_first_us, r.t_first_us);
+    m.t_last_ready_us = Math.max(m.t_last_ready_us, r.t_last_ready_us);
+    if (r.t_first_ev_us) m.t_first_ev_us = Math.min(m.t_first_ev_us, r.t_first_ev_us);
+    m.t_last_ev_us = Math.max(m.t_last_ev_us, r.t_last_ev_us ?? 0);
+    for (const [c, v] of Object.entries(r.close_codes)) m.close_codes[c] = (m.close_codes[c] ?? 0) + v;
+    mergeHist(m.connect, r.connect_hist);
+    for (const [k, v] of Object.entries(r.kinds)) {
+      const t = (m.kinds[k] ??= { count: 0, no_stamp: 0, lat: new Map() });
+      t.count += v.count;
+      t.no_stamp += v.no_stamp;
+      mergeHist(t.lat, v.lat);
+    }
+  }
+  m.connectRate = m.ready && m.t_last_ready_us > m.t_first_us ? m.ready / ((m.t_last_ready_us - m.t_first_us) / 1e6) : null;
+  return m;
+}
+
+// ---------------------------------------------------------------- systems
+
+async function waitLine(proc, re, ms) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`no "${re}" within ${ms} ms: ${buf.slice(-500)}`)), ms);
+    const on = (c) => {
+      buf += c;
+      if (re.test(buf)) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    proc.stdout?.on('data', on);
+    proc.stderr?.on('data', on);
+    proc.on('exit', (code) => reject(new Error(`exited (${code}): ${buf.slice(-500)}`)));
+  });
+}
+
+/** Starts one system; returns {pid, port, proto, fire(events), stop()}. */
+async function startSystem(name, bins, db) {
+  const port = await freePort();
+  let proc, fire, proto = 'armonia';
+  if (name === 'hub') {
+    proc = spawn(bins.hubBin, [], {
+      env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port), HUB_BIND: '127.0.0.1', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT: '1000', HUB_RATE_BURST: '1000', HUB_TENANT_CACHE_MS: '600000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stderr.on('data', (c) => process.stderr.write(`hub: ${c}`));
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      if ((await httpGet(port, '/healthz')).status === 200) break;
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error('hub did not become healthy');
+      await sleep(100);
+    }
+    fire = (ev) => db.emit(ev);
+  } else if (name === 'limit') {
+    const ctl = await freePort();
+    proc = spawn(bins.limit, ['--port', String(port), '--ctl-port', String(ctl)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await waitLine(proc, /listening/, 10000);
+    const udp = createSocket('udp4');
+    let id = 0;
+    fire = (ev) => {
+      id++;
+      const text = JSON.stringify({ type: 'event', id, seq: id, kind: ev.kind, priority: ev.priority, ack: false, ts: Date.now(), room: ev.rooms[0], data: { t_us: 0, msg: MSG } }).replace('"t_us":0', '"t_us":' + String(nowUs()).padStart(16, '0'));
+      udp.send(text, ctl, '127.0.0.1');
+      return Promise.resolve();
+    };
+    proc.on('exit', () => udp.close());
+  } else {
+    proto = name === 'socketio' ? 'sio' : 'armonia';
+    proc = spawn(process.execPath, [join(here, 'peers', name, 'server.mjs')], {
+      env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await waitLine(proc, /listening/, 20000);
+    proc.stderr.on('data', (c) => process.stderr.write(`${name}: ${c}`));
+    fire = (ev) => db.emit(ev);
+  }
+  await sleep(300);
+  return {
+    name, port, proto, pid: proc.pid, fire, proc,
+    async stop() {
+      proc.kill('SIGTERM');
+      await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(12000)]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    },
+  };
+}
+
+// ---------------------------------------------------------------- database
+
+async function startDb() {
+  const dir = mkdtempSync(join(tmpdir(), 'armonia-bench-'));
+  run(join(root, 'scripts/pg.sh'), ['start', join(dir, 'pg')]);
+  const url = readFileSync(join(dir, 'pg', 'url'), 'utf8').trim();
+  const require = createRequire(join(here, 'peers', 'ws', 'package.json'));
+  const pg = require('pg');
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query("SELECT hub.create_demo_tenant('bench')");
+  for (let t = 0; t < CFG.tenants; t++) await admin.query(`CREATE SCHEMA IF NOT EXISTS t${String(t).padStart(3, '0')}`);
+  const clients = [];
+  for (let i = 0; i < 4; i++) {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    clients.push(c);
+  }
+  let rr = 0, inflight = 0, errors = 0;
+  const sql = `SELECT hub.emit($1, $2, $3::text[], jsonb_build_object('t_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'msg', $4::text), $5, false)`;
+  return {
+    dir, url, admin,
+    get inflight() { return inflight; },
+    get errors() { return errors; },
+    emit(ev) {
+      inflight++;
+      const c = clients[rr++ % clients.length];
+      return c.query(sql, [ev.tenant, ev.kind, ev.rooms, MSG, ev.priority]).catch((e) => {
+        if (errors++ < 3) log('emit failed:', e.message);
+      }).finally(() => inflight--);
+    },
+    async stop() {
+      for (const c of clients) await c.end().catch(() => {});
+      await admin.end().catch(() => {});
+      run(join(root, 'scripts/pg.sh'), ['stop', join(dir, 'pg')]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------- producing
+
+/**
+ * Fires events at `rate` per second for `seconds`, each made by make(i);
+ * never more than 256 in flight (a producer that cannot keep up shows as a
+ * lower offered rate, which is reported). Resolves with what was offered.
+ */
+async function produce(sys, db, rate, seconds, make) {
+  const t0 = performance.now();
+  let sent = 0;
+  const total = Math.round(rate * seconds);
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+    while (sent < due && (!db || db.inflight < 256)) sys.fire(make(sent++));
+    await sleep(1);
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  return { sent, elapsed, offered: sent / elapsed };
+}
+
+/** Waits until the swarm's event count stops growing (or max ms). */
+async function drain(swarm, expect, maxMs = 10000) {
+  const t0 = Date.now();
+  let last = -1, stable = 0, r;
+  for (;;) {
+    r = await swarm.report();
+    const n = Object.values(r.kinds).reduce((s, k) => s + k.count, 0);
+    if (n >= expect) break;
+    if (n === last) {
+      if (++stable >= 3) break;
+    } else stable = 0;
+    last = n;
+    if (Date.now() - t0 > maxMs) break;
+    await sleep(200);
+  }
+  return r;
+}
+
+/**
+ * One measured window: reset, produce, drain, report. Kinds produced by
+ * `extra` (e.g. panic) run alongside. Returns the numbers of one row.
+ */
+async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, sampleRss }) {
+  swarm.all('reset');
+  await swarm.report();
+  const cpu0 = procCpuUs(sys.pid);
+  const rss = [];
+  let sampling = sampleRss;
+  const sampler = (async () => {
+    while (sampling) {
+      rss.push(procRssKb(sys.pid));
+      await sleep(250);
+    }
+  })();
+  const tasks = [produce(sys, db, rate, seconds, () => ({ tenant: 'bench', kind, rooms: ['all'], priority: 'normal' }))];
+  if (extra) tasks.push(produce(sys, db, extra.rate, seconds, () => ({ tenant: 'bench', kind: extra.kind, rooms: extra.rooms, priority: extra.priority })));
+  const [p, px] = await Promise.all(tasks);
+  const expect = p.sent * n + (px ? px.sent * extra.n : 0);
+  const r = await drain(swarm, expect);
+  const cpu1 = procCpuUs(sys.pid);
+  sampling = false;
+  await sampler;
+  const main = r.kinds[kind] ?? { count: 0, lat: new Map() };
+  const delivered = Object.values(r.kinds).reduce((s, k) => s + k.count, 0);
+  const span = (r.t_last_ev_us - r.t_first_ev_us) / 1e6;
+  const res = {
+    rate_events: rate, offered_events: p.offered, offered_msgs: p.offered * n, sent: p.sent,
+    expected: expect, delivered, lost: Math.max(0, expect - delivered),
+    delivered_msgs_s: span > 0 ? delivered / span : null,
+    server_cpu_us: cpu1 - cpu0, cpu_us_per_msg: delivered ? (cpu1 - cpu0) / delivered : null,
+    loadgen_cpu_us: r.cpu_us, loadgen_cpu_us_per_msg: delivered ? r.cpu_us / delivered : null,
+    lat: percentiles(main.lat), closes: r.close_codes, closed_after_ready: r.closed_after_ready,
+    lat_hist: [...main.lat.entries()],
+  };
+  if (px) res.extra = { kind: extra.kind, sent: px.sent, lat: percentiles(r.kinds[extra.kind]?.lat ?? new Map()), received: r.kinds[extra.kind]?.count ?? 0 };
+  if (sampleRss) res.rss_kb = rss;
+  return res;
+}
+
+const fmtUs = (v) => (v == null ? '–' : v >= 1000 ? `${(v / 1000).toFixed(v >= 100000 ? 0 : 1)} ms` : `${Math.round(v)} µs`);
+
+// ---------------------------------------------------------------- scenarios
+
+async function idle(name, bins, db, n) {
+  const sys = await startSystem(name, bins, db);
+  try {
+    await sleep(500);
+    const rss0 = procRssKb(sys.pid);
+    const sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
+    const c = await sw.connected();
+    await sleep(1500);
+    const rss1 = procRssKb(sys.pid);
+    await sw.quit();
+    const res = {
+      conns: n, ready: c.ready, failed: c.failed, rss_before_kb: rss0, rss_after_kb: rss1,
+      bytes_per_conn: c.ready ? ((rss1 - rss0) * 1024) / c.ready : null, connect_rate: c.connectRate,
+      connect_ms: (c.t_last_ready_us - c.t_first_us) / 1000, connect_lat: percentiles(c.connect),
+    };
+    log(`${name} idle ${n}: ${c.ready}/${n} ready in ${res.connect_ms.toFixed(0)} ms (${Math.round(res.connect_rate)}/s), RSS ${rss0}→${rss1} kB = ${Math.round(res.bytes_per_conn)} B/conn`);
+    return res;
+  } finally {
+    await sys.stop();
+  }
+}
+
+async function broadcast(name, bins, db, n) {
+  const out = { conns: n, steps: [], fracs: {} };
+  let sys = await startSystem(name, bins, db);
+  let sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
+  const restart = async () => {
+    await sw.quit();
+    await sys.stop();
+    sys = await startSystem(name, bins, db);
+    sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
+    const c = await sw.connected();
+    if (c.ready < n) log(`${name}: only ${c.ready}/${n} connections after restart`);
+  };
+  try {
+    const c = await sw.connected();
+    if (c.ready < n) log(`${name}: only ${c.ready}/${n} connections`);
+    // Saturation search: offered msgs/s grows by CFG.factor until the system
+    // delivers less than 90 % of what it was offered (or loses frames).
+    let msgs = CFG.startMsgs;
+    for (let i = 0; i < CFG.maxSteps; i++) {
+      const rate = msgs / n;
+      const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
+      out.steps.push(s);
+      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, lost ${s.lost}`);
+      if (s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs || s.closed_after_ready > 0) break;
+      msgs *= CFG.factor;
+    }
+    out.saturation_msgs_s = Math.max(...out.steps.map((s) => s.delivered_msgs_s ?? 0));
+    await restart();
+    // Common rate: CPU per message where every system keeps up.
+    out.common = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: CFG.step_s, n });
+    log(`${name} bcast ${n} @common ${CFG.commonMsgs}: cpu ${out.common.cpu_us_per_msg?.toFixed(2)} µs/msg, lost ${out.common.lost}`);
+    for (const f of CFG.fracs) {
+      const rate = (f * out.saturation_msgs_s) / n;
+      const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
+      out.fracs[f] = s;
+      log(`${name} bcast ${n} @${f * 100}%: ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)} p99.9 ${fmtUs(s.lat.p999)}, lost ${s.lost}`);
+      if (s.closed_after_ready > 0) await restart();
+    }
+    if (PROFILE && (name === 'hub' || name === 'limit') && n === CFG.bcastSizes[0]) {
+      const rate = (0.5 * out.saturation_msgs_s) / n;
+      const data = join(OUT, 'tmp', `${name}.perf.data`);
+      const secs = String(Math.max(2, CFG.step_s - 0.5));
+      const rec = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-g', '-o', data, '-p', String(sys.pid), '--', 'sleep', secs], { stdio: 'ignore' });
+      const stat = spawn('perf', ['stat', '-e', 'task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions', '-p', String(sys.pid), '--', 'sleep', secs], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const done = Promise.all([new Promise((r) => rec.on('exit', r)), new Promise((r) => stat.on('exit', r))]);
+      let statText = '';
+      stat.stderr.on('data', (c) => (statText += c));
+      const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
+      await done;
+      const rep = spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--percent-limit', '1', '-g', 'none', '--sort', 'dso,symbol'], { maxBuffer: 64 << 20 });
+      const txt = `perf profile of ${name} (pid ${sys.pid}) during a broadcast to ${n} connections at ${Math.round(s.delivered_msgs_s)} msgs/s (${MODE} mode)\n` +
+        `server CPU ${s.cpu_us_per_msg?.toFixed(2)} µs per delivered message; p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}\n\n` +
+        `== perf stat ==\n${statText}\n== perf report --no-children (self time by symbol, ≥ 1 %) ==\n${rep.stdout?.toString() ?? ''}`;
+      writeFileSync(join(OUT, `profile-${name}.txt`), txt);
+      out.profile = { file: `profile-${name}.txt`, step: s };
+      log(`${name}: profile written to ${join(OUT, `profile-${name}.txt`)}`);
+    }
+    if (name !== 'limit' && n === CFG.bcastSizes[0]) {
+      // Panic to 10 guards while the broadcast runs at 50 % of saturation.
+      const rate = (0.5 * out.saturation_msgs_s) / n;
+      const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n, extra: { kind: 'alarm', rooms: ['role:guard'], priority: 'critical', rate: CFG.panicRate, n: 10 } });
+      out.panic = s;
+      log(`${name} panic under ${Math.round(s.delivered_msgs_s)} msgs/s broadcast: ${s.extra.received}/${s.extra.sent * 10} panic frames, p50 ${fmtUs(s.extra.lat.p50)} p99 ${fmtUs(s.extra.lat.p99)}`);
+      if (s.closed_after_ready > 0) await restart();
+    }
+    if (n === CFG.bcastSizes[0]) {
+      // Slow consumers: 1 % stop reading during a 50 % broadcast.
+      const rate = (0.5 * out.saturation_msgs_s) / n;
+      sw.all('pause 1');
+      const rss0 = procRssKb(sys.pid);
+      const s = await step(sys, db, sw, { rate, seconds: CFG.slow_s, n: n - Math.round(n / 100), sampleRss: true });
+      sw.all('resume');
+      out.slow = { ...s, rss_start_kb: rss0, rss_max_kb: Math.max(...s.rss_kb), rss_end_kb: s.rss_kb[s.rss_kb.length - 1] };
+      log(`${name} slow consumers: RSS ${rss0} → max ${out.slow.rss_max_kb} kB, others p99 ${fmtUs(s.lat.p99)} (vs ${fmtUs(out.fracs[0.5]?.lat.p99)} at 50 %), closes ${JSON.stringify(s.closes)}`);
+    }
+  } finally {
+    await sw.quit();
+    await sys.stop();
+  }
+  return out;
+}
+
+async function targeted(name, bins, db) {
+  if (name === 'limit') return null; // no routing: nothing to compare
+  const n = CFG.tenants * CFG.perTenant;
+  const sys = await startSystem(name, bins, db);
+  const sw = new Swarm(bins.loadgen, sys, n, { tenant: 't%03d', perTenant: CFG.perTenant, units: CFG.perTenant / 2 });
+  try {
+    const c = await sw.connected();
+    if (c.ready < n) log(`${name}: targeted only ${c.ready}/${n} connections`);
+    sw.all('reset');
+    await sw.report();
+    const cpu0 = procCpuUs(sys.pid);
+    const units = CFG.perTenant / 2;
+    const p = await produce(sys, db, CFG.targetedRate, CFG.targeted_s, (i) => ({
+      tenant: `t${String(i % CFG.tenants).padStart(3, '0')}`, kind: 'visit',
+      rooms: [`unit:u${Math.floor(i / CFG.tenants) % units}`], priority: 'high',
+    }));
+    const r = await drain(sw, p.sent * 2);
+    const cpu = procCpuUs(sys.pid) - cpu0;
+    const k = r.kinds.visit ?? { count: 0, lat: new Map() };
+    const res = { conns: n, offered_events: p.offered, sent: p.sent, expected: p.sent * 2, delivered: k.count, lat: percentiles(k.lat), server_cpu_us: cpu, cpu_us_per_event: p.sent ? cpu / p.sent : null, loadgen_cpu_us: r.cpu_us };
+    log(`${name} targeted: ${k.count}/${p.sent * 2} at ${Math.round(p.offered)} ev/s, p50 ${fmtUs(res.lat.p50)} p99 ${fmtUs(res.lat.p99)}, cpu ${res.cpu_us_per_event?.toFixed(1)} µs/event`);
+    return res;
+  } finally {
+    await sw.quit();
+    await sys.stop();
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function machine() {
+  const cpu = cpus();
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  let os = '';
+  try {
+    os = readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="([^"]+)"/)[1];
+  } catch {}
+  return { cpus: cpu.length, cpu_model: cpu[0]?.model, mem_gib: Math.round(totalmem() / 2 ** 30), kernel: release(), os, node: process.version, loadavg: load };
+}
+
+function table(results) {
+  const hub = results.hub, lim = results.limit;
+  const val = (r, k) => {
+    if (!r) return null;
+    switch (k) {
+      case 'bpc': return r.idle?.find((x) => x.conns === Math.max(...CFG.idleSizes))?.bytes_per_conn ?? null;
+      case 'rate': return r.idle?.find((x) => x.conns === CFG.connectN)?.connect_rate ?? null;
+      case 'sat': return r.bcast?.[0]?.saturation_msgs_s ?? null;
+      case 'cpu': return r.bcast?.[0]?.common?.cpu_us_per_msg ?? null;
+      case 'p50': return r.bcast?.[0]?.fracs?.[0.5]?.lat.p50 ?? null;
+      case 'p99': return r.bcast?.[0]?.fracs?.[0.5]?.lat.p99 ?? null;
+      case 'p999': return r.bcast?.[0]?.fracs?.[0.5]?.lat.p999 ?? null;
+      case 'tp99': return r.targeted?.lat.p99 ?? null;
+      case 'pp99': return r.bcast?.[0]?.panic?.extra?.lat.p99 ?? null;
+    }
+    return null;
+  };
+  const cols = [
+    ['bpc', `bytes/conn @${Math.max(...CFG.idleSizes)}`, (v) => `${Math.round(v)} B`],
+    ['rate', `connect+auth /s (${CFG.connectN})`, (v) => `${Math.round(v)}`],
+    ['sat', `saturation msgs/s (${CFG.bcastSizes[0]})`, (v) => `${Math.round(v)}`],
+    ['cpu', `server CPU-µs/msg @${CFG.commonMsgs / 1000}k msgs/s`, (v) => v.toFixed(2)],
+    ['p50', 'p50 @50 %', fmtUs],
+    ['p99', 'p99 @50 %', fmtUs],
+    ['p999', 'p99.9 @50 %', fmtUs],
+    ['tp99', 'targeted p99', fmtUs],
+    ['pp99', 'panic p99', fmtUs],
+  ];
+  const ratio = (a, b) => (a != null && b != null && b !== 0 ? ` (${(a / b).toFixed(2)}×)` : '');
+  let md = `| system | ${cols.map((c) => c[1]).join(' | ')} |\n|---|${cols.map(() => '---').join('|')}|\n`;
+  for (const name of SYSTEMS) {
+    const r = results[name];
+    md += `| ${name} | ${cols.map(([k, , f]) => {
+      const v = val(r, k);
+      if (v == null) return 'n/a';
+      let s = f(v);
+      if (name !== 'hub') s += ratio(v, val(hub, k)).replace(')', ' of hub)');
+      if (name === 'hub' && lim) s += ratio(v, val(lim, k)).replace(')', ' of limit)');
+      return s;
+    }).join(' | ')} |\n`;
+  }
+  return md;
+}
+
+function chart(results, dir) {
+  const dat = [];
+  let plots = [];
+  for (const name of SYSTEMS) {
+    const b = results[name]?.bcast?.[0];
+    if (!b) continue;
+    const pts = [...b.steps, ...Object.values(b.fracs)].filter((s) => s.delivered_msgs_s && s.lat.p99 != null)
+      .sort((a, c) => a.delivered_msgs_s - c.delivered_msgs_s);
+    const f = join(dir, `tmp/${name}.dat`);
+    writeFileSync(f, pts.map((s) => `${s.delivered_msgs_s} ${s.lat.p50 / 1000} ${s.lat.p99 / 1000}`).join('\n') + '\n');
+    dat.push(f);
+    plots.push(`'${f}' using 1:3 with linespoints title '${name} p99'`, `'${f}' using 1:2 with lines dashtype 2 title '${name} p50'`);
+  }
+  if (!plots.length) return null;
+  const png = join(dir, 'latency-vs-rate.png');
+  const gp = `set terminal pngcairo size 1000,600 noenhanced
+set output '${png}'
+set title 'Broadcast to ${CFG.bcastSizes[0]} connections: commit-to-receipt latency vs delivered rate (${MODE})'
+set xlabel 'delivered messages/s'
+set ylabel 'latency (ms)'
+set logscale y
+set grid
+set key left top
+plot ${plots.join(', ')}
+`;
+  const r = spawnSync('gnuplot', [], { input: gp });
+  if (r.status !== 0) {
+    const r2 = spawnSync('gnuplot', [], { input: gp.replace('pngcairo', 'png') });
+    if (r2.status !== 0) return null;
+  }
+  return png;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const t0 = Date.now();
+  const bins = build();
+  const gnuplot = ensureGnuplot();
+  mkdirSync(join(OUT, 'tmp'), { recursive: true });
+  const mach = machine();
+  log(`mode ${MODE}, systems ${SYSTEMS.join(',')}, load ${mach.loadavg}`);
+  const db = await startDb();
+  const results = {};
+  try {
+    for (const name of SYSTEMS) {
+      const r = (results[name] = { idle: [], bcast: [] });
+      for (const n of CFG.idleSizes) r.idle.push(await idle(name, bins, db, n));
+      for (const n of CFG.bcastSizes) r.bcast.push(await broadcast(name, bins, db, n));
+      r.targeted = await targeted(name, bins, db);
+      r.loadavg_after = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    }
+  } finally {
+    await db.stop();
+  }
+  mach.loadavg_end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const md = table(results);
+  const cmd = `node bench/run.mjs ${argv.join(' ')}`.trim();
+  const header = `Armonía Hub fan-out benchmark, ${MODE} mode, ${new Date().toISOString()}\n` +
+    `Machine: ${mach.cpus} × ${mach.cpu_model}, ${mach.mem_gib} GiB, ${mach.os}, Linux ${mach.kernel}, Node ${mach.node}; load average at start ${mach.loadavg}, at end ${mach.loadavg_end}\n` +
+    `Command: ${cmd}   (took ${Math.round((Date.now() - t0) / 1000)} s)\n`;
+  const png = gnuplot ? chart(results, OUT) : null;
+  const strip = (k, v) => (k === 'lat_hist' ? undefined : v);
+  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, results }, strip, 1));
+  console.log('\n' + header + '\n' + md);
+  console.log(`JSON: ${join(OUT, 'latest.json')}${png ? `\nchart: ${png}` : '\nchart: not drawn (gnuplot missing)'}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
