@@ -547,3 +547,10 @@ http_engine_free(struct http_engine *e)
         http_sock_free(lws_container_of(d, struct http_sock, list));
     free(e);
 }
+
+void
+http_engine_set_max_per_host(struct http_engine *e, long n)
+{
+    if (e && n > 0)
+        curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+}

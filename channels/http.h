@@ -49,6 +49,13 @@ struct http_engine *http_engine_new(struct lws_context *ctx, struct lws_vhost *v
 int http_engine_add(struct http_engine *e, CURL *easy, struct curl_slist *headers, http_done_cb cb,
                     void *ud);
 
+/*
+ * Sets how many connections curl may open to one host (default 16). Set it
+ * to at least the in-flight bound of the providers: a request waiting for a
+ * connection inside curl would otherwise time out without being sent.
+ */
+void http_engine_set_max_per_host(struct http_engine *e, long n);
+
 /* Transfers in progress. */
 size_t http_engine_active(const struct http_engine *e);
 

@@ -19,7 +19,9 @@
 
 struct smtp {
     struct provider base; /* first */
-    char *url, *from, *user, *password;
+    char *url, *user, *password;
+    char *from;     /* bare address for the envelope (MAIL FROM) */
+    char *from_hdr; /* the From: header value, display name encoded */
 };
 
 /* One e-mail in flight: the message and how much curl has read of it. */
@@ -104,7 +106,7 @@ build_message(const struct smtp *s, const struct message *m, size_t *len)
             "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n"
             "Message-ID: <%s.%s@%s>\r\nMIME-Version: 1.0\r\n"
             "Content-Type: multipart/alternative; boundary=\"=_armonia_%s\"\r\n\r\n",
-            date, s->from, m->to, subject ? subject : "Armonia", m->event_id, id,
+            date, s->from_hdr, m->to, subject ? subject : "Armonia", m->event_id, id,
             at ? at + 1 : "armonia.local", boundary);
     free(subject);
     fprintf(f,
@@ -142,6 +144,58 @@ build_message(const struct smtp *s, const struct message *m, size_t *len)
     }
     *len = size;
     return out;
+}
+
+/*
+ * Splits HUB_SMTP_FROM, "addr@host" or "Display Name <addr@host>", into the
+ * bare envelope address and the From: header (the display name RFC 2047
+ * encoded when it is not ASCII). Returns 0, or -1 when there is no usable
+ * address (missing, no '@', spaces or angle brackets in it).
+ */
+static int
+parse_from(const char *value, char **addr, char **hdr)
+{
+    *addr = *hdr = NULL;
+    if (!value)
+        return -1;
+    const char *lt = strchr(value, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    const char *a = lt ? lt + 1 : value;
+    size_t n = lt ? (gt ? (size_t)(gt - a) : 0) : strlen(value);
+    while (n && (*a == ' ' || *a == '\t'))
+        a++, n--;
+    while (n && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+        n--;
+    if (!n || (lt && !gt) || !memchr(a, '@', n) || strcspn(a, " \t<>\r\n\"") < n)
+        return -1;
+    *addr = strndup(a, n);
+    char *name = NULL;
+    if (lt && lt > value) {
+        size_t m = (size_t)(lt - value);
+        while (m && (value[m - 1] == ' ' || value[m - 1] == '"'))
+            m--;
+        const char *b = value;
+        while (m && (*b == ' ' || *b == '"'))
+            b++, m--;
+        if (m)
+            name = strndup(b, m);
+    }
+    char *word = name ? header_word(name) : NULL;
+    free(name);
+    size_t len = n + (word ? strlen(word) : 0) + 8;
+    *hdr = malloc(len);
+    if (!*addr || !*hdr) {
+        free(word);
+        free(*addr);
+        free(*hdr);
+        *addr = *hdr = NULL;
+        return -1;
+    }
+    if (word)
+        snprintf(*hdr, len, "%s <%s>", word, *addr);
+    else
+        snprintf(*hdr, len, "%s", *addr);
+    free(word);
+    return 0;
 }
 
 static int
@@ -196,6 +250,7 @@ smtp_free(struct provider *p)
     struct smtp *s = (struct smtp *)p;
     free(s->url);
     free(s->from);
+    free(s->from_hdr);
     free(s->user);
     free(s->password);
     free(s);
@@ -212,18 +267,18 @@ smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const 
         *why = "HUB_SMTP_URL: expected an smtp:// or smtps:// URL";
         return NULL;
     }
-    if (!cfg->smtp_from || !strchr(cfg->smtp_from, '@')) {
-        *why = "HUB_SMTP_FROM: required with HUB_SMTP_URL (an e-mail address)";
-        return NULL;
-    }
     struct smtp *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    if (parse_from(cfg->smtp_from, &s->from, &s->from_hdr)) {
+        free(s);
+        *why = "HUB_SMTP_FROM: required with HUB_SMTP_URL: an address, or \"Name <address>\"";
+        return NULL;
+    }
     s->url = strdup(cfg->smtp_url);
-    s->from = strdup(cfg->smtp_from);
     s->user = cfg->smtp_user ? strdup(cfg->smtp_user) : NULL;
     s->password = cfg->smtp_password ? strdup(cfg->smtp_password) : NULL;
-    if (!s->url || !s->from) {
+    if (!s->url) {
         smtp_free(&s->base);
         return NULL;
     }

@@ -43,7 +43,11 @@ struct fallback {
     struct kind_entry *sent_kinds; /* kinds whose policy has fallback channels */
     lws_sorted_usec_list_t tick;
     char hub_id[96];
-    int closing; /* fallback_free() has begun */
+    int closing;    /* fallback_free() has begun */
+    char **results; /* outcomes waiting to be written, oldest first (each one allocation) */
+    size_t n_results, cap_results;
+    size_t results_inflight; /* the first this many are being written */
+    lws_sorted_usec_list_t results_sul;
     uint64_t sent, failed, retried, skipped;
 };
 
@@ -67,27 +71,117 @@ job_free(struct job *j)
     free(j);
 }
 
+/* Outcomes written per statement at most. */
+#define FALLBACK_RESULT_BATCH 500
+/* How long an outcome may wait for others to share its statement. */
+#define FALLBACK_RESULT_DELAY_MS 5
+
+/* Appends one element to a PostgreSQL array literal being built. */
 static void
-on_result_stored(struct db *db, const PGresult *res, void *ud)
+lit_add(FILE *f, const char *value, int first)
 {
-    struct fallback *fb = ud;
-    if (!res)
-        return;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_err("fallback", "recording a delivery result failed: %s", PQresultErrorMessage(res));
+    if (!first)
+        fputc(',', f);
+    if (!value) {
+        fputs("NULL", f);
         return;
     }
+    fputc('"', f);
+    for (const char *p = value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void flush_results(struct fallback *fb);
+
+static void
+on_results_stored(struct db *db, const PGresult *res, void *ud)
+{
+    struct fallback *fb = ud;
+    size_t n = fb->results_inflight;
+    fb->results_inflight = 0;
+    if (!res)
+        return; /* kept: written again when the database is back */
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        log_err("fallback", "recording %zu delivery results failed: %s", n,
+                PQresultErrorMessage(res));
+    /* Written (or refused for good): drop them. */
+    for (size_t i = 0; i < n; i++)
+        free(fb->results[i]);
+    memmove(fb->results, fb->results + n, (fb->n_results - n) * sizeof(*fb->results));
+    fb->n_results -= n;
     /* A failed or skipped delivery may have queued the next channel. */
-    enum channel next;
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
-        channel_parse(PQgetvalue(res, 0, 0), &next) == 0)
-        claim(fb, next);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        for (int i = 0; i < PQntuples(res); i++) {
+            enum channel next;
+            if (channel_parse(PQgetvalue(res, i, 0), &next) == 0)
+                claim(fb, next);
+        }
+    if (fb->n_results)
+        flush_results(fb);
+}
+
+/* Writes the waiting outcomes (at most one statement in flight). */
+static void
+flush_results(struct fallback *fb)
+{
+    if (fb->results_inflight || !fb->n_results || !db_is_up(fb->db))
+        return;
+    size_t n = fb->n_results < FALLBACK_RESULT_BATCH ? fb->n_results : FALLBACK_RESULT_BATCH;
+    char *lit[6] = {NULL};
+    size_t len[6];
+    FILE *f[6];
+    for (int k = 0; k < 6; k++) {
+        f[k] = open_memstream(&lit[k], &len[k]);
+        if (f[k])
+            fputc('{', f[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* Each entry holds its six fields as consecutive NUL-terminated strings. */
+        const char *v = fb->results[i];
+        for (int k = 0; k < 6; k++) {
+            if (f[k])
+                lit_add(f[k], v, i == 0);
+            v += strlen(v) + 1;
+        }
+    }
+    int ok = 1;
+    for (int k = 0; k < 6; k++) {
+        if (!f[k]) {
+            ok = 0;
+            continue;
+        }
+        fputc('}', f[k]);
+        if (fclose(f[k]))
+            ok = 0;
+    }
+    if (ok) {
+        const char *params[6] = {lit[0], lit[1], lit[2], lit[3], lit[4], lit[5]};
+        if (db_query(fb->db,
+                     "SELECT next_channel FROM hub.delivery_results($1::bigint[], $2::text[], "
+                     "$3::text[], $4::text[], $5::text[], $6::int[])",
+                     6, params, on_results_stored, fb))
+            fb->results_inflight = n;
+    }
+    for (int k = 0; k < 6; k++)
+        free(lit[k]);
+}
+
+static void
+on_results_timer(lws_sorted_usec_list_t *sul)
+{
+    flush_results(lws_container_of(sul, struct fallback, results_sul));
 }
 
 /*
- * Stores one outcome: outcome is "sent", "retry", "failed" or "skipped".
- * If the database is away the row's lease runs out and another attempt
- * (by this or another hub) takes it: nothing is lost, at worst repeated.
+ * Queues one outcome: outcome is "sent", "retry", "failed" or "skipped".
+ * Outcomes are written in batches; they stay queued while the database is
+ * away. If the hub stops first, the row's lease runs out and another
+ * attempt (by this or another hub) takes it: nothing is lost, at worst one
+ * message is repeated (see docs/fallback.md).
  */
 static void
 store_result(struct fallback *fb, const char *event_id, const char *user, enum channel ch,
@@ -95,9 +189,36 @@ store_result(struct fallback *fb, const char *event_id, const char *user, enum c
 {
     char retry[16];
     snprintf(retry, sizeof(retry), "%d", retry_ms);
-    const char *params[6] = {event_id, user, channel_name(ch), outcome, detail, retry};
-    db_query(fb->db, "SELECT hub.delivery_result($1::bigint, $2, $3, $4, $5, $6::int)", 6, params,
-             on_result_stored, fb);
+    const char *v[6] = {event_id, user, channel_name(ch), outcome, detail ? detail : "", retry};
+    size_t size = 0;
+    for (int k = 0; k < 6; k++)
+        size += strlen(v[k]) + 1;
+    char *e = malloc(size);
+    if (fb->n_results == fb->cap_results) {
+        size_t cap = fb->cap_results ? fb->cap_results * 2 : 64;
+        char **grown = realloc(fb->results, cap * sizeof(*grown));
+        if (grown) {
+            fb->results = grown;
+            fb->cap_results = cap;
+        }
+    }
+    if (!e || fb->n_results == fb->cap_results) {
+        free(e);
+        log_err("fallback", "out of memory recording a result of event %s", event_id);
+        return;
+    }
+    char *p = e;
+    for (int k = 0; k < 6; k++) {
+        size_t l = strlen(v[k]) + 1;
+        memcpy(p, v[k], l);
+        p += l;
+    }
+    fb->results[fb->n_results++] = e;
+    if (fb->n_results >= FALLBACK_RESULT_BATCH)
+        flush_results(fb);
+    else
+        lws_sul_schedule(fb->hub->ctx, 0, &fb->results_sul, on_results_timer,
+                         FALLBACK_RESULT_DELAY_MS * 1000);
 }
 
 /* A provider answered (or failed to) for job j. */
@@ -393,6 +514,7 @@ on_db_up(struct db *db, void *ud)
     db_query(db, "LISTEN hub_deliveries", 0, NULL, NULL, NULL);
     db_query(db, "LISTEN hub_policies", 0, NULL, NULL, NULL);
     load_policies(fb);
+    flush_results(fb);
     plan(fb);
     claim_all(fb);
 }
@@ -449,6 +571,7 @@ fallback_new(struct hub *hub, struct fallback **out)
         fallback_free(fb);
         return -1;
     }
+    http_engine_set_max_per_host(fb->http, hub->cfg->provider_inflight);
     struct provider *(*ctor[CHANNEL_COUNT])(const struct hub_config *, struct http_engine *,
                                             const char **) = {
         [CHANNEL_PUSH] = fcm_provider_new,
@@ -495,6 +618,7 @@ fallback_free(struct fallback *fb)
     if (!fb)
         return;
     lws_sul_cancel(&fb->tick);
+    lws_sul_cancel(&fb->results_sul);
     fb->closing = 1;
     /* Aborted transfers report through on_sent, which needs the providers. */
     http_engine_free(fb->http);
@@ -510,5 +634,8 @@ fallback_free(struct fallback *fb)
         free(e->kind);
         free(e);
     }
+    for (size_t i = 0; i < fb->n_results; i++)
+        free(fb->results[i]);
+    free(fb->results);
     free(fb);
 }

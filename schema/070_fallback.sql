@@ -229,6 +229,11 @@ BEGIN
     IF cardinality(chans) IS NULL OR cardinality(chans) = 0 THEN
         RETURN 0;
     END IF;
+    -- A claimed panic escalates no further: a guard is on it ("escalate by
+    -- SMS if nobody claims"). The claim is the first ack (hub.record_acks).
+    IF p_phase = 'fallback' AND EXISTS (SELECT 1 FROM hub.claims c WHERE c.event_id = ev.id) THEN
+        RETURN 0;
+    END IF;
     WITH aud AS MATERIALIZED (
         SELECT a.user_id, a.device_token, a.phone, a.email, a.locale
           FROM hub.audience(ev.tenant, ev.rooms) a
@@ -708,5 +713,25 @@ BEGIN
     )
     SELECT count(*) INTO written FROM ins;
     RETURN written;
+END
+$fn$;
+
+-- Many outcomes in one statement (the hub batches them, so a burst of
+-- thousands of sends is not one round trip each). Same semantics as
+-- hub.delivery_result() for each element, in order; returns the channels
+-- that got a pending row (one row per such outcome).
+CREATE OR REPLACE FUNCTION hub.delivery_results(p_events bigint[], p_users text[],
+                                                p_channels text[], p_outcomes text[],
+                                                p_details text[], p_retry_ms int[])
+RETURNS TABLE (next_channel text)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(p_events), 0) LOOP
+        next_channel := hub.delivery_result(p_events[i], p_users[i], p_channels[i],
+                                            p_outcomes[i], p_details[i], p_retry_ms[i]);
+        IF next_channel IS NOT NULL THEN
+            RETURN NEXT;
+        END IF;
+    END LOOP;
 END
 $fn$;

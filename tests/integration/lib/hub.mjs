@@ -108,6 +108,13 @@ class HubProcess {
         liveHubs.delete(this);
         resolve(this.exit);
       });
+      // A process that could not be started never exits: settle anyway.
+      proc.on('error', (err) => {
+        if (this.exit) return;
+        this.exit = { code: null, signal: null, error: err.message };
+        liveHubs.delete(this);
+        resolve(this.exit);
+      });
     });
     const keep = (stream, name) => {
       let partial = '';
