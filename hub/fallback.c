@@ -394,7 +394,9 @@ claim(struct fallback *fb, enum channel ch)
     }
     struct provider *p = fb->prov[ch];
     int room = p ? (int)p->max_inflight - (int)p->inflight : FALLBACK_SKIP_BATCH;
-    if (room <= 0)
+    /* Claim in batches: with sends still in flight, wait until half the room
+     * is free rather than paying a claim round trip per completed send. */
+    if (room <= 0 || (p && p->inflight && room < (int)(p->max_inflight + 1) / 2))
         return;
     struct claim_ctx *cc = malloc(sizeof(*cc));
     if (!cc)

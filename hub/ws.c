@@ -104,12 +104,16 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         return web_writable(c);
 
     case LWS_CALLBACK_CLOSED_HTTP:
-        free(c->rx);
-        c->rx = NULL;
+        if (c) {
+            free(c->rx);
+            c->rx = NULL;
+        }
         return 0;
 
     default:
-        return 0;
+        /* lws's own handling of what is left, e.g. ending the transaction
+         * after a static file (so keep-alive connections go on). */
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 

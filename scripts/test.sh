@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Armonía Hub on a fresh machine: installs what is missing,
 # builds, starts a private PostgreSQL (through CTest's pg fixture), runs the
-# unit and integration tests, then builds and runs all of it again under
+# unit tests, the integration tests (real hubs, real PostgreSQL, local FCM,
+# Twilio and SMTP stand-ins), the JS client's tests and the guard console in
+# headless Chromium, then builds and runs all of it again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 #   scripts/test.sh            both passes
@@ -13,6 +15,8 @@ root=$PWD
 
 bash scripts/deps.sh
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+# The JS client's packages and Debian's chromium for the console's browser test.
+bash scripts/browser-deps.sh
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
