@@ -61,6 +61,7 @@ DATABASE_URL=$db JWT_SECRET_KEY=$secret PORT=$port HUB_BIND=${HUB_BIND:-127.0.0.
     TWILIO_ACCOUNT_SID="$(field twilioSid)" TWILIO_AUTH_TOKEN="$(field twilioToken)" \
     TWILIO_PHONE_NUMBER="$(field twilioFrom)" HUB_TWILIO_BASE_URL="$(field twilioUrl)" \
     HUB_SMTP_URL="$(field smtpUrl)" HUB_SMTP_FROM=notificaciones@armonia.demo \
+    HUB_CONSOLE_DIR="$root/clients/js" \
     build/demo/armonia-hub &
 pids+=($!)
 hub_pid=$!
@@ -78,6 +79,9 @@ Tokens (HS256, secret "$secret", valid 24 h):
   resident res-101 (unit 101) $res101
   resident res-202 (unit 202) $res202
   admin   admin-1  $admin
+
+Guard console (Spanish): open http://127.0.0.1:$port/console/ in a browser and paste the
+guard token above; press Atender on a panic to claim it for every other console.
 
 Watch as someone else (in another terminal):
   node --experimental-websocket tools/watch.mjs ws://127.0.0.1:$port/ws <TOKEN> label
