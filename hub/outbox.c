@@ -8,8 +8,10 @@
  * an outage are delivered once the database is back.
  */
 #include "outbox.h"
+#include "conn.h"
 #include "hub.h"
 #include "log.h"
+#include "replay.h"
 #include "router.h"
 #include "session.h"
 
@@ -76,8 +78,13 @@ on_cursor(struct db *db, const PGresult *res, void *ud)
     }
     hub->cursor = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     hub->cursor_known = 1;
-    log_info("outbox", "starting after seq %lld", (long long)hub->cursor);
+    hub->listening = 1;
+    log_info("outbox", "listening on %s, starting after seq %lld", OUTBOX_CHANNEL,
+             (long long)hub->cursor);
     outbox_read(hub);
+    /* Replays that started before the cursor was known can now finish. */
+    for (struct conn *c = hub->conns; c; c = c->next)
+        replay_resume(c);
 }
 
 static void
@@ -90,12 +97,14 @@ on_listen(struct db *db, const PGresult *res, void *ud)
         log_err("outbox", "LISTEN failed: %s", PQresultErrorMessage(res));
         return;
     }
+    /* /healthz says ok only once the cursor is known too (on_cursor). */
+    if (!hub->cursor_known) {
+        db_query(db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL, on_cursor, hub);
+        return;
+    }
     hub->listening = 1;
     log_info("outbox", "listening on %s", OUTBOX_CHANNEL);
-    if (!hub->cursor_known)
-        db_query(db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL, on_cursor, hub);
-    else
-        outbox_read(hub);
+    outbox_read(hub);
 }
 
 static void

@@ -177,7 +177,9 @@ replay_catch_up(struct conn *c, int64_t after)
 void
 replay_resume(struct conn *c)
 {
-    if (!c->replaying || c->replay_req || c->state != CONN_READY)
+    /* Until the live reader knows where it starts, a replay cannot know
+     * where to hand over: it waits (outbox.c resumes it). */
+    if (!c->replaying || c->replay_req || c->state != CONN_READY || !c->hub->cursor_known)
         return;
     if (c->queued_bytes > c->hub->cfg->max_queue_bytes / 4) {
         c->replay_waiting = 1;
