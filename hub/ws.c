@@ -124,7 +124,8 @@ ws_protocols(struct lws_protocols protos[2])
     protos[0].name = "armonia.v1.json";
     protos[0].callback = on_ws_event;
     protos[0].per_session_data_size = sizeof(struct conn);
-    protos[0].rx_buffer_size = 4096;
+    /* lws allocates this per connection; longer messages arrive in parts. */
+    protos[0].rx_buffer_size = WS_RX_CHUNK;
     protos[0].id = FRAME_JSON;
     protos[1] = protos[0];
     protos[1].name = "armonia.v1.msgpack";

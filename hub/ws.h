@@ -8,6 +8,11 @@
 
 #include <libwebsockets.h>
 
+/* Bytes lws reads per connection at a time (it keeps one such buffer per
+ * connection): client frames are small (auth, ack, subscribe), so a small
+ * buffer saves memory on idle connections; larger messages are assembled. */
+#define WS_RX_CHUNK 1024
+
 /* The WebSocket path; upgrades elsewhere are refused. */
 #define WS_PATH "/ws"
 
