@@ -38,7 +38,7 @@ struct ring {
 };
 
 /* Events with ack:true this connection was sent and has not acked (bounded). */
-#define CONN_MAX_PENDING_ACKS 16
+#define CONN_MAX_PENDING_ACKS 64
 /* Acks for events not sent on this connection checked at once. */
 #define CONN_MAX_ACK_LOOKUPS 32
 

@@ -422,7 +422,7 @@ on_ack_lookup(struct db *db, const PGresult *res, void *ud)
 {
     struct ack_lookup *l = ud;
     struct conn *c = l->c;
-    if (c->state == CONN_READY) {
+    if (c->tenant && (c->state == CONN_READY || c->state == CONN_CLOSING)) {
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
             conn_error(c, "internal", "cannot check that event now; ack again later", l->ref);
         else if (PQntuples(res) == 0)
@@ -487,8 +487,16 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
 void
 session_message(struct conn *c, const void *data, size_t len)
 {
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING) {
+        /* Closing (e.g. the hub is stopping): nothing is answered any more,
+         * but acks the client sent before it saw the close still count. */
+        json_t *msg = c->tenant ? frame_decode(c->fmt, data, len, NULL) : NULL;
+        const char *type = msg ? str_field(msg, "type") : NULL;
+        if (type && !strcmp(type, "ack"))
+            on_ack(c, msg, NULL);
+        json_decref(msg);
         return;
+    }
     if (rate_take(c)) {
         c->hub->m.rate_limited++;
         conn_error(c, "rate_limited", "too many frames; slow down", NULL);
