@@ -115,6 +115,8 @@ welcome(struct conn *c, struct tenant *t)
     c->auth_ref = NULL;
     if (c->since >= 0)
         replay_start(c);
+    else
+        c->last_seq = t->last_seq; /* live from the welcome's last_seq on */
     log_debug("session", "session %s: %s %s of %s ready in %u rooms", c->session,
               auth_role_name(c->who.role), c->who.sub, t->name, c->n_rooms);
 }

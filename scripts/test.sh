@@ -18,7 +18,7 @@ bash scripts/deps.sh
 # The JS client's packages and Debian's chromium for the console's browser test.
 bash scripts/browser-deps.sh
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:halt_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:halt_on_error=1:quarantine_size_mb=32}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 jobs=$(nproc 2>/dev/null || echo 2)
 
