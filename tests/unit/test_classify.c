@@ -329,12 +329,14 @@ test_twilio_config_errors(void **state)
     assert_result(&r, SEND_CONFIG, "twilio 20003", -1);
     classify_twilio(401, "Unauthorized", -1, &r);
     assert_result(&r, SEND_CONFIG, "http 401", -1);
-    classify_twilio(404,
-                    twilio_error(20404,
-                                 "The requested resource /2010-04-01/Accounts/ACxxx/"
-                                 "Messages.json was not found",
-                                 404),
-                    -1, &r);
+    classify_twilio(
+        404,
+        twilio_error(
+            20404,
+            "The requested resource /2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/"
+            "Messages.json was not found",
+            404),
+        -1, &r);
     assert_result(&r, SEND_CONFIG, "twilio 20404", -1);
     classify_twilio(400,
                     twilio_error(21606,

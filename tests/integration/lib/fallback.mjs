@@ -40,7 +40,7 @@ export function uid(n = 4) {
 }
 
 /**
- * A fresh E.164 Colombian mobile number (+57 3xx xxx xxxx) that no other
+ * A fresh E.164 Colombian mobile number (+57 followed by a ten-digit mobile number starting with 3) that no other
  * test uses. Twilio's magic test numbers are +1500555000x; these are never.
  */
 let phoneCounter = 0;
