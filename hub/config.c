@@ -44,6 +44,9 @@ static const struct opt opts[] = {
      "30000",
      "a connection whose frames wait unwritten this long is closed with 4008 (one that reads "
      "but falls behind a burst catches up from the outbox instead)"},
+    {"HUB_TCP_KEEPALIVE_S", "tcp-keepalive-s", OPT_INT, OFF(tcp_keepalive_s), 0, 7200, "60",
+     "idle seconds before the kernel probes a silent client (5 probes, 10 s apart; a vanished "
+     "phone is dropped about 110 s later); 0 turns probing off"},
     {"HUB_AUTH_TIMEOUT_MS", "auth-timeout-ms", OPT_INT, OFF(auth_timeout_ms), 100, 600000, "10000",
      "time a connection has to authenticate"},
     {"HUB_RATE_LIMIT", "rate-limit", OPT_INT, OFF(rate_limit), 1, 1000000, "50",

@@ -29,6 +29,7 @@ struct hub_config {
     int max_rooms;           /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */
     int retention_s;         /* HUB_RETENTION_S: how long the outbox keeps events, 24 h */
     int purge_interval_ms;   /* HUB_PURGE_INTERVAL_MS: how often expired events are deleted */
+    int tcp_keepalive_s;     /* HUB_TCP_KEEPALIVE_S: SO_KEEPALIVE idle time, 0 = off */
     int slow_consumer_ms;    /* HUB_SLOW_CONSUMER_MS: unwritten this long -> 4008 */
     int shutdown_timeout_ms; /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
 

@@ -6,6 +6,7 @@
 #include "hub.h"
 #include "log.h"
 #include "replay.h"
+#include "session.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,32 @@ conn_send(struct conn *c, struct buf *b, int urgent)
         c->queued_bytes = 0;
         conn_close(c, 4008, "slow consumer");
         return -1;
+    }
+    /*
+     * Nothing queued and nothing held back by lws: write now instead of
+     * queueing and waiting for a writable callback. That saves two epoll
+     * changes and a wake-up per frame, and a frame for a guard is on the
+     * wire the moment its event is routed, not after every other socket of
+     * a broadcast has had its turn. When the kernel takes only part of it,
+     * lws keeps the rest and later frames queue behind it.
+     * A replay queues instead: its next page is read from the database
+     * while the frames of this one are being written.
+     */
+    if (!c->urgent.len && !c->normal.len && !c->replaying && !c->peer_closed &&
+        !lws_partial_buffered(c->wsi)) {
+        size_t len = b->len;
+        c->progress_ms = hub_now_ms();
+        if (lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+            (int)len) {
+            /* The socket is gone: lws closes it on its next turn. */
+            c->state = CONN_CLOSING;
+            replay_stop(c);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+            return -1;
+        }
+        c->hub->m.frames_sent++;
+        c->hub->m.bytes_sent += len;
+        return 0;
     }
     if (ring_push(urgent ? &c->urgent : &c->normal, b)) {
         conn_close(c, 1011, "out of memory");
@@ -226,15 +253,21 @@ conn_release(struct conn *c)
     json_decref(c->auth_ref);
     c->auth_ref = NULL;
     auth_claims_free(&c->who);
+    free(c->pending_acks);
+    c->pending_acks = NULL;
+    c->n_pending_acks = c->cap_pending_acks = 0;
 }
 
-/* Closes connections that have had frames waiting, unwritten, too long. */
+/* Once a second: closes connections whose token has expired and those that
+ * have had frames waiting, unwritten, too long. */
 static void
 on_stall_sweep(lws_sorted_usec_list_t *sul)
 {
     struct hub *hub = lws_container_of(sul, struct hub, stall_sul);
-    int64_t now = hub_now_ms();
+    int64_t now = hub_now_ms(), wall_s = hub_wall_s();
     for (struct conn *c = hub->conns; c; c = c->next) {
+        if (session_check_expiry(c, wall_s))
+            continue;
         if (c->state != CONN_READY || (!c->queued_bytes && !c->replay_waiting))
             continue;
         if (now - c->progress_ms < hub->cfg->slow_consumer_ms)

@@ -65,17 +65,18 @@ struct conn {
     int64_t replay_hi;          /* upper end of the window the page in flight reads */
     int64_t replay_upto;        /* live cursor the current replay page reads up to */
     struct db_req *replay_req;  /* replay query in flight */
-    lws_sorted_usec_list_t sul; /* auth deadline, then token expiry */
+    lws_sorted_usec_list_t sul; /* auth deadline, then close linger */
     unsigned char *rx;          /* partial inbound message (owned) */
     size_t rx_len;
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
     int64_t close_at_ms; /* lingering until then before closing (0: not lingering) */
+    int peer_closed;     /* the client sent a close frame: no more direct writes */
     uint16_t close_code; /* set when CLOSING */
     char close_reason[64];
-    json_t *auth_ref; /* "ref" of the auth frame, echoed in welcome (owned) */
-    int64_t pending_acks[CONN_MAX_PENDING_ACKS];
-    unsigned n_pending_acks;
+    json_t *auth_ref;      /* "ref" of the auth frame, echoed in welcome (owned) */
+    int64_t *pending_acks; /* grown on the first ack:true event (most never get one) */
+    unsigned n_pending_acks, cap_pending_acks;
     struct ack_lookup *ack_lookups; /* acks for events not sent here, being checked */
     unsigned n_ack_lookups;
     char session[17];

@@ -7,6 +7,7 @@
  */
 #include "db.h"
 #include "log.h"
+#include "soon.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -47,9 +48,9 @@ struct db {
     PGresult *res; /* first result of the query in flight */
     int attempt;   /* failed attempts since the last success */
     int retry_max_ms;
-    lws_sorted_usec_list_t sul;  /* connect timeout, retry delay, or deferred failure */
-    char fail[160];              /* why a send failed, reported from the timer */
-    lws_sorted_usec_list_t kick; /* asks lws for POLLOUT from outside its callbacks */
+    lws_sorted_usec_list_t sul; /* connect timeout, retry delay, or deferred failure */
+    char fail[160];             /* why a send failed, reported from the timer */
+    struct soon kick;           /* asks lws for POLLOUT from outside its callbacks */
 };
 
 static void db_connect(struct db *db);
@@ -57,9 +58,9 @@ static void db_lost(struct db *db, const char *why);
 static void on_db_timer(lws_sorted_usec_list_t *sul);
 
 static void
-on_db_kick(lws_sorted_usec_list_t *sul)
+on_db_kick(struct soon *s)
 {
-    struct db *db = lws_container_of(sul, struct db, kick);
+    struct db *db = lws_container_of(s, struct db, kick);
     if (db->wsi)
         lws_callback_on_writable(db->wsi);
 }
@@ -67,12 +68,12 @@ on_db_kick(lws_sorted_usec_list_t *sul)
 /*
  * Asks to be told when the socket is writable. lws forgets a request for
  * POLLOUT made on a raw file from inside its own writable callback, so the
- * request is made from a timer that fires at once.
+ * request is made on the next loop turn.
  */
 static void
 db_want_write(struct db *db)
 {
-    lws_sul_schedule(db->ctx, 0, &db->kick, on_db_kick, 1);
+    soon_add(&db->kick, on_db_kick);
 }
 
 static void
@@ -455,7 +456,7 @@ db_free(struct db *db)
     if (!db)
         return;
     lws_sul_cancel(&db->sul);
-    lws_sul_cancel(&db->kick);
+    soon_cancel(&db->kick);
     db_drop_wsi(db);
     if (db->res)
         PQclear(db->res);

@@ -11,10 +11,12 @@
 #include <libwebsockets.h>
 #include "config.h"
 #include "registry.h"
+#include "soon.h"
 
 struct db;
 struct acks;
 struct fallback;
+struct fanout;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -51,6 +53,9 @@ struct hub {
     struct acks *acks;    /* acks waiting to be written (acks.c) */
     struct acks *sent;    /* "sent" marks waiting to be written */
     struct fallback *fallback;
+    struct fanout *fan_head, *fan_tail; /* large fan-outs in progress (router.c), FIFO */
+    size_t fan_jobs;
+    struct soon fan_soon;
     lws_sorted_usec_list_t purge_sul;
     lws_sorted_usec_list_t stall_sul;
     struct hub_metrics m;

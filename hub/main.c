@@ -11,9 +11,12 @@
 #include "log.h"
 #include "outbox.h"
 #include "purge.h"
+#include "router.h"
 #include "session.h"
+#include "soon.h"
 #include "ws.h"
 
+#include <ev.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,15 @@
 
 static volatile sig_atomic_t interrupted;
 static struct lws_context *loop_ctx;
+/* The libev loop lws runs on (epoll); main drives it one iteration at a time. */
+static struct ev_loop *ev_loop_main;
+
+/* One pass of the loop: waits for readiness or a timer, runs the callbacks. */
+static void
+run_once(void)
+{
+    ev_run(ev_loop_main, EVRUN_ONCE);
+}
 
 static void
 on_signal(int sig)
@@ -55,16 +67,14 @@ drain(struct hub *hub)
     memset(&tick, 0, sizeof(tick));
     while (hub->n_conns && hub_now_ms() < deadline) {
         lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
-        if (lws_service(hub->ctx, 0) < 0)
-            break;
+        run_once();
     }
     /* Acks received up to now are written before the process ends. */
     while ((acks_flush(hub->acks) | acks_flush(hub->sent) || acks_pending(hub->acks) ||
             acks_pending(hub->sent)) &&
            db_is_up(hub->work_db) && hub_now_ms() < deadline) {
         lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
-        if (lws_service(hub->ctx, 0) < 0)
-            break;
+        run_once();
     }
     lws_sul_cancel(&tick);
     if (hub->n_conns)
@@ -133,12 +143,43 @@ main(int argc, char **argv)
                                             .origin_protocol = LWSMPRO_FILE};
         info.mounts = mounts;
     }
+    /*
+     * lws on a libev loop we own: readiness through epoll (lws's built-in
+     * loop poll()s every descriptor on each wake-up, which costs O(open
+     * connections) per event), and main keeps control of each iteration.
+     */
+    ev_loop_main = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (!ev_loop_main) {
+        log_err("main", "cannot create the event loop (epoll)");
+        config_free(&cfg);
+        return 1;
+    }
+    soon_init(ev_loop_main);
+    void *foreign_loops[1] = {ev_loop_main};
+    info.foreign_loops = foreign_loops;
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+    /*
+     * No lws "validity" timer per connection: lws keeps all timers in one
+     * sorted list, and arming one per WebSocket at +300 s makes every
+     * handshake walk the whole list (O(n^2) to connect n clients). Clients
+     * send their own pings; vanished peers are found by TCP keepalive.
+     */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_validity;
+    if (cfg.tcp_keepalive_s > 0) {
+        info.ka_time = cfg.tcp_keepalive_s;
+        info.ka_probes = 5;
+        info.ka_interval = 10;
+    }
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 30;
     hub.ctx = lws_create_context(&info);
     if (!hub.ctx) {
         log_err("main", "cannot listen on %s:%d", cfg.bind, cfg.port);
         config_free(&cfg);
+        soon_init(NULL);
+        ev_loop_destroy(ev_loop_main);
         return 1;
     }
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
@@ -176,8 +217,7 @@ main(int argc, char **argv)
     log_info("main", "armonia-hub listening on %s:%d", cfg.bind, cfg.port);
 
     while (!interrupted)
-        if (lws_service(hub.ctx, 0) < 0)
-            break;
+        run_once();
     drain(&hub);
 
 out:
@@ -190,10 +230,13 @@ out:
     db_free(hub.listen_db);
     db_free(hub.work_db);
     hub.listen_db = hub.work_db = NULL;
+    router_free(&hub);
     acks_free(hub.acks);
     acks_free(hub.sent);
     lws_context_destroy(hub.ctx);
     loop_ctx = NULL;
+    soon_init(NULL);
+    ev_loop_destroy(ev_loop_main);
     reg_free(&hub.reg);
     config_free(&cfg);
     return rc;

@@ -51,7 +51,7 @@ outbox_read(struct hub *hub)
 {
     if (!hub->listening || !hub->cursor_known)
         return;
-    if (hub->reading) {
+    if (hub->reading || router_busy(hub)) {
         hub->read_again = 1;
         return;
     }
@@ -64,6 +64,13 @@ outbox_read(struct hub *hub)
     hub->read_again = 0;
     if (db_query(hub->listen_db, sql, 2, params, on_rows, hub))
         hub->reading = 1;
+}
+
+void
+outbox_resume(struct hub *hub)
+{
+    if (hub->read_again && !hub->reading)
+        outbox_read(hub);
 }
 
 static void

@@ -18,4 +18,7 @@ extern const struct db_ops outbox_db_ops;
 /* NOTIFY channel hub.emit() signals. */
 #define OUTBOX_CHANNEL "hub_outbox"
 
+/* Reads on if a read was held back while the router was busy (router.h). */
+void outbox_resume(struct hub *hub);
+
 #endif

@@ -83,6 +83,8 @@ static void
 member_drop(struct registry *reg, struct member *m)
 {
     struct room *r = m->room;
+    if (reg->walk == m)
+        reg->walk = m->next;
     DL_DELETE(r->members, m);
     r->n_members--;
     reg->n_members--;

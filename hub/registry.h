@@ -55,6 +55,10 @@ struct registry {
     size_t n_tenants;
     size_t n_rooms;
     size_t n_members;
+    /* The next member the router's fan-out in progress will visit; moved
+     * on when that member leaves, so a walk spread over loop turns stays
+     * valid (NULL: the walk has reached the end of its room). */
+    struct member *walk;
 };
 
 /* Finds a tenant by name; with create, makes an empty one when missing.

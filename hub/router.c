@@ -5,6 +5,10 @@
  * (the newest seq queued on it) makes it receive the event once, through
  * the first of its rooms that the event names. Because events are routed
  * in seq order, the same check keeps every connection's stream increasing.
+ *
+ * A large fan-out is written over several loop turns (struct fanout); an
+ * event sent at once meanwhile first catches each recipient up on the
+ * fan-outs in progress, so the stream stays increasing there too.
  */
 #include "router.h"
 #include "buf.h"
@@ -13,6 +17,7 @@
 #include "fallback.h"
 #include "hub.h"
 #include "log.h"
+#include "outbox.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +36,218 @@ event_map(const struct event *ev)
 static void
 note_pending_ack(struct conn *c, int64_t id)
 {
-    if (c->n_pending_acks == CONN_MAX_PENDING_ACKS) {
+    if (c->n_pending_acks == c->cap_pending_acks && c->cap_pending_acks < CONN_MAX_PENDING_ACKS) {
+        unsigned cap = c->cap_pending_acks ? c->cap_pending_acks * 2 : 4;
+        int64_t *v = realloc(c->pending_acks, cap * sizeof(*v));
+        if (v) {
+            c->pending_acks = v;
+            c->cap_pending_acks = cap;
+        }
+    }
+    if (!c->cap_pending_acks)
+        return; /* out of memory: its ack is checked in the database instead */
+    if (c->n_pending_acks == c->cap_pending_acks) {
         memmove(c->pending_acks, c->pending_acks + 1,
-                (CONN_MAX_PENDING_ACKS - 1) * sizeof(c->pending_acks[0]));
+                (c->cap_pending_acks - 1) * sizeof(c->pending_acks[0]));
         c->n_pending_acks--;
     }
     c->pending_acks[c->n_pending_acks++] = id;
+}
+
+/*
+ * Sends one encoded event frame to c: the connection's stream advances to
+ * its seq, ack bookkeeping follows. Returns 1 when it went out.
+ */
+static int
+send_event(struct hub *hub, struct conn *c, struct buf *b, int64_t id, int ack, int mark_sent)
+{
+    c->last_seq = b->seq;
+    if (ack)
+        note_pending_ack(c, id);
+    if (conn_send(c, b, 0))
+        return 0;
+    if (mark_sent)
+        acks_add(hub->sent, id, c->tenant->name, c->who.sub);
+    return 1;
+}
+
+/* An event too large to write in one loop turn, being written in slices. */
+struct fanout {
+    struct fanout *next;
+    struct tenant *t;
+    int64_t id, seq;
+    int ack, mark_sent;
+    json_t *rooms;      /* the event's room names (reference) */
+    json_t *map;        /* the event map; "room" is set per room when encoding */
+    size_t room_i;      /* the room being walked */
+    int walking;        /* hub->reg.walk is the cursor in rooms[room_i] */
+    struct buf *enc[2]; /* rooms[room_i]'s frame per format, made on first use */
+};
+
+/* Encodes f's event as delivered through room name, in fmt. */
+static struct buf *
+fanout_encode(const struct fanout *f, const char *name, enum frame_fmt fmt)
+{
+    json_object_set_new(f->map, "room", json_string(name));
+    struct buf *b = frame_encode(fmt, f->map);
+    if (b)
+        b->seq = f->seq;
+    return b;
+}
+
+/* The first of f's rooms that c is in, or NULL. */
+static const char *
+fanout_room_of(const struct fanout *f, const struct conn *c)
+{
+    size_t i;
+    json_t *jr;
+    json_array_foreach(f->rooms, i, jr)
+    {
+        const char *name = json_string_value(jr);
+        for (const struct member *m = c->rooms; m && name; m = m->cnext)
+            if (!strcmp(m->room->name, name))
+                return name;
+    }
+    return NULL;
+}
+
+/*
+ * Before c is sent something at once: the in-progress fan-outs it is a
+ * recipient of and has not reached yet, oldest first.
+ */
+static void
+catch_up_fanouts(struct hub *hub, struct conn *c)
+{
+    for (struct fanout *f = hub->fan_head; f; f = f->next) {
+        if (f->t != c->tenant || c->last_seq >= f->seq || c->state != CONN_READY || c->replaying)
+            continue;
+        const char *name = fanout_room_of(f, c);
+        if (!name)
+            continue;
+        struct buf *b = fanout_encode(f, name, c->fmt);
+        if (!b) {
+            log_err("router", "out of memory encoding event %lld", (long long)f->id);
+            continue;
+        }
+        hub->m.frames_queued += send_event(hub, c, b, f->id, f->ack, f->mark_sent);
+        buf_unref(b);
+    }
+}
+
+static void
+fanout_free(struct fanout *f)
+{
+    buf_unref(f->enc[0]);
+    buf_unref(f->enc[1]);
+    json_decref(f->rooms);
+    json_decref(f->map);
+    free(f);
+}
+
+static void on_fanout_turn(struct soon *s);
+
+static void
+fanout_schedule(struct hub *hub)
+{
+    soon_add(&hub->fan_soon, on_fanout_turn);
+}
+
+/* One loop turn of the oldest fan-outs: up to ROUTER_SLICE connections. */
+static void
+on_fanout_turn(struct soon *s)
+{
+    struct hub *hub = lws_container_of(s, struct hub, fan_soon);
+    int was_busy = router_busy(hub);
+    size_t budget = ROUTER_SLICE, n = 0;
+    while (hub->fan_head && budget) {
+        struct fanout *f = hub->fan_head;
+        const char *name = json_string_value(json_array_get(f->rooms, f->room_i));
+        if (!f->walking) {
+            struct room *r = name ? reg_room(f->t, name) : NULL;
+            hub->reg.walk = r ? r->members : NULL;
+            f->walking = 1;
+        }
+        struct member *m;
+        while (budget && (m = hub->reg.walk)) {
+            hub->reg.walk = m->next;
+            budget--;
+            struct conn *c = m->conn;
+            if (c->state != CONN_READY || c->replaying || c->last_seq >= f->seq)
+                continue;
+            if (!f->enc[c->fmt] && !(f->enc[c->fmt] = fanout_encode(f, name, c->fmt))) {
+                log_err("router", "out of memory encoding event %lld", (long long)f->id);
+                hub->reg.walk = NULL;
+                break;
+            }
+            n += send_event(hub, c, f->enc[c->fmt], f->id, f->ack, f->mark_sent);
+        }
+        if (hub->reg.walk)
+            break; /* budget spent inside this room */
+        /* This room is done: on to the next one, or the next event. */
+        buf_unref(f->enc[0]);
+        buf_unref(f->enc[1]);
+        f->enc[0] = f->enc[1] = NULL;
+        f->walking = 0;
+        if (++f->room_i >= json_array_size(f->rooms)) {
+            hub->fan_head = f->next;
+            if (!hub->fan_head)
+                hub->fan_tail = NULL;
+            hub->fan_jobs--;
+            fanout_free(f);
+        }
+    }
+    hub->m.frames_queued += n;
+    if (hub->fan_head)
+        fanout_schedule(hub);
+    if (was_busy && !router_busy(hub))
+        outbox_resume(hub);
+}
+
+int
+router_busy(const struct hub *hub)
+{
+    return hub->fan_jobs >= ROUTER_MAX_JOBS;
+}
+
+void
+router_free(struct hub *hub)
+{
+    soon_cancel(&hub->fan_soon);
+    while (hub->fan_head) {
+        struct fanout *f = hub->fan_head;
+        hub->fan_head = f->next;
+        fanout_free(f);
+    }
+    hub->fan_tail = NULL;
+    hub->fan_jobs = 0;
+    hub->reg.walk = NULL;
+}
+
+/* Makes ev a fan-out in progress, behind the others. */
+static void
+fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_sent)
+{
+    struct fanout *f = calloc(1, sizeof(*f));
+    json_t *map = f ? event_map(ev) : NULL;
+    if (!map) {
+        free(f);
+        log_err("router", "out of memory queueing event %lld", (long long)ev->id);
+        return;
+    }
+    *f = (struct fanout){.t = t,
+                         .id = ev->id,
+                         .seq = ev->seq,
+                         .ack = ev->ack,
+                         .mark_sent = mark_sent,
+                         .rooms = json_incref(ev->rooms),
+                         .map = map};
+    if (hub->fan_tail)
+        hub->fan_tail->next = f;
+    else
+        hub->fan_head = f;
+    hub->fan_tail = f;
+    if (hub->fan_jobs++ == 0)
+        fanout_schedule(hub);
 }
 
 size_t
@@ -49,12 +260,23 @@ router_deliver(struct hub *hub, const struct event *ev)
         t->last_seq = ev->seq;
     if (!t->n_conns)
         return 0;
-    json_t *map = NULL;
-    size_t n = 0;
     /* Events without ack reach a user when sent; record it where fallback depends on it. */
     int mark_sent = !ev->ack && fallback_wants_sent_marks(hub->fallback, ev->kind);
-    size_t i;
+    size_t i, recipients = 0;
     json_t *jr;
+    json_array_foreach(ev->rooms, i, jr)
+    {
+        struct room *r = reg_room(t, json_string_value(jr));
+        recipients += r ? r->n_members : 0;
+    }
+    if (!recipients)
+        return 0;
+    if (recipients > ROUTER_SLICE && strcmp(ev->priority, "critical")) {
+        fanout_add(hub, t, ev, mark_sent);
+        return 0;
+    }
+    json_t *map = NULL;
+    size_t n = 0;
     json_array_foreach(ev->rooms, i, jr)
     {
         struct room *r = reg_room(t, json_string_value(jr));
@@ -67,6 +289,11 @@ router_deliver(struct hub *hub, const struct event *ev)
             struct conn *c = m->conn;
             if (c->state != CONN_READY || c->replaying || c->last_seq >= ev->seq)
                 continue;
+            if (hub->fan_head) {
+                catch_up_fanouts(hub, c);
+                if (c->state != CONN_READY || c->replaying)
+                    continue; /* closed or fell behind while catching up */
+            }
             if (!enc[c->fmt]) {
                 if (!map && !(map = event_map(ev)))
                     goto oom;
@@ -75,14 +302,7 @@ router_deliver(struct hub *hub, const struct event *ev)
                     goto oom;
                 enc[c->fmt]->seq = ev->seq;
             }
-            c->last_seq = ev->seq;
-            if (ev->ack)
-                note_pending_ack(c, ev->id);
-            if (conn_send(c, enc[c->fmt], 0) == 0) {
-                n++;
-                if (mark_sent)
-                    acks_add(hub->sent, ev->id, t->name, c->who.sub);
-            }
+            n += send_event(hub, c, enc[c->fmt], ev->id, ev->ack, mark_sent);
         }
         buf_unref(enc[0]);
         buf_unref(enc[1]);

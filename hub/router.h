@@ -47,11 +47,36 @@ void event_clear(struct event *ev);
 int router_deliver_one(struct conn *c, const struct event *ev);
 
 /*
- * Queues ev on every ready, not replaying connection of its tenant that is
- * in one of its rooms and has not had it yet, in the connection's format. The frame is
- * encoded once per (room, format) and shared by all its recipients.
- * Returns the number of connections it was queued on.
+ * Connections visited per loop turn by a fan-out in progress: a broadcast
+ * to thousands is written in slices of this many, and between slices the
+ * loop reads the database and the clients, so a later critical event does
+ * not wait for the whole broadcast to be written.
+ */
+#define ROUTER_SLICE 128
+
+/* Fan-outs in progress past which the outbox is not read further (each
+ * holds one event; reading resumes as they finish). */
+#define ROUTER_MAX_JOBS 1000
+
+/*
+ * Sends ev to every ready, not replaying connection of its tenant that is
+ * in one of its rooms and has not had it yet, in the connection's format.
+ * The frame is encoded once per (room, format) and shared by all its
+ * recipients.
+ *
+ * Critical events, and events with at most ROUTER_SLICE recipients, go out
+ * at once; larger ones become a fan-out in progress, written ROUTER_SLICE
+ * connections per loop turn, in seq order behind earlier ones. An event
+ * sent at once first gives each recipient the in-progress events it has
+ * not had yet, so every connection still sees increasing seq.
+ * Returns the number of connections it was sent to at once.
  */
 size_t router_deliver(struct hub *hub, const struct event *ev);
+
+/* Whether the outbox reader should wait for fan-outs in progress. */
+int router_busy(const struct hub *hub);
+
+/* Drops the fan-outs in progress (shutdown). */
+void router_free(struct hub *hub);
 
 #endif

@@ -62,14 +62,26 @@ parse_since(const char *s, int64_t *out)
     return 0;
 }
 
-/* Schedules the token-expiry close (exp plus leeway). */
+/*
+ * Authenticated: the auth deadline goes. Token expiry is not a timer per
+ * connection (lws keeps timers in one sorted list, and inserting tens of
+ * thousands of far-off deadlines costs O(n) each); the once-a-second
+ * sweep calls session_check_expiry() instead.
+ */
 static void
 arm_expiry(struct conn *c)
 {
-    int64_t left_s = c->who.exp + AUTH_LEEWAY_S - hub_wall_s();
-    if (left_s < 0)
-        left_s = 0;
-    lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_conn_timer, (lws_usec_t)left_s * 1000000 + 1);
+    lws_sul_cancel(&c->sul);
+}
+
+int
+session_check_expiry(struct conn *c, int64_t wall_s)
+{
+    if (c->state != CONN_READY || c->who.exp > INT64_MAX - AUTH_LEEWAY_S ||
+        wall_s <= c->who.exp + AUTH_LEEWAY_S)
+        return 0;
+    reject(c, "token expired", NULL);
+    return 1;
 }
 
 /* Joins the automatic rooms and sends welcome. */
@@ -271,8 +283,6 @@ on_conn_timer(lws_sorted_usec_list_t *sul)
         conn_close(c, 1013, "try again later");
     } else if (c->state == CONN_AUTH)
         reject(c, "authentication timed out", NULL);
-    else if (c->state == CONN_READY)
-        reject(c, "token expired", NULL);
 }
 
 void

@@ -19,6 +19,10 @@ void session_message(struct conn *c, const void *data, size_t len);
 /* The connection is gone: leaves rooms and waiting lists. */
 void session_closed(struct conn *c);
 
+/* Closes c (4001, "token expired") once its token's exp plus leeway is past
+ * wall_s; returns 1 if it did. */
+int session_check_expiry(struct conn *c, int64_t wall_s);
+
 /* The work connection is (again) up: tenant checks that were waiting go. */
 void session_db_up(struct hub *hub);
 

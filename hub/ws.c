@@ -87,6 +87,11 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_flush(c);
 
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && c->hub)
+            c->peer_closed = 1; /* lws answers the close; write nothing more */
+        return 0;
+
     case LWS_CALLBACK_CLOSED:
         if (!c || !c->hub)
             return 0; /* refused before it was established */

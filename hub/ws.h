@@ -11,7 +11,7 @@
 /* Bytes lws reads per connection at a time (it keeps one such buffer per
  * connection): client frames are small (auth, ack, subscribe), so a small
  * buffer saves memory on idle connections; larger messages are assembled. */
-#define WS_RX_CHUNK 1024
+#define WS_RX_CHUNK 256
 
 /* The WebSocket path; upgrades elsewhere are refused. */
 #define WS_PATH "/ws"

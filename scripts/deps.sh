@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config clang-format
-      libwebsockets-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev
+      libwebsockets-dev libev-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev
       uthash-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client nodejs npm curl)
 
