@@ -187,7 +187,7 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
     c->state = CONN_CLOSING;
     replay_stop(c);
     c->close_code = code;
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    c->close_reason = reason;
     lws_sul_cancel(&c->sul);
     lws_callback_on_writable(c->wsi);
 }

@@ -45,12 +45,9 @@ struct ring {
 struct conn {
     struct lws *wsi;
     struct hub *hub;
-    enum frame_fmt fmt;
-    enum conn_state state;
-    struct auth_claims who; /* owned once authenticated (or checking) */
-    struct tenant *tenant;  /* set when READY */
-    struct member *rooms;   /* own memberships */
-    unsigned n_rooms;
+    struct auth_claims who;   /* owned once authenticated (or checking) */
+    struct tenant *tenant;    /* set when READY */
+    struct member *rooms;     /* own memberships */
     struct conn *wnext;       /* in tenant->waiters while CHECKING */
     struct conn *prev, *next; /* in hub->conns (every open WebSocket) */
     struct ring urgent, normal;
@@ -58,10 +55,6 @@ struct conn {
     int64_t progress_ms;        /* last time a frame was written (or the connection opened) */
     int64_t last_seq;           /* newest event seq queued here: no duplicates */
     int64_t since;              /* resume point asked for, -1 when none */
-    int replaying;              /* replay.c owns delivery until it catches up */
-    int in_page;                /* replay.c is handing a page's rows to this connection */
-    int fell_behind;            /* set by replay_catch_up() for a page being processed */
-    int replay_waiting;         /* replay paused until the queue drains */
     int64_t replay_hi;          /* upper end of the window the page in flight reads */
     int64_t replay_upto;        /* live cursor the current replay page reads up to */
     struct db_req *replay_req;  /* replay query in flight */
@@ -70,15 +63,22 @@ struct conn {
     size_t rx_len;
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
-    int64_t close_at_ms; /* lingering until then before closing (0: not lingering) */
-    int peer_closed;     /* the client sent a close frame: no more direct writes */
-    uint16_t close_code; /* set when CLOSING */
-    char close_reason[64];
-    json_t *auth_ref;      /* "ref" of the auth frame, echoed in welcome (owned) */
-    int64_t *pending_acks; /* grown on the first ack:true event (most never get one) */
+    int64_t close_at_ms;      /* lingering until then before closing (0: not lingering) */
+    const char *close_reason; /* a string literal */
+    json_t *auth_ref;         /* "ref" of the auth frame, echoed in welcome (owned) */
+    int64_t *pending_acks;    /* grown on the first ack:true event (most never get one) */
     unsigned n_pending_acks, cap_pending_acks;
     struct ack_lookup *ack_lookups; /* acks for events not sent here, being checked */
     unsigned n_ack_lookups;
+    unsigned n_rooms;
+    unsigned replaying : 1;      /* replay.c owns delivery until it catches up */
+    unsigned in_page : 1;        /* replay.c is handing a page's rows to this connection */
+    unsigned fell_behind : 1;    /* set by replay_catch_up() for a page being processed */
+    unsigned replay_waiting : 1; /* replay paused until the queue drains */
+    unsigned peer_closed : 1;    /* the client sent a close frame: no more direct writes */
+    enum frame_fmt fmt : 8;
+    enum conn_state state : 8;
+    uint16_t close_code; /* set when CLOSING */
     char session[17];
 };
 
@@ -99,6 +99,7 @@ int conn_error(struct conn *c, const char *code, const char *message, const json
  * Closes the connection with code and reason once the frames already
  * queued (such as an error explaining why) have been written. Later frames
  * are dropped.
+ * reason is kept, not copied: pass a string literal.
  */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
 

@@ -176,7 +176,8 @@ main(int argc, char **argv)
     info.timeout_secs = 30;
     hub.ctx = lws_create_context(&info);
     if (!hub.ctx) {
-        log_err("main", "cannot listen on %s:%d", cfg.bind, cfg.port);
+        log_err("main", "cannot listen on %s:%d (address in use, or lws's libev plugin missing)",
+                cfg.bind, cfg.port);
         config_free(&cfg);
         soon_init(NULL);
         ev_loop_destroy(ev_loop_main);
