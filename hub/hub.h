@@ -56,6 +56,8 @@ struct hub {
     struct fanout *fan_head, *fan_tail; /* large fan-outs in progress (router.c), FIFO */
     size_t fan_jobs;
     struct soon fan_soon;
+    lws_dll2_owner_t auth_fifo; /* connections not yet authenticated, oldest first (session.c) */
+    lws_sorted_usec_list_t auth_sul;
     lws_sorted_usec_list_t purge_sul;
     lws_sorted_usec_list_t stall_sul;
     struct hub_metrics m;

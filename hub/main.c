@@ -226,6 +226,7 @@ out:
      * sockets and timer lists) still exists; pending callbacks get NULL. */
     purge_stop(&hub);
     conn_stall_sweep_stop(&hub);
+    session_stop(&hub);
     fallback_free(hub.fallback);
     hub.fallback = NULL;
     db_free(hub.listen_db);

@@ -294,6 +294,49 @@ on_conn_timer(lws_sorted_usec_list_t *sul)
         reject(c, "authentication timed out", NULL);
 }
 
+/*
+ * Authentication deadlines. Every connection gets the same time to
+ * authenticate, so deadlines come in the order connections open: they wait
+ * in a FIFO (through conn->sul's list node, which lws_sul_cancel() unlinks
+ * like any timer) under one timer for the oldest. Putting one lws timer per
+ * handshake in lws's sorted list would walk every pending deadline each time.
+ */
+static void
+on_auth_deadlines(lws_sorted_usec_list_t *sul)
+{
+    struct hub *hub = lws_container_of(sul, struct hub, auth_sul);
+    lws_usec_t now = lws_now_usecs();
+    struct lws_dll2 *d;
+    while ((d = lws_dll2_get_head(&hub->auth_fifo))) {
+        struct conn *c = lws_container_of(d, struct conn, sul.list);
+        if (c->sul.us > now) {
+            lws_sul_schedule(hub->ctx, 0, &hub->auth_sul, on_auth_deadlines, c->sul.us - now);
+            return;
+        }
+        lws_dll2_remove(d);
+        on_conn_timer(&c->sul);
+    }
+}
+
+static void
+arm_auth_deadline(struct conn *c)
+{
+    struct hub *hub = c->hub;
+    lws_usec_t wait = (lws_usec_t)hub->cfg->auth_timeout_ms * 1000;
+    lws_dll2_remove(&c->sul.list);
+    c->sul.us = lws_now_usecs() + wait;
+    c->sul.cb = on_conn_timer;
+    lws_dll2_add_tail(&c->sul.list, &hub->auth_fifo);
+    if (hub->auth_fifo.count == 1)
+        lws_sul_schedule(hub->ctx, 0, &hub->auth_sul, on_auth_deadlines, wait);
+}
+
+void
+session_stop(struct hub *hub)
+{
+    lws_sul_cancel(&hub->auth_sul);
+}
+
 void
 session_open(struct conn *c)
 {
@@ -307,8 +350,7 @@ session_open(struct conn *c)
     c->tokens_at_ms = hub_now_ms();
     c->progress_ms = c->tokens_at_ms;
     c->state = CONN_AUTH;
-    lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_conn_timer,
-                     (lws_usec_t)c->hub->cfg->auth_timeout_ms * 1000);
+    arm_auth_deadline(c);
 
     char arg[40];
     const char *val = lws_get_urlarg_by_name(c->wsi, "since=", arg, sizeof(arg));

@@ -26,6 +26,9 @@ int session_check_expiry(struct conn *c, int64_t wall_s);
 /* The work connection is (again) up: tenant checks that were waiting go. */
 void session_db_up(struct hub *hub);
 
+/* Stops the authentication-deadline timer (shutdown). */
+void session_stop(struct hub *hub);
+
 /* The database answered (or failed to answer) whether tenant t exists. */
 struct tenant;
 void session_tenant_checked(struct hub *hub, struct tenant *t);
