@@ -116,8 +116,10 @@ conn_send(struct conn *c, struct buf *b, int urgent)
         c->progress_ms = hub_now_ms();
         if (lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
             (int)len) {
-            /* The socket is gone: lws closes it on its next turn. */
+            /* The socket is gone: lws closes it on its next turn (no close
+             * frame: close_reason stays NULL). */
             c->state = CONN_CLOSING;
+            c->close_reason = NULL;
             replay_stop(c);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
             return -1;
@@ -229,6 +231,8 @@ conn_flush(struct conn *c)
     if (c->state == CONN_CLOSING) {
         if (c->close_at_ms)
             return 0; /* lingering: on_linger_done asks for writable again */
+        if (!c->close_reason)
+            return -1; /* the socket failed (conn_send): nothing more to write */
         if (lws_partial_buffered(c->wsi)) {
             lws_callback_on_writable(c->wsi);
             return 0;

@@ -131,6 +131,9 @@ ws_protocols(struct lws_protocols protos[2])
     protos[0].per_session_data_size = sizeof(struct conn);
     /* lws allocates this per connection; longer messages arrive in parts. */
     protos[0].rx_buffer_size = WS_RX_CHUNK;
+    /* lws sends at most this much per send() (default: rx_buffer_size);
+     * an event frame must go out whole. */
+    protos[0].tx_packet_size = WS_TX_MAX;
     protos[0].id = FRAME_JSON;
     protos[1] = protos[0];
     protos[1].name = "armonia.v1.msgpack";

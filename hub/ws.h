@@ -13,6 +13,9 @@
  * buffer saves memory on idle connections; larger messages are assembled. */
 #define WS_RX_CHUNK 256
 
+/* Bytes lws hands to one send() at most (it keeps the rest for later). */
+#define WS_TX_MAX (256 * 1024)
+
 /* The WebSocket path; upgrades elsewhere are refused. */
 #define WS_PATH "/ws"
 
