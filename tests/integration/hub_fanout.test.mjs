@@ -1,4 +1,4 @@
-// hub_fanout.test.mjs - fan-outs larger than one slice (ROUTER_SLICE = 256
+// hub_fanout.test.mjs - fan-outs larger than one slice (ROUTER_SLICE = 128
 // connections, hub/router.h) are written over several loop turns, and
 // critical or small events routed meanwhile go out at once, each recipient
 // first catching up on the fan-outs in progress. Whatever the interleaving,
@@ -11,9 +11,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useLifecycle, startHub } from './lib/harness.mjs';
+import { useLifecycle, startHub, login } from './lib/harness.mjs';
 import {
   useStreams, openStream, streamBarrier, assertExactStream, privateCluster, emitMany, sleep,
+  expectedEvents, assertSameSeqs,
 } from './lib/durability.mjs';
 
 useLifecycle();
@@ -77,10 +78,16 @@ async function mixedLoad(T, rounds) {
 test(`${RESIDENTS} residents and ${GUARDS} guards: broadcasts, critical alarms and visits interleaved → every stream exact, in seq order, once`, async () => {
   const T = await cl.db.newTenant('fan');
   const { residents, guards } = await openMany(T);
+  // One MessagePack guard too (binary frames through the same paths).
+  const mp = await login(hub, { sub: 'gmp', tenant: T, role: 'guard' }, { format: 'msgpack', label: 'guard gmp (msgpack)' });
   const all = [...residents, ...guards];
   await mixedLoad(T, 8);
   const barrier = await streamBarrier(cl.db, T, all, { timeout: 60_000 });
   for (const s of all) await assertExactStream(cl.db, T, s, { after: s.welcome.last_seq, upto: barrier.seq });
+  await mp.next({ where: (f) => f?.type === 'event' && f.id === barrier.id, timeout: 30_000 });
+  const exp = await expectedEvents(cl.db, T, mp.welcome.rooms, { after: mp.welcome.last_seq, upto: barrier.seq });
+  assertSameSeqs(mp.label, mp.seen.filter((f) => f?.type === 'event').map((f) => f.seq), exp.seqs);
+  assert.deepEqual(mp.problems, [], `${mp.label}: wire problems`);
   // Each guard got every alarm (also implied by exactness; said plainly).
   const alarmIds = new Set((await cl.db.sql(`select id::int as id from hub.outbox where tenant = $1 and kind = 'alarm'`, [T])).map((r) => r.id));
   assert.equal(alarmIds.size, 32);
