@@ -79,6 +79,20 @@ fall_behind(struct conn *c, int64_t seq)
     replay_catch_up(c, first - 1);
 }
 
+/* Hands one frame to lws (which keeps what the socket does not take). -1: the socket failed. */
+static int
+write_frame(struct conn *c, struct buf *b)
+{
+    size_t len = b->len;
+    c->progress_ms = hub_now_ms();
+    if (lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+        (int)len)
+        return -1;
+    c->hub->m.frames_sent++;
+    c->hub->m.bytes_sent += len;
+    return 0;
+}
+
 int
 conn_send(struct conn *c, struct buf *b, int urgent)
 {
@@ -112,10 +126,7 @@ conn_send(struct conn *c, struct buf *b, int urgent)
      */
     if (!c->urgent.len && !c->normal.len && !c->replaying && !c->peer_closed &&
         !lws_partial_buffered(c->wsi)) {
-        size_t len = b->len;
-        c->progress_ms = hub_now_ms();
-        if (lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
-            (int)len) {
+        if (write_frame(c, b)) {
             /* The socket is gone: lws closes it on its next turn (no close
              * frame: close_reason stays NULL). */
             c->state = CONN_CLOSING;
@@ -124,8 +135,6 @@ conn_send(struct conn *c, struct buf *b, int urgent)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
             return -1;
         }
-        c->hub->m.frames_sent++;
-        c->hub->m.bytes_sent += len;
         return 0;
     }
     if (ring_push(urgent ? &c->urgent : &c->normal, b)) {
@@ -210,14 +219,10 @@ conn_flush(struct conn *c)
         if (!b)
             break;
         c->queued_bytes -= b->len;
-        c->progress_ms = hub_now_ms();
-        size_t len = b->len;
-        int n = lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        int failed = write_frame(c, b);
         buf_unref(b);
-        if (n < (int)len)
+        if (failed)
             return -1;
-        c->hub->m.frames_sent++;
-        c->hub->m.bytes_sent += len;
         /* The socket took only part of it: lws holds the rest; wait for writable. */
         if (lws_partial_buffered(c->wsi))
             break;

@@ -25,8 +25,6 @@
 /* A failed tenant lookup is remembered this long before it is asked again. */
 #define TENANT_NEGATIVE_CACHE_MS 5000
 
-static void on_conn_timer(lws_sorted_usec_list_t *sul);
-
 static void
 reject(struct conn *c, const char *why, const json_t *ref)
 {
@@ -69,7 +67,7 @@ parse_since(const char *s, int64_t *out)
  * sweep calls session_check_expiry() instead.
  */
 static void
-arm_expiry(struct conn *c)
+end_auth_deadline(struct conn *c)
 {
     lws_sul_cancel(&c->sul);
 }
@@ -121,7 +119,7 @@ welcome(struct conn *c, struct tenant *t)
     c->tenant = t;
     t->n_conns++;
     c->state = CONN_READY;
-    arm_expiry(c);
+    end_auth_deadline(c);
 
     json_t *w =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "type", "welcome", "session", c->session,
@@ -258,7 +256,7 @@ authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
         }
         c->who.exp = who.exp;
         auth_claims_free(&who);
-        arm_expiry(c);
+        end_auth_deadline(c);
         json_decref(c->auth_ref);
         c->auth_ref = ref ? json_incref((json_t *)ref) : NULL;
         json_t *w = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "type", "welcome", "session",
@@ -283,10 +281,10 @@ authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
     admit(c);
 }
 
+/* The time to authenticate ran out. */
 static void
-on_conn_timer(lws_sorted_usec_list_t *sul)
+auth_deadline_passed(struct conn *c)
 {
-    struct conn *c = lws_container_of(sul, struct conn, sul);
     if (c->state == CONN_CHECKING) {
         conn_error(c, "internal", "cannot verify the tenant now; try again", c->auth_ref);
         conn_close(c, 1013, "try again later");
@@ -314,7 +312,7 @@ on_auth_deadlines(lws_sorted_usec_list_t *sul)
             return;
         }
         lws_dll2_remove(d);
-        on_conn_timer(&c->sul);
+        auth_deadline_passed(c);
     }
 }
 
@@ -325,7 +323,6 @@ arm_auth_deadline(struct conn *c)
     lws_usec_t wait = (lws_usec_t)hub->cfg->auth_timeout_ms * 1000;
     lws_dll2_remove(&c->sul.list);
     c->sul.us = lws_now_usecs() + wait;
-    c->sul.cb = on_conn_timer;
     lws_dll2_add_tail(&c->sul.list, &hub->auth_fifo);
     if (hub->auth_fifo.count == 1)
         lws_sul_schedule(hub->ctx, 0, &hub->auth_sul, on_auth_deadlines, wait);
