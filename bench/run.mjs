@@ -22,9 +22,11 @@
 //       priority, false)  -- one autocommit statement per event, so t_us is
 //       taken in the producing transaction just before its commit;
 //   limit: the driver sends the event's JSON (same shape and size as the
-//       hub's) in one UDP datagram; armonia-limit overwrites t_us with its
-//       CLOCK_REALTIME on arrival (the moment it has the event, as commit
-//       is for the others), then frames it once and writes it to everyone.
+//       hub's) in one UDP datagram; armonia-limit overwrites t_us with the
+//       time the datagram reached its socket (SO_TIMESTAMPNS: the moment it
+//       has the event, as commit is for the others, even when it is read
+//       only after the run being written), then frames it once and writes
+//       it to everyone, with the events that arrived meanwhile.
 // The loadgen reads CLOCK_REALTIME on receipt: same machine, same clock.
 //
 // Every number printed is measured in this run; nothing is carried over.
@@ -71,13 +73,13 @@ const CFG = SMOKE
   : FULL
   ? {
       idleSizes: [1000, 10000, 19000], connectN: 10000, bcastSizes: [5000, 10000],
-      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 12, fracs: [0.25, 0.5, 0.9],
+      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 50000, tenants: 100, perTenant: 100, targetedRate: 1000, targeted_s: 10,
       panicRate: 20, slow_s: 15,
     }
   : {
       idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
-      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 7, fracs: [0.25, 0.5, 0.9],
+      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
       panicRate: 20, slow_s: 5,
     };

@@ -93,6 +93,48 @@ write_frame(struct conn *c, struct buf *b)
     return 0;
 }
 
+/*
+ * Nothing queued and nothing held back by lws: a frame can be written now
+ * instead of queueing it and waiting for a writable callback. That saves
+ * two epoll changes and a wake-up per frame, and a frame for a guard is on
+ * the wire the moment its event is routed, not after every other socket of
+ * a broadcast has had its turn. When the kernel takes only part of it, lws
+ * keeps the rest and later frames queue behind it.
+ * A replay queues instead: its next page is read from the database while
+ * the frames of this one are being written.
+ */
+int
+conn_can_write_now(const struct conn *c)
+{
+    return c->state != CONN_CLOSING && !c->urgent.len && !c->normal.len && !c->replaying &&
+           !c->peer_closed && !lws_partial_buffered(c->wsi);
+}
+
+/* A direct write failed: the socket is gone, and lws closes it on its next
+ * turn (no close frame: close_reason stays NULL). */
+static void
+write_failed(struct conn *c)
+{
+    c->state = CONN_CLOSING;
+    c->close_reason = NULL;
+    replay_stop(c);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+int
+conn_send_framed(struct conn *c, const unsigned char *p, size_t len, unsigned frames)
+{
+    c->progress_ms = hub_now_ms();
+    if (lws_write(c->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < (int)len) {
+        write_failed(c);
+        return -1;
+    }
+    c->hub->m.frames_sent += frames;
+    c->hub->m.frame_runs++;
+    c->hub->m.bytes_sent += len;
+    return 0;
+}
+
 int
 conn_send(struct conn *c, struct buf *b, int urgent)
 {
@@ -114,25 +156,9 @@ conn_send(struct conn *c, struct buf *b, int urgent)
         conn_close(c, 4008, "slow consumer");
         return -1;
     }
-    /*
-     * Nothing queued and nothing held back by lws: write now instead of
-     * queueing and waiting for a writable callback. That saves two epoll
-     * changes and a wake-up per frame, and a frame for a guard is on the
-     * wire the moment its event is routed, not after every other socket of
-     * a broadcast has had its turn. When the kernel takes only part of it,
-     * lws keeps the rest and later frames queue behind it.
-     * A replay queues instead: its next page is read from the database
-     * while the frames of this one are being written.
-     */
-    if (!c->urgent.len && !c->normal.len && !c->replaying && !c->peer_closed &&
-        !lws_partial_buffered(c->wsi)) {
+    if (conn_can_write_now(c)) {
         if (write_frame(c, b)) {
-            /* The socket is gone: lws closes it on its next turn (no close
-             * frame: close_reason stays NULL). */
-            c->state = CONN_CLOSING;
-            c->close_reason = NULL;
-            replay_stop(c);
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+            write_failed(c);
             return -1;
         }
         return 0;

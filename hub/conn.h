@@ -89,6 +89,17 @@ struct conn {
  */
 int conn_send(struct conn *c, struct buf *b, int urgent);
 
+/* Whether a frame given to conn_send() now would be written at once (nothing queued). */
+int conn_can_write_now(const struct conn *c);
+
+/*
+ * Writes len bytes that already are whole WebSocket frames (frames of
+ * them, for the counters) to c at once; only when conn_can_write_now().
+ * What the kernel does not take, lws keeps. Returns 0, or -1 when the
+ * socket failed (the connection is then closing).
+ */
+int conn_send_framed(struct conn *c, const unsigned char *p, size_t len, unsigned frames);
+
 /* Encodes msg in the connection's format and queues it as urgent. */
 int conn_reply(struct conn *c, const json_t *msg);
 

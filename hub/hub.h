@@ -25,6 +25,7 @@ struct hub_metrics {
     uint64_t events_read;   /* outbox rows routed */
     uint64_t frames_queued; /* event frames put on connection queues */
     uint64_t frames_sent;
+    uint64_t frame_runs; /* writes that carried several queued events at once */
     uint64_t bytes_sent;
     uint64_t acks;
     uint64_t slow_consumers; /* connections closed with 4008 */

@@ -71,17 +71,31 @@ send_event(struct hub *hub, struct conn *c, struct buf *b, int64_t id, int ack, 
     return 1;
 }
 
-/* An event too large to write in one loop turn, being written in slices. */
+/*
+ * An event too large to write in one loop turn, being written in slices.
+ * When the oldest one starts, the queued events right behind it with the
+ * same tenant and rooms join it (up to ROUTER_BATCH): they are walked
+ * together, and a connection that is sent nothing else meanwhile gets
+ * them as one run of frames in one write.
+ */
 struct fanout {
-    struct fanout *next;
+    struct fanout *next; /* in hub->fan_head.., or in the leader's batch */
     struct tenant *t;
     int64_t id, seq;
     int ack, mark_sent;
-    json_t *rooms;      /* the event's room names (reference) */
-    json_t *map;        /* the event map; "room" is set per room when encoding */
-    size_t room_i;      /* the room being walked */
-    int walking;        /* hub->reg.walk is the cursor in rooms[room_i] */
-    struct buf *enc[2]; /* rooms[room_i]'s frame per format, made on first use */
+    json_t *rooms;        /* the event's room names (reference) */
+    json_t *map;          /* the event map; "room" is set per room when encoding */
+    struct buf *enc[2];   /* the frame through room enc_room, per format */
+    const char *enc_room; /* a name in the leader's rooms, or NULL */
+    size_t run_off[2];    /* where that frame starts in the leader's run */
+    /* The leader's: */
+    struct fanout *batch;      /* the events walked with this one, in seq order */
+    int64_t last_seq;          /* the newest seq of the batch */
+    unsigned batched : 1;      /* the batch is formed */
+    unsigned walking : 1;      /* hub->reg.walk is the cursor in rooms[room_i] */
+    size_t room_i;             /* the room being walked */
+    struct buf *run[2];        /* the batch's frames, back to back, per format */
+    struct fanout *run_end[2]; /* the first event not in run (NULL: all are) */
 };
 
 /* Encodes f's event as delivered through room name, in fmt. */
@@ -93,6 +107,142 @@ fanout_encode(const struct fanout *f, const char *name, enum frame_fmt fmt)
     if (b)
         b->seq = f->seq;
     return b;
+}
+
+/* f's frame through room name in fmt, encoded on first use. */
+static struct buf *
+fanout_frame(struct fanout *f, const char *name, enum frame_fmt fmt)
+{
+    if (f->enc_room && strcmp(f->enc_room, name)) {
+        buf_unref(f->enc[0]);
+        buf_unref(f->enc[1]);
+        f->enc[0] = f->enc[1] = NULL;
+    }
+    f->enc_room = name;
+    if (!f->enc[fmt])
+        f->enc[fmt] = fanout_encode(f, name, fmt);
+    if (!f->enc[fmt])
+        log_err("router", "out of memory encoding event %lld", (long long)f->id);
+    return f->enc[fmt];
+}
+
+/* The WebSocket header of an unmasked, final frame of len bytes; its length. */
+static size_t
+ws_header(unsigned char *h, size_t len, int binary)
+{
+    h[0] = 0x80 | (binary ? 2 : 1);
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int k = 0; k < 8; k++)
+        h[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
+    return 10;
+}
+
+/*
+ * The leader's batch framed for fmt through room name, back to back, until
+ * the run reaches ROUTER_BATCH_BYTES (at least two frames, or NULL: each is
+ * sent alone).
+ */
+static struct buf *
+fanout_run(struct fanout *lead, const char *name, enum frame_fmt fmt)
+{
+    if (lead->run[fmt] || !lead->batch)
+        return lead->run[fmt];
+    size_t total = 0, n = 0;
+    struct fanout *e;
+    for (e = lead; e; e = e->batch) {
+        struct buf *b = fanout_frame(e, name, fmt);
+        if (!b)
+            return NULL;
+        if (total >= ROUTER_BATCH_BYTES)
+            break;
+        total += b->len + 10;
+        n++;
+    }
+    if (n < 2)
+        return NULL;
+    struct buf *run = buf_new(total, 0);
+    if (!run)
+        return NULL;
+    size_t at = 0;
+    for (struct fanout *g = lead; g != e; g = g->batch) {
+        struct buf *b = g->enc[fmt];
+        g->run_off[fmt] = at;
+        at += ws_header(buf_data(run) + at, b->len, b->binary);
+        memcpy(buf_data(run) + at, buf_data(b), b->len);
+        at += b->len;
+    }
+    run->len = at;
+    lead->run[fmt] = run;
+    lead->run_end[fmt] = e;
+    return run;
+}
+
+/* Drops the frames of the room just walked. */
+static void
+fanout_drop_frames(struct fanout *lead)
+{
+    for (struct fanout *e = lead; e; e = e->batch) {
+        buf_unref(e->enc[0]);
+        buf_unref(e->enc[1]);
+        e->enc[0] = e->enc[1] = NULL;
+        e->enc_room = NULL;
+    }
+    buf_unref(lead->run[0]);
+    buf_unref(lead->run[1]);
+    lead->run[0] = lead->run[1] = NULL;
+    lead->run_end[0] = lead->run_end[1] = NULL;
+}
+
+/*
+ * Sends c, through room name, the events of lead's batch it has not had:
+ * those in the run as one write when c has nothing queued, the others one
+ * frame each. Returns the number of frames sent.
+ */
+static size_t
+fanout_send(struct hub *hub, struct fanout *lead, const char *name, struct conn *c)
+{
+    struct fanout *e = lead;
+    while (e && e->seq <= c->last_seq)
+        e = e->batch;
+    size_t n = 0;
+    struct buf *run = fanout_run(lead, name, c->fmt);
+    if (run && e && e != lead->run_end[c->fmt] && e->batch != lead->run_end[c->fmt] &&
+        conn_can_write_now(c)) {
+        struct fanout *end = lead->run_end[c->fmt];
+        unsigned frames = 0;
+        for (struct fanout *g = e; g != end; g = g->batch) {
+            c->last_seq = g->seq;
+            if (g->ack)
+                note_pending_ack(c, g->id);
+            frames++;
+        }
+        size_t from = e->run_off[c->fmt];
+        size_t to = end ? end->run_off[c->fmt] : run->len;
+        if (conn_send_framed(c, buf_data(run) + from, to - from, frames))
+            return 0;
+        for (struct fanout *g = e; g != end; g = g->batch)
+            if (g->mark_sent)
+                acks_add(hub->sent, g->id, c->tenant->name, c->who.sub);
+        n = frames;
+        e = end;
+    }
+    for (; e && c->state == CONN_READY && !c->replaying; e = e->batch) {
+        struct buf *b = fanout_frame(e, name, c->fmt);
+        if (!b)
+            break;
+        n += send_event(hub, c, b, e->id, e->ack, e->mark_sent);
+    }
+    return n;
 }
 
 /* The first of f's rooms that c is in, or NULL. */
@@ -111,37 +261,113 @@ fanout_room_of(const struct fanout *f, const struct conn *c)
     return NULL;
 }
 
+/* One frame owed to a connection catching up. */
+struct owed {
+    struct fanout *e;
+    struct buf *b;
+};
+
 /*
  * Before c is sent something at once: the in-progress fan-outs it is a
- * recipient of and has not reached yet, oldest first.
+ * recipient of and has not reached yet, oldest first — in one write when
+ * nothing is queued for it (a guard owed a burst gets it in one send(),
+ * then the alarm). Frames are encoded once and shared by every connection
+ * catching up through the same room.
  */
 static void
 catch_up_fanouts(struct hub *hub, struct conn *c)
 {
+    struct owed *v = NULL;
+    size_t n = 0, cap = 0, total = 0;
     for (struct fanout *f = hub->fan_head; f; f = f->next) {
-        if (f->t != c->tenant || c->last_seq >= f->seq || c->state != CONN_READY || c->replaying)
+        if (f->t != c->tenant || c->last_seq >= f->last_seq)
             continue;
         const char *name = fanout_room_of(f, c);
-        if (!name)
-            continue;
-        struct buf *b = fanout_encode(f, name, c->fmt);
-        if (!b) {
-            log_err("router", "out of memory encoding event %lld", (long long)f->id);
-            continue;
+        for (struct fanout *e = f; e && name; e = e->batch) {
+            if (e->seq <= c->last_seq)
+                continue;
+            struct buf *b = fanout_frame(e, name, c->fmt);
+            if (!b)
+                goto out;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                struct owed *nv = realloc(v, ncap * sizeof(*nv));
+                if (!nv)
+                    goto out;
+                v = nv;
+                cap = ncap;
+            }
+            v[n++] = (struct owed){.e = e, .b = buf_ref(b)};
+            total += b->len + 10;
         }
-        hub->m.frames_queued += send_event(hub, c, b, f->id, f->ack, f->mark_sent);
-        buf_unref(b);
     }
+    if (n > 1 && conn_can_write_now(c)) {
+        unsigned char *run = malloc(total);
+        if (run) {
+            size_t at = 0;
+            for (size_t i = 0; i < n; i++) {
+                at += ws_header(run + at, v[i].b->len, v[i].b->binary);
+                memcpy(run + at, buf_data(v[i].b), v[i].b->len);
+                at += v[i].b->len;
+                c->last_seq = v[i].e->seq;
+                if (v[i].e->ack)
+                    note_pending_ack(c, v[i].e->id);
+            }
+            if (!conn_send_framed(c, run, at, (unsigned)n)) {
+                hub->m.frames_queued += n;
+                for (size_t i = 0; i < n; i++)
+                    if (v[i].e->mark_sent)
+                        acks_add(hub->sent, v[i].e->id, c->tenant->name, c->who.sub);
+            }
+            free(run);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n && c->state == CONN_READY && !c->replaying; i++)
+        hub->m.frames_queued +=
+            send_event(hub, c, v[i].b, v[i].e->id, v[i].e->ack, v[i].e->mark_sent);
+out:
+    for (size_t i = 0; i < n; i++)
+        buf_unref(v[i].b);
+    free(v);
 }
 
-static void
+/* Frees a fan-out and its batch; returns how many events that was. */
+static size_t
 fanout_free(struct fanout *f)
 {
-    buf_unref(f->enc[0]);
-    buf_unref(f->enc[1]);
-    json_decref(f->rooms);
-    json_decref(f->map);
-    free(f);
+    size_t n = 0;
+    fanout_drop_frames(f);
+    while (f) {
+        struct fanout *next = f->batch;
+        json_decref(f->rooms);
+        json_decref(f->map);
+        free(f);
+        f = next;
+        n++;
+    }
+    return n;
+}
+
+/* Takes into f's batch the queued events right behind it that go to the same rooms. */
+static void
+fanout_form_batch(struct hub *hub, struct fanout *f)
+{
+    struct fanout *tail = f;
+    size_t n = 1;
+    while (n < ROUTER_BATCH && f->next && f->next->t == f->t &&
+           json_equal(f->next->rooms, f->rooms)) {
+        struct fanout *g = f->next;
+        f->next = g->next;
+        if (hub->fan_tail == g)
+            hub->fan_tail = f;
+        g->next = NULL;
+        tail->batch = g;
+        tail = g;
+        n++;
+    }
+    f->last_seq = tail->seq;
+    f->batched = 1;
 }
 
 static void on_fanout_turn(struct soon *s);
@@ -161,6 +387,8 @@ on_fanout_turn(struct soon *s)
     size_t budget = ROUTER_SLICE, n = 0;
     while (hub->fan_head && budget) {
         struct fanout *f = hub->fan_head;
+        if (!f->batched)
+            fanout_form_batch(hub, f);
         const char *name = json_string_value(json_array_get(f->rooms, f->room_i));
         if (!f->walking) {
             struct room *r = name ? reg_room(f->t, name) : NULL;
@@ -172,28 +400,20 @@ on_fanout_turn(struct soon *s)
             hub->reg.walk = m->next;
             budget--;
             struct conn *c = m->conn;
-            if (c->state != CONN_READY || c->replaying || c->last_seq >= f->seq)
+            if (c->state != CONN_READY || c->replaying || c->last_seq >= f->last_seq)
                 continue;
-            if (!f->enc[c->fmt] && !(f->enc[c->fmt] = fanout_encode(f, name, c->fmt))) {
-                log_err("router", "out of memory encoding event %lld", (long long)f->id);
-                hub->reg.walk = NULL;
-                break;
-            }
-            n += send_event(hub, c, f->enc[c->fmt], f->id, f->ack, f->mark_sent);
+            n += fanout_send(hub, f, name, c);
         }
         if (hub->reg.walk)
             break; /* budget spent inside this room */
         /* This room is done: on to the next one, or the next event. */
-        buf_unref(f->enc[0]);
-        buf_unref(f->enc[1]);
-        f->enc[0] = f->enc[1] = NULL;
+        fanout_drop_frames(f);
         f->walking = 0;
         if (++f->room_i >= json_array_size(f->rooms)) {
             hub->fan_head = f->next;
             if (!hub->fan_head)
                 hub->fan_tail = NULL;
-            hub->fan_jobs--;
-            fanout_free(f);
+            hub->fan_jobs -= fanout_free(f);
         }
     }
     hub->m.frames_queued += n;
@@ -216,7 +436,7 @@ router_free(struct hub *hub)
     while (hub->fan_head) {
         struct fanout *f = hub->fan_head;
         hub->fan_head = f->next;
-        fanout_free(f);
+        (void)fanout_free(f);
     }
     hub->fan_tail = NULL;
     hub->fan_jobs = 0;
@@ -237,6 +457,7 @@ fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_s
     *f = (struct fanout){.t = t,
                          .id = ev->id,
                          .seq = ev->seq,
+                         .last_seq = ev->seq,
                          .ack = ev->ack,
                          .mark_sent = mark_sent,
                          .rooms = json_incref(ev->rooms),

@@ -54,6 +54,15 @@ int router_deliver_one(struct conn *c, const struct event *ev);
  */
 #define ROUTER_SLICE 128
 
+/*
+ * Queued fan-outs to the same rooms walked together, at most: a connection
+ * with nothing else queued gets them in one write, until the run of frames
+ * reaches ROUTER_BATCH_BYTES (the rest one frame each). Under a burst that turns one send()
+ * per event and connection into one per batch, which is most of the cost.
+ */
+#define ROUTER_BATCH 32
+#define ROUTER_BATCH_BYTES 65536
+
 /* Fan-outs in progress past which the outbox is not read further (each
  * holds one event; reading resumes as they finish). */
 #define ROUTER_MAX_JOBS 1000

@@ -42,6 +42,8 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("events_total", "Outbox events routed.", m->events_read);
     COUNTER("frames_queued_total", "Event frames queued on connections.", m->frames_queued);
     COUNTER("frames_sent_total", "Frames written to connections.", m->frames_sent);
+    COUNTER("frame_runs_total",
+            "Writes that carried several queued events to a connection at once.", m->frame_runs);
     COUNTER("bytes_sent_total", "Payload bytes written to connections.", m->bytes_sent);
     COUNTER("acks_total", "Acks received.", m->acks);
     COUNTER("slow_consumers_total", "Connections closed with 4008.", m->slow_consumers);

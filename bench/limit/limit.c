@@ -7,10 +7,12 @@
  * with one pre-encoded welcome frame, and then does only this: every UDP
  * datagram that arrives on --ctl-port is one event's JSON text; it is framed
  * once (one unmasked text frame) and the same bytes are written to every
- * welcomed socket, in connection order (the 16 digits after "t_us": are
- * first overwritten with the arrival time, so latency is measured from the
- * moment the server has the event, as commit time is for the hub). No authentication, no rooms, no
- * database: whatever the hub costs above this is the hub's own work.
+ * welcomed socket, in connection order; events that arrived meanwhile go
+ * together, as a run of frames in one send() (see on_ctl). The 16 digits
+ * after "t_us": are first overwritten with the time the datagram reached
+ * the kernel, so latency is measured from the moment the server has the
+ * event, as commit time is for the hub. No authentication, no rooms, no database: whatever the hub
+ * costs above this is the hub's own work.
  *
  * Writes that the kernel does not take at once are kept per connection
  * (bounded by --max-queue, like the hub's HUB_MAX_QUEUE_BYTES; a connection
@@ -18,6 +20,7 @@
  * cost any server.
  *
  * Usage: armonia-limit --port P --ctl-port U [--bind 127.0.0.1] [--max-queue BYTES]
+ *        [--batch N (default 32)]
  * Prints "limit: listening on …" once ready. SIGTERM/SIGINT stop it.
  */
 #define _GNU_SOURCE
@@ -60,6 +63,7 @@ struct lconn {
 static struct {
     int ep;
     size_t max_queue;
+    unsigned batch; /* events written together at most */
     struct lconn *open_head, *open_tail;
     struct lconn *graveyard; /* closed, freed after the current epoll batch */
     size_t nopen;
@@ -372,45 +376,77 @@ on_client(struct lconn *c)
     }
 }
 
-/* Writes the current time (µs since the epoch, CLOCK_REALTIME) over the 16
- * digits that follow "t_us": in the event, if there are 16: the event's
- * "commit" time is when the server has it, as for the hub. */
+/* Writes t (µs since the epoch, CLOCK_REALTIME) over the 16 digits that
+ * follow "t_us": in the event, if there are 16. */
 static void
-stamp(char *p, size_t n)
+stamp(char *p, size_t n, const struct timespec *t)
 {
     char *v = memmem(p, n, "\"t_us\":", 7);
     if (!v || (size_t)(v - p) + 7 + 16 > n)
         return;
     v += 7;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     char d[24];
     snprintf(d, sizeof d, "%016llu",
-             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+             (unsigned long long)t->tv_sec * 1000000ull + (unsigned long long)t->tv_nsec / 1000);
     memcpy(v, d, 16);
 }
 
-/* One datagram = one event: frame it once, write it to every open socket. */
+/*
+ * Every pending datagram is one event: up to --batch of them (until the run
+ * reaches 64 KiB) are framed once, back to back, and that run is written to
+ * every open socket in one send() each; then the next datagrams. With
+ * --batch 1 each event is written on its own. The hub walks queued
+ * fan-outs to the same rooms together in the same way (ROUTER_BATCH,
+ * ROUTER_BATCH_BYTES), so this stays the floor under a burst too.
+ *
+ * An event's time is when its datagram reached the kernel (SO_TIMESTAMPNS),
+ * not when it is read here: one that arrives while a run is being written
+ * waits for the next run, as an event committed meanwhile waits in the hub.
+ */
+#define RUN_BYTES 65536
+
 static void
 on_ctl(int fd)
 {
-    static char frame[MAX_EVENT + 16];
+    static char run[RUN_BYTES + MAX_EVENT + 16];
     for (;;) {
-        char *payload = frame + 10;
-        ssize_t r = recv(fd, payload, MAX_EVENT, 0);
-        if (r <= 0)
+        size_t n = 0;
+        unsigned events = 0;
+        while (events < S.batch && n < RUN_BYTES) {
+            char *payload = run + n + 10;
+            struct iovec iov = {.iov_base = payload, .iov_len = MAX_EVENT};
+            union {
+                char buf[CMSG_SPACE(sizeof(struct timespec))];
+                struct cmsghdr align;
+            } ctl;
+            struct msghdr mh = {.msg_iov = &iov,
+                                .msg_iovlen = 1,
+                                .msg_control = ctl.buf,
+                                .msg_controllen = sizeof ctl.buf};
+            ssize_t r = recvmsg(fd, &mh, 0);
+            if (r <= 0)
+                break;
+            struct timespec at = {0, 0};
+            for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS)
+                    memcpy(&at, CMSG_DATA(cm), sizeof at);
+            if (!at.tv_sec)
+                clock_gettime(CLOCK_REALTIME, &at);
+            stamp(payload, (size_t)r, &at);
+            char h[10];
+            size_t hl = frame_header(h, (size_t)r);
+            memmove(run + n + hl, payload, (size_t)r);
+            memcpy(run + n, h, hl);
+            n += hl + (size_t)r;
+            events++;
+        }
+        if (!events)
             return;
-        stamp(payload, (size_t)r);
-        char h[10];
-        size_t hl = frame_header(h, (size_t)r);
-        char *start = payload - hl;
-        memcpy(start, h, hl);
-        size_t n = hl + (size_t)r;
-        S.events++;
+        S.events += events;
         struct lconn *c = S.open_head, *next;
         for (; c; c = next) {
             next = c->next;
-            conn_write(c, start, n);
+            conn_write(c, run, n);
         }
     }
 }
@@ -434,6 +470,7 @@ listen_on(const char *bind_addr, int port, int type)
     if (type == SOCK_DGRAM) {
         int sz = 8 << 20;
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     }
     return fd;
 }
@@ -444,6 +481,7 @@ main(int argc, char **argv)
     const char *bind_addr = "127.0.0.1";
     int port = 0, ctl_port = 0;
     S.max_queue = 1u << 20;
+    S.batch = 32;
     for (int a = 1; a + 1 < argc; a += 2) {
         if (!strcmp(argv[a], "--port"))
             port = atoi(argv[a + 1]);
@@ -451,11 +489,14 @@ main(int argc, char **argv)
             ctl_port = atoi(argv[a + 1]);
         else if (!strcmp(argv[a], "--bind"))
             bind_addr = argv[a + 1];
+        else if (!strcmp(argv[a], "--batch"))
+            S.batch = (unsigned)atoi(argv[a + 1]);
         else if (!strcmp(argv[a], "--max-queue"))
             S.max_queue = strtoull(argv[a + 1], NULL, 10);
     }
-    if (!port || !ctl_port) {
-        fputs("usage: armonia-limit --port P --ctl-port U [--bind A] [--max-queue BYTES]\n",
+    if (!port || !ctl_port || !S.batch) {
+        fputs("usage: armonia-limit --port P --ctl-port U [--bind A] [--max-queue BYTES] "
+              "[--batch N]\n",
               stderr);
         return 2;
     }

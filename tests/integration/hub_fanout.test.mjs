@@ -12,6 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useLifecycle, startHub, login } from './lib/harness.mjs';
+import { httpGet } from './lib/hub.mjs';
 import {
   useStreams, openStream, streamBarrier, assertExactStream, privateCluster, emitMany, sleep,
   expectedEvents, assertSameSeqs,
@@ -40,6 +41,13 @@ after(async () => {
     if (cl) await cl.destroy();
   }
 });
+
+async function metric(port, name) {
+  const r = await httpGet(port, '/metrics');
+  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `${name} missing from /metrics`);
+  return Number(line.split(' ')[1]);
+}
 
 async function openMany(T) {
   const residents = [];
@@ -96,6 +104,11 @@ test(`${RESIDENTS} residents and ${GUARDS} guards: broadcasts, critical alarms a
   const alarmIds = new Set((await cl.db.sql(`select id::int as id from hub.outbox where tenant = $1 and kind = 'alarm'`, [T])).map((r) => r.id));
   assert.equal(alarmIds.size, 32);
   for (const g of guards) assert.equal(g.ids.filter((id) => alarmIds.has(id)).length, 32, `${g.label}: every alarm`);
+  // Each burst queued 25 fan-outs to the same room: they were walked
+  // together (ROUTER_BATCH), several events per write (those streams are
+  // the exact ones checked above).
+  const runs = await metric(hub.port, 'armonia_frame_runs_total');
+  assert.ok(runs > 0, `no write carried several events (armonia_frame_runs_total ${runs})`);
 });
 
 test('connections leaving while a fan-out walks their room: the others still get exactly their events', async () => {
