@@ -68,20 +68,20 @@ const CFG = SMOKE
       idleSizes: [200, 500], connectN: 500, bcastSizes: [300],
       step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 3000, tenants: 5, perTenant: 20, targetedRate: 50, targeted_s: 1,
-      panicRate: 10, slow_s: 2,
+      panicRate: 10, panic_s: 2, slow_s: 2,
     }
   : FULL
   ? {
       idleSizes: [1000, 10000, 19000], connectN: 10000, bcastSizes: [5000, 10000],
       step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 50000, tenants: 100, perTenant: 100, targetedRate: 1000, targeted_s: 10,
-      panicRate: 20, slow_s: 15,
+      panicRate: 20, panic_s: 15, slow_s: 15,
     }
   : {
       idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
       step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
-      panicRate: 20, slow_s: 5,
+      panicRate: 20, panic_s: 6, slow_s: 5,
     };
 const LOADGEN_MAX_PER_PROC = 9500;
 const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
@@ -230,15 +230,23 @@ class Loadgen {
   }
 }
 
-/** Several loadgen processes holding n connections together. */
+/**
+ * Several loadgen processes holding n connections together. With
+ * guardProc, the guards (the first `guards` connections of a one-tenant
+ * swarm) get a process of their own, as guard consoles are machines of
+ * their own: their frames are then not read after thousands of other
+ * sockets' in one client's loop.
+ */
 class Swarm {
-  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs } = {}) {
-    const k = procs ?? Math.max(2, Math.ceil(n / LOADGEN_MAX_PER_PROC));
+  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs, guardProc = false } = {}) {
+    const rest = guardProc ? n - guards : n;
+    const k = procs ?? Math.max(2, Math.ceil(rest / LOADGEN_MAX_PER_PROC));
+    const sizes = Array.from({ length: k }, (_, i) => Math.floor(rest / k) + (i < rest % k ? 1 : 0));
+    if (guardProc && guards) sizes.unshift(guards);
     this.n = n;
     this.lgs = [];
     let base = 0;
-    for (let i = 0; i < k; i++) {
-      const c = Math.floor(n / k) + (i < n % k ? 1 : 0);
+    for (const c of sizes) {
       this.lgs.push(new Loadgen(bin, [
         '--port', String(sys.port), '--secret', SECRET, '--proto', sys.proto, '--conns', String(c),
         '--base', String(base), '--tenant', tenant, '--per-tenant', String(perTenant),
@@ -531,12 +539,12 @@ async function idle(name, bins, db, n) {
 async function broadcast(name, bins, db, n) {
   const out = { conns: n, steps: [], fracs: {} };
   let sys = await startSystem(name, bins, db);
-  let sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
+  let sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true });
   const restart = async () => {
     await sw.quit();
     await sys.stop();
     sys = await startSystem(name, bins, db);
-    sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
+    sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true });
     const c = await sw.connected();
     if (c.ready < n) log(`${name}: only ${c.ready}/${n} connections after restart`);
   };
@@ -597,7 +605,7 @@ async function broadcast(name, bins, db, n) {
     if (name !== 'limit' && n === CFG.bcastSizes[0]) {
       // Panic to 10 guards while the broadcast runs at 50 % of saturation.
       const rate = (0.5 * out.saturation_msgs_s) / n;
-      const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n, extra: { kind: 'alarm', rooms: ['role:guard'], priority: 'critical', rate: CFG.panicRate, n: 10 } });
+      const s = await step(sys, db, sw, { rate, seconds: CFG.panic_s, n, extra: { kind: 'alarm', rooms: ['role:guard'], priority: 'critical', rate: CFG.panicRate, n: 10 } });
       out.panic = s;
       log(`${name} panic under ${Math.round(s.delivered_msgs_s)} msgs/s broadcast: ${s.extra.received}/${s.extra.sent * 10} panic frames, p50 ${fmtUs(s.extra.lat.p50)} p99 ${fmtUs(s.extra.lat.p99)}`);
       if (s.closed_after_ready > 0) await restart();
