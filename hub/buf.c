@@ -42,3 +42,23 @@ buf_unref(struct buf *b)
     if (--b->refs == 0)
         free(b);
 }
+
+size_t
+ws_header(unsigned char *h, size_t len, int binary)
+{
+    h[0] = (unsigned char)(0x80 | (binary ? 2 : 1));
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int k = 0; k < 8; k++)
+        h[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
+    return 10;
+}

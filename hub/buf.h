@@ -38,6 +38,20 @@ buf_ref(struct buf *b)
     return b;
 }
 
+/* Bytes of the WebSocket header of a server frame of len payload bytes (2, 4 or 10). */
+static inline size_t
+ws_header_len(size_t len)
+{
+    return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
+/*
+ * Writes the header of an unmasked, final text (binary: binary) frame of
+ * len payload bytes at h (ws_header_len(len) bytes); returns that length.
+ * It fits in a buffer's headroom (LWS_PRE), right before buf_data().
+ */
+size_t ws_header(unsigned char *h, size_t len, int binary);
+
 /* Drops one reference; frees the buffer when none is left. NULL is ignored. */
 void buf_unref(struct buf *b);
 

@@ -8,8 +8,10 @@
 #include "replay.h"
 #include "session.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Appends b to r, growing it by doubling. Returns 0 or -1 on OOM. */
 static int
@@ -79,18 +81,40 @@ fall_behind(struct conn *c, int64_t seq)
     replay_catch_up(c, first - 1);
 }
 
-/* Hands one frame to lws (which keeps what the socket does not take). -1: the socket failed. */
+/*
+ * Writes n bytes of whole frames, lws holding nothing for the connection:
+ * straight to the socket (one send(), none of lws's bookkeeping per
+ * frame), and what the kernel does not take is handed to lws, which keeps
+ * it and writes it when the socket drains (later frames queue behind it:
+ * lws_partial_buffered()). -1: the socket failed.
+ */
+static int
+write_raw(struct conn *c, const unsigned char *p, size_t n, unsigned frames)
+{
+    size_t done = 0;
+    c->progress_ms = hub_now_ms();
+    if (c->fd >= 0) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        done = w > 0 ? (size_t)w : 0;
+    }
+    if (done < n &&
+        lws_write(c->wsi, (unsigned char *)p + done, n - done, LWS_WRITE_RAW) < (int)(n - done))
+        return -1;
+    c->hub->m.frames_sent += frames;
+    c->hub->m.bytes_sent += n;
+    return 0;
+}
+
+/* Writes one frame; its header goes in the buffer's headroom (the same
+ * bytes for every connection the buffer is shared by). -1: the socket failed. */
 static int
 write_frame(struct conn *c, struct buf *b)
 {
-    size_t len = b->len;
-    c->progress_ms = hub_now_ms();
-    if (lws_write(c->wsi, buf_data(b), len, b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
-        (int)len)
-        return -1;
-    c->hub->m.frames_sent++;
-    c->hub->m.bytes_sent += len;
-    return 0;
+    unsigned char *start = buf_data(b) - ws_header_len(b->len);
+    size_t hl = ws_header(start, b->len, b->binary);
+    return write_raw(c, start, hl + b->len, 1);
 }
 
 /*
@@ -124,14 +148,11 @@ write_failed(struct conn *c)
 int
 conn_send_framed(struct conn *c, const unsigned char *p, size_t len, unsigned frames)
 {
-    c->progress_ms = hub_now_ms();
-    if (lws_write(c->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < (int)len) {
+    if (write_raw(c, p, len, frames)) {
         write_failed(c);
         return -1;
     }
-    c->hub->m.frames_sent += frames;
     c->hub->m.frame_runs++;
-    c->hub->m.bytes_sent += len;
     return 0;
 }
 

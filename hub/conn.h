@@ -45,6 +45,7 @@ struct ring {
 struct conn {
     struct lws *wsi;
     struct hub *hub;
+    int fd;                   /* the socket, written directly when lws holds nothing; -1: TLS */
     struct auth_claims who;   /* owned once authenticated (or checking) */
     struct tenant *tenant;    /* set when READY */
     struct member *rooms;     /* own memberships */

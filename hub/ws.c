@@ -72,6 +72,7 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     case LWS_CALLBACK_ESTABLISHED:
         c->wsi = wsi;
         c->hub = hub;
+        c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
         c->fmt = (enum frame_fmt)lws_get_protocol(wsi)->id;
         hub->n_conns++;
         hub->m.connections_total++;

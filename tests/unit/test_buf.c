@@ -95,6 +95,27 @@ test_unref_null_is_ignored(void **state)
     buf_unref(NULL);
 }
 
+/* Server frame headers at each length boundary of RFC 6455 §5.2. */
+static void
+test_ws_header_lengths(void **state)
+{
+    unsigned char h[10];
+    assert_int_equal(ws_header(h, 0, 0), 2);
+    assert_memory_equal(h, "\x81\x00", 2);
+    assert_int_equal(ws_header(h, 125, 1), 2);
+    assert_memory_equal(h, "\x82\x7d", 2);
+    assert_int_equal(ws_header_len(126), 4);
+    assert_int_equal(ws_header(h, 126, 0), 4);
+    assert_memory_equal(h, "\x81\x7e\x00\x7e", 4);
+    assert_int_equal(ws_header(h, 65535, 0), 4);
+    assert_memory_equal(h, "\x81\x7e\xff\xff", 4);
+    assert_int_equal(ws_header_len(65536), 10);
+    assert_int_equal(ws_header(h, 65536, 1), 10);
+    assert_memory_equal(h, "\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10);
+    /* The longest header fits in a buffer's headroom. */
+    assert_true(ws_header_len(SIZE_MAX) <= LWS_PRE);
+}
+
 int
 main(void)
 {
@@ -105,6 +126,7 @@ main(void)
         cmocka_unit_test(test_oversized_fails),
         cmocka_unit_test(test_shared_until_last_unref),
         cmocka_unit_test(test_unref_null_is_ignored),
+        cmocka_unit_test(test_ws_header_lengths),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
