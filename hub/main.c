@@ -17,9 +17,12 @@
 #include "ws.h"
 
 #include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +95,42 @@ on_work_db_up(struct db *db, void *ud)
 
 /* The work connection: tenant checks, replays, acks, purges. */
 static const struct db_ops work_db_ops = {.on_up = on_work_db_up};
+
+/* Probes after the idle time, and the time between them (HUB_TCP_KEEPALIVE_S). */
+#define KEEPALIVE_PROBES 5
+#define KEEPALIVE_INTERVAL_S 10
+
+/*
+ * TCP keepalive on lws's listening socket: accepted connections inherit
+ * SO_KEEPALIVE and the TCP_KEEP* and TCP_USER_TIMEOUT settings from it,
+ * which spares five setsockopt() calls per connection (lws makes them on
+ * every accepted socket when given ka_time). Returns 0 when it was found
+ * and set.
+ */
+static int
+listener_keepalive(int idle_s)
+{
+    int found = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        int on = 0, type = 0;
+        socklen_t l = sizeof(on);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) || !on)
+            continue;
+        l = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) || type != SOCK_STREAM)
+            continue;
+        int one = 1, probes = KEEPALIVE_PROBES, intvl = KEEPALIVE_INTERVAL_S;
+        unsigned user_ms = (unsigned)(idle_s + KEEPALIVE_PROBES * KEEPALIVE_INTERVAL_S) * 1000u;
+        if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) ||
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) ||
+            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms)))
+            return -1;
+        found = 1;
+    }
+    return found ? 0 : -1;
+}
 
 int
 main(int argc, char **argv)
@@ -167,11 +206,6 @@ main(int argc, char **argv)
     static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
                                                .secs_since_valid_hangup = 0};
     info.retry_and_idle_policy = &no_validity;
-    if (cfg.tcp_keepalive_s > 0) {
-        info.ka_time = cfg.tcp_keepalive_s;
-        info.ka_probes = 5;
-        info.ka_interval = 10;
-    }
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 30;
     hub.ctx = lws_create_context(&info);
@@ -185,6 +219,8 @@ main(int argc, char **argv)
     }
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
     loop_ctx = hub.ctx;
+    if (cfg.tcp_keepalive_s > 0 && listener_keepalive(cfg.tcp_keepalive_s))
+        log_warn("main", "could not set TCP keepalive on the listening socket");
 
     rc = fallback_new(&hub, &hub.fallback);
     if (rc) {
