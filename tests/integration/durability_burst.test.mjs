@@ -46,8 +46,12 @@ before(async () => {
 });
 
 after(async () => {
-  if (hub) await hub.stop();
-  if (cl) await cl.destroy();
+  // The cluster goes even when the hub ended badly (stop() then throws).
+  try {
+    if (hub) await hub.stop();
+  } finally {
+    if (cl) await cl.destroy();
+  }
 });
 
 const resident = (T) => ({ sub: 'r101', tenant: T, role: 'resident', units: ['101'] });

@@ -31,8 +31,12 @@ before(async () => {
 });
 
 after(async () => {
-  if (hub) await hub.stop();
-  if (cl) await cl.destroy();
+  // The cluster goes even when the hub ended badly (stop() then throws).
+  try {
+    if (hub) await hub.stop();
+  } finally {
+    if (cl) await cl.destroy();
+  }
 });
 
 /** Waits (bounded) until the producer has committed `more` events beyond now. */

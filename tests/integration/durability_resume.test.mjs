@@ -29,7 +29,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of clusters) await c.destroy();
+  // Every cluster goes, even when one of them fails to.
+  const failed = [];
+  for (const c of clusters) await c.destroy().catch((err) => failed.push(err));
+  if (failed.length) throw failed[0];
 });
 
 const resident = (tenant, sub, unit) => ({ sub, tenant, role: 'resident', units: [unit] });
