@@ -126,6 +126,22 @@ fanout_frame(struct fanout *f, const char *name, enum frame_fmt fmt)
     return f->enc[fmt];
 }
 
+/* Bytes b takes as a whole frame in a run. */
+static size_t
+framed_len(const struct buf *b)
+{
+    return ws_header_len(b->len) + b->len;
+}
+
+/* Writes b at dst as a whole frame (header, then payload); returns its length. */
+static size_t
+put_frame(unsigned char *dst, struct buf *b)
+{
+    size_t hl = ws_header(dst, b->len, b->binary);
+    memcpy(dst + hl, buf_data(b), b->len);
+    return hl + b->len;
+}
+
 /*
  * The leader's batch framed for fmt through room name, back to back, until
  * the run reaches ROUTER_BATCH_BYTES (at least two frames, or NULL: each is
@@ -144,7 +160,7 @@ fanout_run(struct fanout *lead, const char *name, enum frame_fmt fmt)
             return NULL;
         if (total >= ROUTER_BATCH_BYTES)
             break;
-        total += b->len + 10;
+        total += framed_len(b);
         n++;
     }
     if (n < 2)
@@ -156,9 +172,7 @@ fanout_run(struct fanout *lead, const char *name, enum frame_fmt fmt)
     for (struct fanout *g = lead; g != e; g = g->batch) {
         struct buf *b = g->enc[fmt];
         g->run_off[fmt] = at;
-        at += ws_header(buf_data(run) + at, b->len, b->binary);
-        memcpy(buf_data(run) + at, buf_data(b), b->len);
-        at += b->len;
+        at += put_frame(buf_data(run) + at, b);
     }
     run->len = at;
     lead->run[fmt] = run;
@@ -277,7 +291,7 @@ catch_up_fanouts(struct hub *hub, struct conn *c)
                 cap = ncap;
             }
             v[n++] = (struct owed){.e = e, .b = buf_ref(b)};
-            total += b->len + 10;
+            total += framed_len(b);
         }
     }
     if (n > 1 && conn_can_write_now(c)) {
@@ -285,9 +299,7 @@ catch_up_fanouts(struct hub *hub, struct conn *c)
         if (run) {
             size_t at = 0;
             for (size_t i = 0; i < n; i++) {
-                at += ws_header(run + at, v[i].b->len, v[i].b->binary);
-                memcpy(run + at, buf_data(v[i].b), v[i].b->len);
-                at += v[i].b->len;
+                at += put_frame(run + at, v[i].b);
                 c->last_seq = v[i].e->seq;
                 if (v[i].e->ack)
                     note_pending_ack(c, v[i].e->id);
