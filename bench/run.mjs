@@ -9,7 +9,8 @@
 //          --out DIR (default bench/results) --no-build
 //
 // It builds what is missing (the hub with cmake into build/bench-hub unless
-// HUB_BIN names one; armonia-loadgen and armonia-limit into build/bench-tools;
+// HUB_BIN names one; armonia-loadgen, armonia-limit and armonia-producer into
+// build/bench-tools;
 // npm ci in bench/peers/*), starts a private PostgreSQL (scripts/pg.sh start
 // in a temp dir), then for each system in turn: starts it, runs the
 // scenarios with armonia-loadgen processes, stops it. Then it prints the
@@ -20,7 +21,9 @@
 //   hub, ws, socketio: SELECT hub.emit(tenant, kind, rooms,
 //       jsonb_build_object('t_us', (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, 'msg', …),
 //       priority, false)  -- one autocommit statement per event, so t_us is
-//       taken in the producing transaction just before its commit;
+//       taken in the producing transaction just before its commit; sent by
+//       armonia-producer (C, libpq pipeline mode over 2 connections: a few
+//       µs of client CPU per event, no round trip between events);
 //   limit: the driver sends the event's JSON (same shape and size as the
 //       hub's) in one UDP datagram; armonia-limit overwrites t_us with the
 //       time the datagram reached its socket (SO_TIMESTAMPNS: the moment it
@@ -122,7 +125,7 @@ function build() {
       run('npm', ['ci', '--no-audit', '--no-fund', '--silent'], { cwd: d });
     }
   }
-  return { hubBin, loadgen: join(tools, 'armonia-loadgen'), limit: join(tools, 'armonia-limit') };
+  return { hubBin, loadgen: join(tools, 'armonia-loadgen'), limit: join(tools, 'armonia-limit'), producer: join(tools, 'armonia-producer') };
 }
 
 function ensureGnuplot() {
@@ -356,7 +359,7 @@ async function startSystem(name, bins, db) {
       if (Date.now() > deadline || proc.exitCode !== null) throw new Error('hub did not become healthy');
       await sleep(100);
     }
-    fire = (ev) => db.emit(ev);
+    fire = null; // events come from PostgreSQL: db.fire
   } else if (name === 'limit') {
     const ctl = await freePort();
     proc = spawn(bins.limit, ['--port', String(port), '--ctl-port', String(ctl)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -378,7 +381,7 @@ async function startSystem(name, bins, db) {
     });
     await waitLine(proc, /listening/, 20000);
     proc.stderr.on('data', (c) => process.stderr.write(`${name}: ${c}`));
-    fire = (ev) => db.emit(ev);
+    fire = null; // events come from PostgreSQL: db.fire
   }
   await sleep(300);
   return {
@@ -393,7 +396,7 @@ async function startSystem(name, bins, db) {
 
 // ---------------------------------------------------------------- database
 
-async function startDb() {
+async function startDb(bins) {
   const dir = mkdtempSync(join(tmpdir(), 'armonia-bench-'));
   run(join(root, 'scripts/pg.sh'), ['start', join(dir, 'pg')]);
   const url = readFileSync(join(dir, 'pg', 'url'), 'utf8').trim();
@@ -403,27 +406,43 @@ async function startDb() {
   await admin.connect();
   await admin.query("SELECT hub.create_demo_tenant('bench')");
   for (let t = 0; t < CFG.tenants; t++) await admin.query(`CREATE SCHEMA IF NOT EXISTS t${String(t).padStart(3, '0')}`);
-  const clients = [];
-  for (let i = 0; i < 4; i++) {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    clients.push(c);
-  }
-  let rr = 0, inflight = 0, errors = 0;
-  const sql = `SELECT hub.emit($1, $2, $3::text[], jsonb_build_object('t_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'msg', $4::text), $5, false)`;
+  // The event source: one armonia-producer for the whole run; each fire is
+  // a stream of its own, answered by id when its last statement returns.
+  const prod = spawn(bins.producer, ['--url', url, '--conns', '2', '--inflight', '256', '--msg', MSG], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiting = new Map();
+  let buf = '', ids = 0, errors = 0;
+  const ready = new Promise((resolve, reject) => {
+    prod.once('exit', (code) => reject(new Error(`armonia-producer exited (${code})`)));
+    prod.stdout.on('data', (c) => {
+      buf += c;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const m = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        if (m.phase === 'ready') resolve();
+        else waiting.get(m.id)?.(m);
+      }
+    });
+  });
+  await ready;
   return {
     dir, url, admin,
-    get inflight() { return inflight; },
     get errors() { return errors; },
-    emit(ev) {
-      inflight++;
-      const c = clients[rr++ % clients.length];
-      return c.query(sql, [ev.tenant, ev.kind, ev.rooms, MSG, ev.priority]).catch((e) => {
-        if (errors++ < 3) log('emit failed:', e.message);
-      }).finally(() => inflight--);
+    /** Emits count events at rate/s as spec says; resolves when all are answered. */
+    fire(rate, count, spec) {
+      const id = String(++ids);
+      const extra = (spec.tenants ? ` tenants=${spec.tenants}` : '') + (spec.units ? ` units=${spec.units}` : '');
+      prod.stdin.write(`fire id=${id} rate=${rate} count=${count} kind=${spec.kind} priority=${spec.priority} tenant=${spec.tenant} room=${spec.room}${extra}\n`);
+      return new Promise((resolve) => waiting.set(id, (m) => {
+        waiting.delete(id);
+        if (m.errors && errors < 3) log(`emit failed ${m.errors} times (armonia-producer's stderr says why)`);
+        errors += m.errors;
+        resolve(m);
+      }));
     },
     async stop() {
-      for (const c of clients) await c.end().catch(() => {});
+      prod.stdin.end('quit\n');
+      await Promise.race([new Promise((r) => prod.once('exit', r)), sleep(3000)]);
       await admin.end().catch(() => {});
       run(join(root, 'scripts/pg.sh'), ['stop', join(dir, 'pg')]);
       rmSync(dir, { recursive: true, force: true });
@@ -434,17 +453,25 @@ async function startDb() {
 // ---------------------------------------------------------------- producing
 
 /**
- * Fires events at `rate` per second for `seconds`, each made by make(i);
- * never more than 256 in flight (a producer that cannot keep up shows as a
- * lower offered rate, which is reported). Resolves with what was offered.
+ * Fires Math.round(rate * seconds) events at `rate` per second, as spec
+ * says: {kind, priority, tenant, room, tenants?, units?} — with tenants the
+ * i-th event goes to tenant + (i mod tenants) in three digits, with units
+ * to room + ((i div tenants) mod units). Systems that read PostgreSQL get
+ * them from armonia-producer (never more than 256 unanswered: a database
+ * that cannot keep up shows as a lower offered rate, which is reported);
+ * the limit server by UDP from here. Resolves with what was offered.
  */
-async function produce(sys, db, rate, seconds, make) {
+async function produce(sys, db, rate, seconds, spec) {
+  const total = Math.round(rate * seconds);
+  if (!sys.fire) {
+    const m = await db.fire(rate, total, spec);
+    return { sent: m.sent, elapsed: m.elapsed_s, offered: m.elapsed_s > 0 ? m.sent / m.elapsed_s : 0 };
+  }
   const t0 = performance.now();
   let sent = 0;
-  const total = Math.round(rate * seconds);
   while (sent < total) {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
-    while (sent < due && (!db || db.inflight < 256)) sys.fire(make(sent++));
+    while (sent < due) sys.fire({ kind: spec.kind, priority: spec.priority, rooms: [spec.room] }), sent++;
     await sleep(1);
   }
   const elapsed = (performance.now() - t0) / 1000;
@@ -485,8 +512,8 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
       await sleep(250);
     }
   })();
-  const tasks = [produce(sys, db, rate, seconds, () => ({ tenant: 'bench', kind, rooms: ['all'], priority: 'normal' }))];
-  if (extra) tasks.push(produce(sys, db, extra.rate, seconds, () => ({ tenant: 'bench', kind: extra.kind, rooms: extra.rooms, priority: extra.priority })));
+  const tasks = [produce(sys, db, rate, seconds, { tenant: 'bench', kind, room: 'all', priority: 'normal' })];
+  if (extra) tasks.push(produce(sys, db, extra.rate, seconds, { tenant: 'bench', kind: extra.kind, room: extra.room, priority: extra.priority }));
   const [p, px] = await Promise.all(tasks);
   const expect = p.sent * n + (px ? px.sent * extra.n : 0);
   const r = await drain(swarm, expect);
@@ -605,7 +632,7 @@ async function broadcast(name, bins, db, n) {
     if (name !== 'limit' && n === CFG.bcastSizes[0]) {
       // Panic to 10 guards while the broadcast runs at 50 % of saturation.
       const rate = (0.5 * out.saturation_msgs_s) / n;
-      const s = await step(sys, db, sw, { rate, seconds: CFG.panic_s, n, extra: { kind: 'alarm', rooms: ['role:guard'], priority: 'critical', rate: CFG.panicRate, n: 10 } });
+      const s = await step(sys, db, sw, { rate, seconds: CFG.panic_s, n, extra: { kind: 'alarm', room: 'role:guard', priority: 'critical', rate: CFG.panicRate, n: 10 } });
       out.panic = s;
       log(`${name} panic under ${Math.round(s.delivered_msgs_s)} msgs/s broadcast: ${s.extra.received}/${s.extra.sent * 10} panic frames, p50 ${fmtUs(s.extra.lat.p50)} p99 ${fmtUs(s.extra.lat.p99)}`);
       if (s.closed_after_ready > 0) await restart();
@@ -639,10 +666,9 @@ async function targeted(name, bins, db) {
     await sw.report();
     const cpu0 = procCpuUs(sys.pid);
     const units = CFG.perTenant / 2;
-    const p = await produce(sys, db, CFG.targetedRate, CFG.targeted_s, (i) => ({
-      tenant: `t${String(i % CFG.tenants).padStart(3, '0')}`, kind: 'visit',
-      rooms: [`unit:u${Math.floor(i / CFG.tenants) % units}`], priority: 'high',
-    }));
+    const p = await produce(sys, db, CFG.targetedRate, CFG.targeted_s, {
+      tenant: 't', tenants: CFG.tenants, kind: 'visit', room: 'unit:u', units, priority: 'high',
+    });
     const r = await drain(sw, p.sent * 2);
     const cpu = procCpuUs(sys.pid) - cpu0;
     const k = r.kinds.visit ?? { count: 0, lat: new Map() };
@@ -753,7 +779,7 @@ async function main() {
   mkdirSync(join(OUT, 'tmp'), { recursive: true });
   const mach = machine();
   log(`mode ${MODE}, systems ${SYSTEMS.join(',')}, load ${mach.loadavg}`);
-  const db = await startDb();
+  const db = await startDb(bins);
   const results = {};
   try {
     for (const name of SYSTEMS) {
