@@ -3,7 +3,8 @@
  *
  * Work arrives three ways: the tick (every HUB_FALLBACK_TICK_MS: plan due
  * jobs, claim due retries), NOTIFY hub_deliveries (another hub or a result
- * created pending rows), and the completion of a send (room for one more).
+ * created pending rows; heard on the hub's listener connection, which hands
+ * it to fallback_notify()), and the completion of a send (room for one more).
  * At most one plan query and one claim query per channel are in flight, and
  * a provider never has more than HUB_PROVIDER_MAX_INFLIGHT requests.
  */
@@ -513,8 +514,6 @@ static void
 on_db_up(struct db *db, void *ud)
 {
     struct fallback *fb = ud;
-    db_query(db, "LISTEN hub_deliveries", 0, NULL, NULL, NULL);
-    db_query(db, "LISTEN hub_policies", 0, NULL, NULL, NULL);
     load_policies(fb);
     flush_results(fb);
     plan(fb);
@@ -530,20 +529,29 @@ on_db_down(struct db *db, void *ud, const char *why)
         fb->claiming[ch] = 0;
 }
 
-static void
-on_db_notify(struct db *db, void *ud, const char *channel, const char *payload)
+void
+fallback_notify(struct fallback *fb, const char *channel)
 {
-    struct fallback *fb = ud;
-    if (!strcmp(channel, "hub_policies"))
+    if (!fb || fb->closing || !db_is_up(fb->db))
+        return; /* its own on_db_up catches up */
+    if (!strcmp(channel, FALLBACK_CHANNEL_POLICIES))
         load_policies(fb);
     else
         claim_all(fb);
 }
 
+void
+fallback_listening(struct fallback *fb)
+{
+    if (!fb || fb->closing || !db_is_up(fb->db))
+        return;
+    load_policies(fb);
+    claim_all(fb);
+}
+
 static const struct db_ops fallback_db_ops = {
     .on_up = on_db_up,
     .on_down = on_db_down,
-    .on_notify = on_db_notify,
 };
 
 int

@@ -27,6 +27,23 @@ int fallback_new(struct hub *hub, struct fallback **out);
 /* Connects its database session and starts the timers. */
 void fallback_start(struct fallback *fb);
 
+/*
+ * Its NOTIFY channels (hub_deliveries: deliveries are pending; hub_policies:
+ * a policy changed) are LISTENed on the hub's listener connection, not on a
+ * session of its own: PostgreSQL wakes every listening session of the
+ * database at every commit that notifies, so each event would otherwise
+ * wake two of the hub's sessions instead of one.
+ */
+#define FALLBACK_CHANNEL_DELIVERIES "hub_deliveries"
+#define FALLBACK_CHANNEL_POLICIES "hub_policies"
+
+/* A NOTIFY on one of the channels above arrived. */
+void fallback_notify(struct fallback *fb, const char *channel);
+
+/* The listener connection (re)started listening on the channels above:
+ * catches up with what was notified while it was not. */
+void fallback_listening(struct fallback *fb);
+
 /* True when event kinds without ack need "sent" marks (their policy has
  * fallback channels), so the router records who was sent them. */
 int fallback_wants_sent_marks(const struct fallback *fb, const char *kind);

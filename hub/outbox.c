@@ -9,6 +9,7 @@
  */
 #include "outbox.h"
 #include "conn.h"
+#include "fallback.h"
 #include "hub.h"
 #include "log.h"
 #include "replay.h"
@@ -114,10 +115,27 @@ on_listen(struct db *db, const PGresult *res, void *ud)
     outbox_read(hub);
 }
 
+/* The fallback's channels are listened to here too (fallback.h says why). */
+static void
+on_fallback_listen(struct db *db, const PGresult *res, void *ud)
+{
+    struct hub *hub = ud;
+    if (!res)
+        return;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_err("outbox", "LISTEN " FALLBACK_CHANNEL_POLICIES " failed: %s",
+                PQresultErrorMessage(res));
+        return;
+    }
+    fallback_listening(hub->fallback);
+}
+
 static void
 on_up(struct db *db, void *ud)
 {
     struct hub *hub = ud;
+    db_query(db, "LISTEN " FALLBACK_CHANNEL_DELIVERIES, 0, NULL, NULL, NULL);
+    db_query(db, "LISTEN " FALLBACK_CHANNEL_POLICIES, 0, NULL, on_fallback_listen, hub);
     db_query(db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_listen, hub);
 }
 
@@ -135,7 +153,11 @@ on_down(struct db *db, void *ud, const char *why)
 static void
 on_notify(struct db *db, void *ud, const char *channel, const char *payload)
 {
-    outbox_read(ud);
+    struct hub *hub = ud;
+    if (!strcmp(channel, OUTBOX_CHANNEL))
+        outbox_read(hub);
+    else
+        fallback_notify(hub->fallback, channel);
 }
 
 const struct db_ops outbox_db_ops = {
