@@ -27,9 +27,13 @@ struct db_req {
     db_result_cb cb; /* NULL once cancelled */
     void *ud;
     char *sql;
+    const char *stmt; /* name of a prepared statement for sql (static), or NULL */
     int nparams;
     char **params;
 };
+
+/* Statements prepared per connection at most (others go unprepared). */
+#define DB_MAX_PREPARED 8
 
 struct db {
     struct lws_context *ctx;
@@ -48,10 +52,22 @@ struct db {
     PGresult *res; /* first result of the query in flight */
     int attempt;   /* failed attempts since the last success */
     int retry_max_ms;
-    lws_sorted_usec_list_t sul; /* connect timeout, retry delay, or deferred failure */
-    char fail[160];             /* why a send failed, reported from the timer */
-    struct soon kick;           /* asks lws for POLLOUT from outside its callbacks */
+    lws_sorted_usec_list_t sul;            /* connect timeout, retry delay, or deferred failure */
+    char fail[160];                        /* why a send failed, reported from the timer */
+    struct soon kick;                      /* asks lws for POLLOUT from outside its callbacks */
+    const char *prepared[DB_MAX_PREPARED]; /* statements this connection has */
+    int nprepared;
+    int preparing; /* what is on the wire is the head's PQsendPrepare */
 };
+
+static int
+db_has_prepared(const struct db *db, const char *stmt)
+{
+    for (int i = 0; i < db->nprepared; i++)
+        if (db->prepared[i] == stmt)
+            return 1;
+    return 0;
+}
 
 static void db_connect(struct db *db);
 static void db_lost(struct db *db, const char *why);
@@ -159,8 +175,16 @@ db_pump(struct db *db)
     if (db->state != DB_UP || db->inflight || !db->head)
         return;
     struct db_req *r = db->head;
-    if (!PQsendQueryParams(db->pg, r->sql, r->nparams, NULL, (const char *const *)r->params, NULL,
-                           NULL, 0)) {
+    const char *const *params = (const char *const *)r->params;
+    int ok;
+    if (r->stmt && db_has_prepared(db, r->stmt))
+        ok = PQsendQueryPrepared(db->pg, r->stmt, r->nparams, params, NULL, NULL, 0);
+    else if (r->stmt && db->nprepared < DB_MAX_PREPARED) {
+        ok = PQsendPrepare(db->pg, r->stmt, r->sql, r->nparams, NULL);
+        db->preparing = 1;
+    } else
+        ok = PQsendQueryParams(db->pg, r->sql, r->nparams, NULL, params, NULL, NULL, 0);
+    if (!ok) {
         db_fail_later(db);
         return;
     }
@@ -186,12 +210,23 @@ db_drain(struct db *db)
             continue;
         }
         struct db_req *req = db->head;
-        db->head = req->next;
-        if (!db->head)
-            db->tail = NULL;
         db->inflight = 0;
         PGresult *res = db->res;
         db->res = NULL;
+        if (db->preparing) {
+            /* The statement is ready: send the query itself. A failed
+             * prepare is the query's result. */
+            db->preparing = 0;
+            if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+                db->prepared[db->nprepared++] = req->stmt;
+                PQclear(res);
+                db_pump(db);
+                continue;
+            }
+        }
+        db->head = req->next;
+        if (!db->head)
+            db->tail = NULL;
         if (req->cb)
             req->cb(db, res, req->ud);
         PQclear(res);
@@ -313,6 +348,8 @@ db_lost(struct db *db, const char *why)
     }
     db->state = DB_RETRY;
     db->inflight = 0;
+    db->preparing = 0;
+    db->nprepared = 0; /* a new session has none */
     db_fail_all(db);
     int delay = DB_RETRY_BASE_MS << (db->attempt < 16 ? db->attempt : 16);
     if (delay > db->retry_max_ms || delay <= 0)
@@ -409,6 +446,13 @@ struct db_req *
 db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_result_cb cb,
          void *ud)
 {
+    return db_query_prepared(db, NULL, sql, nparams, params, cb, ud);
+}
+
+struct db_req *
+db_query_prepared(struct db *db, const char *stmt, const char *sql, int nparams,
+                  const char *const *params, db_result_cb cb, void *ud)
+{
     if (db->state != DB_UP)
         return NULL;
     struct db_req *r = calloc(1, sizeof(*r));
@@ -416,6 +460,7 @@ db_query(struct db *db, const char *sql, int nparams, const char *const *params,
         return NULL;
     r->cb = cb;
     r->ud = ud;
+    r->stmt = stmt;
     r->sql = strdup(sql);
     r->params = nparams ? calloc((size_t)nparams, sizeof(char *)) : NULL;
     if (!r->sql || (nparams && !r->params))

@@ -59,6 +59,16 @@ void db_start(struct db *db);
 struct db_req *db_query(struct db *db, const char *sql, int nparams, const char *const *params,
                         db_result_cb cb, void *ud);
 
+/*
+ * db_query() of a statement the connection prepares once (PQsendPrepare,
+ * the first time it is queued after each connect) and then only executes:
+ * no parsing or planning per call once PostgreSQL settles on a generic
+ * plan. stmt names it and must be a string constant (compared by address),
+ * one per SQL text. A failed prepare is the query's result.
+ */
+struct db_req *db_query_prepared(struct db *db, const char *stmt, const char *sql, int nparams,
+                                 const char *const *params, db_result_cb cb, void *ud);
+
 /* The callback of req will not run; the query itself still completes. */
 void db_cancel(struct db_req *req);
 
