@@ -22,8 +22,11 @@
 //       jsonb_build_object('t_us', (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, 'msg', …),
 //       priority, false)  -- one autocommit statement per event, so t_us is
 //       taken in the producing transaction just before its commit; sent by
-//       armonia-producer (C, libpq pipeline mode over 2 connections: a few
-//       µs of client CPU per event, no round trip between events);
+//       armonia-producer (C, libpq pipeline mode on one connection: a few
+//       µs of client CPU per event, no round trip between events; one
+//       connection because commits take the outbox's seq lock one at a time
+//       anyway, and one database session woken per burst costs the shared
+//       cores less than two);
 //   limit: the driver sends the event's JSON (same shape and size as the
 //       hub's) in one UDP datagram; armonia-limit overwrites t_us with the
 //       time the datagram reached its socket (SO_TIMESTAMPNS: the moment it
@@ -408,7 +411,7 @@ async function startDb(bins) {
   for (let t = 0; t < CFG.tenants; t++) await admin.query(`CREATE SCHEMA IF NOT EXISTS t${String(t).padStart(3, '0')}`);
   // The event source: one armonia-producer for the whole run; each fire is
   // a stream of its own, answered by id when its last statement returns.
-  const prod = spawn(bins.producer, ['--url', url, '--conns', '2', '--inflight', '256', '--msg', MSG], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const prod = spawn(bins.producer, ['--url', url, '--conns', '1', '--inflight', '256', '--msg', MSG], { stdio: ['pipe', 'pipe', 'inherit'] });
   const waiting = new Map();
   let buf = '', ids = 0, errors = 0;
   const ready = new Promise((resolve, reject) => {
