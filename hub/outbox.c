@@ -22,17 +22,27 @@
 
 static void outbox_read(struct hub *hub);
 
+/* True when res has status want; otherwise logs what failed (res NULL: the
+ * connection was lost, which db.c reports). */
+static int
+result_is(const PGresult *res, ExecStatusType want, const char *what)
+{
+    if (!res)
+        return 0;
+    if (PQresultStatus(res) != want) {
+        log_err("outbox", "%s failed: %s", what, PQresultErrorMessage(res));
+        return 0;
+    }
+    return 1;
+}
+
 static void
 on_rows(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
     hub->reading = 0;
-    if (!res)
+    if (!result_is(res, PGRES_TUPLES_OK, "reading hub.outbox"))
         return;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_err("outbox", "reading hub.outbox failed: %s", PQresultErrorMessage(res));
-        return;
-    }
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         struct event ev;
@@ -80,12 +90,8 @@ static void
 on_cursor(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    if (!res)
+    if (!result_is(res, PGRES_TUPLES_OK, "reading the newest seq"))
         return;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_err("outbox", "cannot read the newest seq: %s", PQresultErrorMessage(res));
-        return;
-    }
     hub->cursor = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     hub->cursor_known = 1;
     hub->listening = 1;
@@ -101,12 +107,8 @@ static void
 on_listen(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    if (!res)
+    if (!result_is(res, PGRES_COMMAND_OK, "LISTEN " OUTBOX_CHANNEL))
         return;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_err("outbox", "LISTEN failed: %s", PQresultErrorMessage(res));
-        return;
-    }
     /* /healthz says ok only once the cursor is known too (on_cursor). */
     if (!hub->cursor_known) {
         db_query(db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL, on_cursor, hub);
@@ -122,14 +124,8 @@ static void
 on_fallback_listen(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    if (!res)
-        return;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_err("outbox", "LISTEN " FALLBACK_CHANNEL_POLICIES " failed: %s",
-                PQresultErrorMessage(res));
-        return;
-    }
-    fallback_listening(hub->fallback);
+    if (result_is(res, PGRES_COMMAND_OK, "LISTEN " FALLBACK_CHANNEL_POLICIES))
+        fallback_listening(hub->fallback);
 }
 
 static void
