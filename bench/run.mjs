@@ -40,7 +40,7 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +177,30 @@ function procCpuUs(pid) {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * CPU µs of a PostgreSQL cluster: the postmaster and every process it
+ * started (backends, WAL writer, autovacuum …). A backend that exits in
+ * between takes its time with it; the bench's connections stay open.
+ */
+function clusterCpuUs(dataDir) {
+  let pm;
+  try {
+    pm = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return NaN;
+  }
+  let sum = procCpuUs(pm);
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pm) sum += ((Number(f[11]) + Number(f[12])) * 1e6) / HZ;
+    } catch {}
+  }
+  return sum;
 }
 
 function procRssKb(pid) {
@@ -431,6 +455,10 @@ async function startDb(bins) {
   return {
     dir, url, admin,
     get errors() { return errors; },
+    /** CPU µs so far of the cluster and of armonia-producer. */
+    cpu() {
+      return { db: clusterCpuUs(join(dir, 'pg', 'data')), producer: procCpuUs(prod.pid) };
+    },
     /** Emits count events at rate/s as spec says; resolves when all are answered. */
     fire(rate, count, spec) {
       const id = String(++ids);
@@ -507,6 +535,7 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
   swarm.all('reset');
   await swarm.report();
   const cpu0 = procCpuUs(sys.pid);
+  const side0 = db.cpu();
   const rss = [];
   let sampling = sampleRss;
   const sampler = (async () => {
@@ -521,6 +550,7 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
   const expect = p.sent * n + (px ? px.sent * extra.n : 0);
   const r = await drain(swarm, expect);
   const cpu1 = procCpuUs(sys.pid);
+  const side1 = db.cpu();
   sampling = false;
   await sampler;
   const main = r.kinds[kind] ?? { count: 0, lat: new Map() };
@@ -532,6 +562,10 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
     delivered_msgs_s: span > 0 ? delivered / span : null,
     server_cpu_us: cpu1 - cpu0, cpu_us_per_msg: delivered ? (cpu1 - cpu0) / delivered : null,
     loadgen_cpu_us: r.cpu_us, loadgen_cpu_us_per_msg: delivered ? r.cpu_us / delivered : null,
+    // What the event source cost meanwhile (the same cluster serves the
+    // Node peers' LISTEN; the limit server is fed by UDP from this process).
+    db_cpu_us: side1.db - side0.db, producer_cpu_us: side1.producer - side0.producer,
+    db_cpu_us_per_event: p.sent ? (side1.db - side0.db) / p.sent : null,
     lat: percentiles(main.lat), closes: r.close_codes, closed_after_ready: r.closed_after_ready,
     lat_hist: [...main.lat.entries()],
   };
@@ -594,7 +628,7 @@ async function broadcast(name, bins, db, n) {
       const rate = msgs / n;
       const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
       out.steps.push(s);
-      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, lost ${s.lost}`);
+      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event, lost ${s.lost}`);
       if (s.closed_after_ready > 0) break;
       if (s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs) {
         if (++short >= 2) break;
