@@ -531,11 +531,19 @@ async function drain(swarm, expect, maxMs = 10000) {
  * One measured window: reset, produce, drain, report. Kinds produced by
  * `extra` (e.g. panic) run alongside. Returns the numbers of one row.
  */
+/** The hub's /metrics counters, by name without the armonia_ prefix. */
+async function hubCounters(port) {
+  const out = {};
+  for (const m of (await httpGet(port, '/metrics')).body.matchAll(/^armonia_(\w+) (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, sampleRss }) {
   swarm.all('reset');
   await swarm.report();
   const cpu0 = procCpuUs(sys.pid);
   const side0 = db.cpu();
+  const m0 = sys.name === 'hub' ? await hubCounters(sys.port) : null;
   const rss = [];
   let sampling = sampleRss;
   const sampler = (async () => {
@@ -551,6 +559,7 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
   const r = await drain(swarm, expect);
   const cpu1 = procCpuUs(sys.pid);
   const side1 = db.cpu();
+  const m1 = m0 ? await hubCounters(sys.port) : null;
   sampling = false;
   await sampler;
   const main = r.kinds[kind] ?? { count: 0, lat: new Map() };
@@ -566,6 +575,8 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
     // Node peers' LISTEN; the limit server is fed by UDP from this process).
     db_cpu_us: side1.db - side0.db, producer_cpu_us: side1.producer - side0.producer,
     db_cpu_us_per_event: p.sent ? (side1.db - side0.db) / p.sent : null,
+    // The hub's queries to the outbox and its wake-ups by NOTIFY meanwhile.
+    hub_outbox: m1 ? { reads: m1.outbox_reads_total - m0.outbox_reads_total, wakeups: m1.outbox_wakeups_total - m0.outbox_wakeups_total, events: m1.events_total - m0.events_total } : undefined,
     lat: percentiles(main.lat), closes: r.close_codes, closed_after_ready: r.closed_after_ready,
     lat_hist: [...main.lat.entries()],
   };
@@ -628,7 +639,7 @@ async function broadcast(name, bins, db, n) {
       const rate = msgs / n;
       const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
       out.steps.push(s);
-      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event, lost ${s.lost}`);
+      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event${s.hub_outbox ? `, outbox reads ${s.hub_outbox.reads} wakeups ${s.hub_outbox.wakeups} events ${s.hub_outbox.events}` : ''}, lost ${s.lost}`);
       if (s.closed_after_ready > 0) break;
       if (s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs) {
         if (++short >= 2) break;

@@ -55,6 +55,12 @@ static const struct opt opts[] = {
      "inbound frames a connection may send at once; beyond rate and burst it is closed with 4029"},
     {"HUB_OUTBOX_BATCH", "outbox-batch", OPT_INT, OFF(outbox_batch), 1, 100000, "500",
      "outbox rows read per query"},
+    {"HUB_OUTBOX_QUIET_JOBS", "outbox-quiet-jobs", OPT_INT, OFF(outbox_quiet_jobs), 0, 100000, "64",
+     "broadcasts waiting to be written at which the hub stops taking a notification per "
+     "event and reads the outbox every HUB_OUTBOX_POLL_MS instead, until it has caught up (0: "
+     "never)"},
+    {"HUB_OUTBOX_POLL_MS", "outbox-poll-ms", OPT_INT, OFF(outbox_poll_ms), 1, 1000, "5",
+     "outbox read interval while notifications are off (HUB_OUTBOX_QUIET_JOBS)"},
     {"HUB_DB_RETRY_MAX_MS", "db-retry-max-ms", OPT_INT, OFF(db_retry_max_ms), 100, 600000, "5000",
      "longest wait between database reconnection attempts"},
     {"HUB_TENANT_CACHE_MS", "tenant-cache-ms", OPT_INT, OFF(tenant_cache_ms), 0, 86400000, "60000",

@@ -24,6 +24,9 @@ struct hub_config {
     int rate_limit;          /* HUB_RATE_LIMIT: inbound frames/s per connection, 50 */
     int rate_burst;          /* HUB_RATE_BURST: bucket size for the above, 100 */
     int outbox_batch;        /* HUB_OUTBOX_BATCH: outbox rows read per query, 500 */
+    int outbox_quiet_jobs;   /* HUB_OUTBOX_QUIET_JOBS: fan-outs waiting that make the
+                                listener stop taking notifications, 64 (0: never) */
+    int outbox_poll_ms;      /* HUB_OUTBOX_POLL_MS: outbox read interval meanwhile, 5 */
     int db_retry_max_ms;     /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
     int tenant_cache_ms;     /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
     int max_rooms;           /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */

@@ -22,8 +22,11 @@ struct fanout;
 struct hub_metrics {
     uint64_t connections_total;
     uint64_t auth_failures;
-    uint64_t events_read;   /* outbox rows routed */
-    uint64_t frames_queued; /* event frames put on connection queues */
+    uint64_t events_read;    /* outbox rows routed */
+    uint64_t outbox_reads;   /* page reads of the outbox (queries) */
+    uint64_t outbox_wakeups; /* notifications on the outbox channel */
+    uint64_t outbox_quiet;   /* times the listener stopped taking notifications */
+    uint64_t frames_queued;  /* event frames put on connection queues */
     uint64_t frames_sent;
     uint64_t frame_runs; /* writes that carried several queued events at once */
     uint64_t bytes_sent;
@@ -48,11 +51,13 @@ struct hub {
     int cursor_known;     /* cursor has been read from the database */
     int reading;          /* an outbox read is in flight */
     int read_again;       /* a notification came during that read */
-    size_t n_conns;       /* open WebSocket connections */
-    struct conn *conns;   /* all of them (utlist DL list through conn->prev/next) */
-    int draining;         /* stopping: no new connections, the open ones closed with 1001 */
-    struct acks *acks;    /* acks waiting to be written (acks.c) */
-    struct acks *sent;    /* "sent" marks waiting to be written */
+    int quiet;            /* behind: UNLISTENed, reading every outbox_poll_ms (outbox.c) */
+    lws_sorted_usec_list_t poll_sul;
+    size_t n_conns;     /* open WebSocket connections */
+    struct conn *conns; /* all of them (utlist DL list through conn->prev/next) */
+    int draining;       /* stopping: no new connections, the open ones closed with 1001 */
+    struct acks *acks;  /* acks waiting to be written (acks.c) */
+    struct acks *sent;  /* "sent" marks waiting to be written */
     struct fallback *fallback;
     struct fanout *fan_head, *fan_tail; /* large fan-outs in progress (router.c), FIFO */
     size_t fan_jobs;

@@ -261,6 +261,7 @@ out:
     /* Timers and database handles go while the context (which owns their
      * sockets and timer lists) still exists; pending callbacks get NULL. */
     purge_stop(&hub);
+    outbox_stop(&hub);
     conn_stall_sweep_stop(&hub);
     session_stop(&hub);
     fallback_free(hub.fallback);

@@ -6,6 +6,17 @@
  * at the newest seq when the hub starts (clients resume from the database
  * themselves) and is kept across reconnections, so events committed during
  * an outage are delivered once the database is back.
+ *
+ * Quiet mode. PostgreSQL signals every listening session at each notifying
+ * commit, and that session then wakes the hub: a few context switches per
+ * event, which on a loaded machine cost more than reading the event. Once
+ * HUB_OUTBOX_QUIET_JOBS broadcasts wait to be written, events read now would
+ * only queue behind them, so the hub UNLISTENs and reads the outbox every
+ * HUB_OUTBOX_POLL_MS instead (a page at once when there is more). When a read
+ * finds nothing more and the backlog is down to half, it LISTENs again and
+ * reads once more, for what committed in between. A critical event waits at
+ * most one interval longer to be read meanwhile; it is then sent at once, as
+ * always (router.h).
  */
 #include "outbox.h"
 #include "conn.h"
@@ -21,6 +32,7 @@
 #include <string.h>
 
 static void outbox_read(struct hub *hub);
+static void quiet_end(struct hub *hub);
 
 /* True when res has status want; otherwise logs what failed (res NULL: the
  * connection was lost, which db.c reports). */
@@ -52,7 +64,19 @@ on_rows(struct db *db, const PGresult *res, void *ud)
         hub->cursor = ev.seq;
         hub->m.events_read++;
     }
-    if (n >= hub->cfg->outbox_batch || hub->read_again)
+    if (n >= hub->cfg->outbox_batch) {
+        outbox_read(hub);
+        return;
+    }
+    if (hub->quiet) {
+        /* Caught up with what had committed: the timer reads next, unless
+         * the backlog is small again and notifications can come back. */
+        hub->read_again = 0;
+        if (hub->fan_jobs <= (size_t)hub->cfg->outbox_quiet_jobs / 2)
+            quiet_end(hub);
+        return;
+    }
+    if (hub->read_again)
         outbox_read(hub);
 }
 
@@ -75,8 +99,72 @@ outbox_read(struct hub *hub)
     snprintf(limit, sizeof(limit), "%d", hub->cfg->outbox_batch);
     const char *params[2] = {cursor, limit};
     hub->read_again = 0;
-    if (db_query_prepared(hub->listen_db, stmt, sql, 2, params, on_rows, hub))
+    if (db_query_prepared(hub->listen_db, stmt, sql, 2, params, on_rows, hub)) {
         hub->reading = 1;
+        hub->m.outbox_reads++;
+    }
+}
+
+static void
+on_poll(lws_sorted_usec_list_t *sul)
+{
+    struct hub *hub = lws_container_of(sul, struct hub, poll_sul);
+    if (!hub->quiet)
+        return;
+    outbox_read(hub);
+    lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
+                     (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+}
+
+/* Behind by HUB_OUTBOX_QUIET_JOBS broadcasts: notifications off, timer on. */
+static void
+quiet_begin(struct hub *hub)
+{
+    if (hub->quiet || !hub->cfg->outbox_quiet_jobs ||
+        hub->fan_jobs < (size_t)hub->cfg->outbox_quiet_jobs)
+        return;
+    if (!db_query(hub->listen_db, "UNLISTEN " OUTBOX_CHANNEL, 0, NULL, NULL, NULL))
+        return;
+    hub->quiet = 1;
+    hub->m.outbox_quiet++;
+    log_debug("outbox", "%zu broadcasts waiting: reading every %d ms instead of on notifications",
+              hub->fan_jobs, hub->cfg->outbox_poll_ms);
+    lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
+                     (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+}
+
+static void
+on_relisten(struct db *db, const PGresult *res, void *ud)
+{
+    struct hub *hub = ud;
+    if (!res)
+        return; /* the connection went: on_up listens again */
+    if (!result_is(res, PGRES_COMMAND_OK, "LISTEN " OUTBOX_CHANNEL)) {
+        /* Still deaf: keep reading on the timer; the next catch-up retries. */
+        hub->quiet = 1;
+        lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
+                         (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+        return;
+    }
+    /* What committed between the last read and now had no notification. */
+    outbox_read(hub);
+}
+
+/* Caught up: notifications on again, then one more read. */
+static void
+quiet_end(struct hub *hub)
+{
+    lws_sul_cancel(&hub->poll_sul);
+    hub->quiet = 0;
+    log_debug("outbox", "caught up: reading on notifications again");
+    db_query(hub->listen_db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_relisten, hub);
+}
+
+void
+outbox_stop(struct hub *hub)
+{
+    lws_sul_cancel(&hub->poll_sul);
+    hub->quiet = 0;
 }
 
 void
@@ -151,15 +239,18 @@ on_down(struct db *db, void *ud, const char *why)
     hub->listening = 0;
     hub->reading = 0;
     hub->read_again = 0;
+    outbox_stop(hub); /* the next session LISTENs in on_up */
 }
 
 static void
 on_notify(struct db *db, void *ud, const char *channel, const char *payload)
 {
     struct hub *hub = ud;
-    if (!strcmp(channel, OUTBOX_CHANNEL))
+    if (!strcmp(channel, OUTBOX_CHANNEL)) {
+        hub->m.outbox_wakeups++;
+        quiet_begin(hub);
         outbox_read(hub);
-    else
+    } else
         fallback_notify(hub->fallback, channel);
 }
 

@@ -21,4 +21,7 @@ extern const struct db_ops outbox_db_ops;
 /* Reads on if a read was held back while the router was busy (router.h). */
 void outbox_resume(struct hub *hub);
 
+/* Cancels the quiet mode's timer (outbox.c); before the context goes. */
+void outbox_stop(struct hub *hub);
+
 #endif

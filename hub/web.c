@@ -37,9 +37,17 @@ metrics_text(struct hub *hub, size_t *len)
     GAUGE("db_listener_up", "1 while the outbox listener is connected and listening.",
           hub->listening);
     GAUGE("outbox_cursor", "Newest outbox seq routed.", hub->cursor);
+    GAUGE("outbox_quiet",
+          "1 while the hub reads the outbox on a timer instead of on notifications.", hub->quiet);
     COUNTER("connections_total", "WebSocket connections accepted.", m->connections_total);
     COUNTER("auth_failures_total", "Authentication failures.", m->auth_failures);
     COUNTER("events_total", "Outbox events routed.", m->events_read);
+    COUNTER("outbox_reads_total", "Page reads of the outbox (one query each).", m->outbox_reads);
+    COUNTER("outbox_wakeups_total", "Notifications received on the outbox channel.",
+            m->outbox_wakeups);
+    COUNTER("outbox_quiet_total",
+            "Times the hub fell behind and stopped taking notifications (HUB_OUTBOX_QUIET_JOBS).",
+            m->outbox_quiet);
     COUNTER("frames_queued_total", "Event frames queued on connections.", m->frames_queued);
     COUNTER("frames_sent_total", "Frames written to connections.", m->frames_sent);
     COUNTER("frame_runs_total",

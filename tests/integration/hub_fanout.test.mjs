@@ -49,16 +49,16 @@ async function metric(port, name) {
   return Number(line.split(' ')[1]);
 }
 
-async function openMany(T) {
+async function openMany(T, h = hub) {
   const residents = [];
   for (let i = 0; i < RESIDENTS; i += 40) {
     const batch = [];
     for (let k = i; k < Math.min(RESIDENTS, i + 40); k++)
-      batch.push(openStream(hub, { sub: `r${k}`, tenant: T, role: 'resident', units: [`u${k % UNITS}`] }, { label: `resident r${k}` }));
+      batch.push(openStream(h, { sub: `r${k}`, tenant: T, role: 'resident', units: [`u${k % UNITS}`] }, { label: `resident r${k}` }));
     residents.push(...(await Promise.all(batch)));
   }
   const guards = await Promise.all(
-    Array.from({ length: GUARDS }, (_, k) => openStream(hub, { sub: `g${k}`, tenant: T, role: 'guard' }, { label: `guard g${k}` })),
+    Array.from({ length: GUARDS }, (_, k) => openStream(h, { sub: `g${k}`, tenant: T, role: 'guard' }, { label: `guard g${k}` })),
   );
   return { residents, guards };
 }
@@ -134,4 +134,45 @@ test('connections leaving while a fan-out walks their room: the others still get
   const late = await openStream(hub, { sub: 'late', tenant: T, role: 'resident', units: ['u1'] }, { label: 'late resident' });
   const b2 = await streamBarrier(cl.db, T, [late, ...staying], { timeout: 30_000 });
   await assertExactStream(cl.db, T, late, { after: late.welcome.last_seq, upto: b2.seq });
+});
+
+test('quiet mode: behind by HUB_OUTBOX_QUIET_JOBS broadcasts the hub stops taking notifications and reads on a timer; every stream stays exact, and it listens again once caught up', async () => {
+  // A second hub on the same cluster, quiet as soon as 2 broadcasts wait.
+  const quiet = await startHub({ databaseUrl: cl.url, env: { HUB_OUTBOX_QUIET_JOBS: '2', HUB_OUTBOX_POLL_MS: '20' } });
+  try {
+    const T = await cl.db.newTenant('fanquiet');
+    const { residents, guards } = await openMany(T, quiet);
+    const all = [...residents, ...guards];
+    const before = await metric(quiet.port, 'armonia_outbox_quiet_total');
+    // Broadcasts that alternate between two rooms (so they are not walked
+    // together) make a backlog that lasts; alarms and visits keep committing
+    // meanwhile, each in a transaction of its own.
+    const bursts = (async () => {
+      for (let r = 0; r < 4; r++) {
+        await cl.db.sql(`select count(hub.emit($1, 'bcast', case when i % 2 = 0 then array['all'] else array['role:resident'] end,
+                                              jsonb_build_object('i', i, 'pad', repeat('x', 200)))) from generate_series(1, 150) i`, [T]);
+        await sleep(30);
+      }
+    })();
+    await Promise.all([bursts, mixedLoad(T, 8)]);
+    const barrier = await streamBarrier(cl.db, T, all, { timeout: 60_000 });
+    for (const s of all) await assertExactStream(cl.db, T, s, { after: s.welcome.last_seq, upto: barrier.seq });
+    const alarmIds = new Set((await cl.db.sql(`select id::int as id from hub.outbox where tenant = $1 and kind = 'alarm'`, [T])).map((r) => r.id));
+    for (const g of guards) assert.equal(g.ids.filter((id) => alarmIds.has(id)).length, 32, `${g.label}: every alarm`);
+    const went = (await metric(quiet.port, 'armonia_outbox_quiet_total')) - before;
+    assert.ok(went >= 1, `the hub never went quiet (armonia_outbox_quiet_total +${went})`);
+    // Caught up: back on notifications. The gauge drops, and a single event
+    // now arrives through a notification (the wake-up counter moves).
+    const deadline = Date.now() + 10_000;
+    while ((await metric(quiet.port, 'armonia_outbox_quiet')) !== 0) {
+      assert.ok(Date.now() < deadline, 'still quiet 10 s after the load ended');
+      await sleep(50);
+    }
+    const wake0 = await metric(quiet.port, 'armonia_outbox_wakeups_total');
+    const b2 = await streamBarrier(cl.db, T, all, { timeout: 30_000 });
+    for (const s of all) await assertExactStream(cl.db, T, s, { after: s.welcome.last_seq, upto: b2.seq });
+    assert.ok((await metric(quiet.port, 'armonia_outbox_wakeups_total')) > wake0, 'no notification after the hub listened again');
+  } finally {
+    await quiet.stop();
+  }
 });
