@@ -83,29 +83,59 @@ fall_behind(struct conn *c, int64_t seq)
 }
 
 /*
- * Writes n bytes of whole frames, lws holding nothing for the connection:
- * straight to the socket (one send(), none of lws's bookkeeping per
- * frame), and what the kernel does not take is handed to lws, which keeps
- * it and writes it when the socket drains (later frames queue behind it:
- * lws_partial_buffered()). -1: the socket failed.
+ * Writes the bytes of iov[0..n) (whole frames, lws holding nothing for the
+ * connection) straight to the socket with one sendmsg() (none of lws's
+ * bookkeeping per frame); what the kernel does not take is handed to lws in
+ * one piece, which keeps it and writes it when the socket drains (later
+ * frames queue behind it: lws_partial_buffered()). -1: the socket failed.
  */
 static int
-write_raw(struct conn *c, const unsigned char *p, size_t n, unsigned frames)
+write_iov(struct conn *c, struct iovec *iov, unsigned n, unsigned frames)
 {
-    size_t done = 0;
+    size_t total = 0, done = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += iov[i].iov_len;
     c->progress_ms = hub_now_ms();
     if (c->fd >= 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;
         done = w > 0 ? (size_t)w : 0;
     }
-    if (done < n &&
-        lws_write(c->wsi, (unsigned char *)p + done, n - done, LWS_WRITE_RAW) < (int)(n - done))
-        return -1;
+    if (done < total) {
+        size_t rest = total - done;
+        unsigned k = 0;
+        while (done >= iov[k].iov_len)
+            done -= iov[k++].iov_len;
+        unsigned char *tmp = NULL, *p = (unsigned char *)iov[k].iov_base + done;
+        if (k + 1 < n) { /* the rest spans several frames: one piece for lws */
+            tmp = malloc(LWS_PRE + rest);
+            if (!tmp)
+                return -1;
+            size_t at = iov[k].iov_len - done;
+            memcpy(tmp + LWS_PRE, p, at);
+            for (unsigned i = k + 1; i < n; i++) {
+                memcpy(tmp + LWS_PRE + at, iov[i].iov_base, iov[i].iov_len);
+                at += iov[i].iov_len;
+            }
+            p = tmp + LWS_PRE;
+        }
+        int w = lws_write(c->wsi, p, rest, LWS_WRITE_RAW);
+        free(tmp);
+        if (w < (int)rest)
+            return -1;
+    }
     c->hub->m.frames_sent += frames;
-    c->hub->m.bytes_sent += n;
+    c->hub->m.bytes_sent += total;
     return 0;
+}
+
+static int
+write_raw(struct conn *c, const unsigned char *p, size_t n, unsigned frames)
+{
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+    return write_iov(c, &iov, 1, frames);
 }
 
 /* Writes one frame; its header goes in the buffer's headroom (the same
@@ -266,53 +296,18 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
 #define CONN_FLUSH_FRAMES 64
 #define CONN_FLUSH_BYTES 65536
 
-/*
- * Writes v[0..n) with one sendmsg(); what the kernel does not take is
- * handed to lws in one piece, which keeps it (as write_raw() does).
- * -1: the socket failed.
- */
+/* Writes v[0..n) as one run (write_iov). -1: the socket failed. */
 static int
 write_frames(struct conn *c, struct buf *const *v, unsigned n)
 {
     struct iovec iov[CONN_FLUSH_FRAMES];
-    size_t total = 0;
     for (unsigned i = 0; i < n; i++) {
         unsigned char *start = buf_data(v[i]) - ws_header_len(v[i]->len);
         size_t hl = ws_header(start, v[i]->len, v[i]->binary);
         iov[i] = (struct iovec){.iov_base = start, .iov_len = hl + v[i]->len};
-        total += hl + v[i]->len;
     }
-    c->progress_ms = hub_now_ms();
-    size_t done = 0;
-    if (c->fd >= 0) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return -1;
-        done = w > 0 ? (size_t)w : 0;
-    }
-    if (done < total) {
-        size_t rest = total - done, at = 0;
-        unsigned char *tmp = malloc(LWS_PRE + rest);
-        if (!tmp)
-            return -1;
-        for (unsigned i = 0; i < n; i++) {
-            size_t len = iov[i].iov_len;
-            if (done >= len) {
-                done -= len;
-                continue;
-            }
-            memcpy(tmp + LWS_PRE + at, (unsigned char *)iov[i].iov_base + done, len - done);
-            at += len - done;
-            done = 0;
-        }
-        int w = lws_write(c->wsi, tmp + LWS_PRE, rest, LWS_WRITE_RAW);
-        free(tmp);
-        if (w < (int)rest)
-            return -1;
-    }
-    c->hub->m.frames_sent += n;
-    c->hub->m.bytes_sent += total;
+    if (write_iov(c, iov, n, n))
+        return -1;
     if (n > 1)
         c->hub->m.frame_runs++;
     return 0;
