@@ -105,6 +105,16 @@ outbox_read(struct hub *hub)
     }
 }
 
+static void on_poll(lws_sorted_usec_list_t *sul);
+
+/* The quiet mode's next read, HUB_OUTBOX_POLL_MS from now. */
+static void
+poll_later(struct hub *hub)
+{
+    lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
+                     (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+}
+
 static void
 on_poll(lws_sorted_usec_list_t *sul)
 {
@@ -112,8 +122,7 @@ on_poll(lws_sorted_usec_list_t *sul)
     if (!hub->quiet)
         return;
     outbox_read(hub);
-    lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
-                     (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+    poll_later(hub);
 }
 
 /* Behind by HUB_OUTBOX_QUIET_JOBS broadcasts: notifications off, timer on. */
@@ -129,8 +138,7 @@ quiet_begin(struct hub *hub)
     hub->m.outbox_quiet++;
     log_debug("outbox", "%zu broadcasts waiting: reading every %d ms instead of on notifications",
               hub->fan_jobs, hub->cfg->outbox_poll_ms);
-    lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
-                     (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+    poll_later(hub);
 }
 
 static void
@@ -142,8 +150,7 @@ on_relisten(struct db *db, const PGresult *res, void *ud)
     if (!result_is(res, PGRES_COMMAND_OK, "LISTEN " OUTBOX_CHANNEL)) {
         /* Still deaf: keep reading on the timer; the next catch-up retries. */
         hub->quiet = 1;
-        lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
-                         (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
+        poll_later(hub);
         return;
     }
     /* What committed between the last read and now had no notification. */
