@@ -127,6 +127,7 @@ static struct {
     struct kind_stats kinds[MAX_KINDS];
     int nkinds;
     uint64_t frames, other_frames;
+    uint64_t reads; /* recv() calls that returned bytes, this window */
     uint64_t window_start, t_first_ev, t_last_ev;
     struct rusage ru_start;
     int announced;
@@ -292,11 +293,11 @@ report(FILE *f, const char *phase)
     fprintf(f,
             "},\"window_us\":%llu,\"window_start_us\":%llu,\"t_first_ev_us\":%llu,"
             "\"t_last_ev_us\":%llu,\"cpu_us\":%llu,\"maxrss_kb\":%ld,"
-            "\"frames\":%llu,\"other_frames\":%llu,\"kinds\":{",
+            "\"frames\":%llu,\"other_frames\":%llu,\"reads\":%llu,\"kinds\":{",
             (unsigned long long)(t - G.window_start), (unsigned long long)G.window_start,
             (unsigned long long)G.t_first_ev, (unsigned long long)G.t_last_ev,
             (unsigned long long)(cpu - cpu0), ru.ru_maxrss, (unsigned long long)G.frames,
-            (unsigned long long)G.other_frames);
+            (unsigned long long)G.other_frames, (unsigned long long)G.reads);
     for (int k = 0; k < G.nkinds; k++) {
         struct kind_stats *ks = &G.kinds[k];
         fprintf(f,
@@ -315,7 +316,7 @@ window_reset(void)
 {
     memset(G.kinds, 0, sizeof G.kinds);
     G.nkinds = 0;
-    G.frames = G.other_frames = 0;
+    G.frames = G.other_frames = G.reads = 0;
     G.t_first_ev = G.t_last_ev = 0;
     G.window_start = now_us();
     getrusage(RUSAGE_SELF, &G.ru_start);
@@ -705,6 +706,7 @@ on_readable(int i)
             conn_kill(c, r == 0 ? -4 : -5);
             return;
         }
+        G.reads++;
         uint64_t t = now_us();
         if (c->state == ST_HTTP) {
             if (in_append(c, G.rbuf, (size_t)r) < 0) {

@@ -72,20 +72,20 @@ const SCENARIOS = opt('--scenarios', 'idle,broadcast,targeted').split(',');
 const CFG = SMOKE
   ? {
       idleSizes: [200, 500], connectN: 500, bcastSizes: [300],
-      step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, fracs: [0.25, 0.5, 0.9],
+      step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, refine: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 3000, tenants: 5, perTenant: 20, targetedRate: 50, targeted_s: 1,
       panicRate: 10, panic_s: 2, slow_s: 2,
     }
   : FULL
   ? {
       idleSizes: [1000, 10000, 19000], connectN: 10000, bcastSizes: [5000, 10000],
-      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, fracs: [0.25, 0.5, 0.9],
+      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, refine: 2, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 50000, tenants: 100, perTenant: 100, targetedRate: 1000, targeted_s: 10,
       panicRate: 20, panic_s: 15, slow_s: 15,
     }
   : {
       idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
-      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, fracs: [0.25, 0.5, 0.9],
+      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 3, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
       panicRate: 20, panic_s: 6, slow_s: 5,
     };
@@ -329,11 +329,13 @@ function percentiles(map) {
 function mergeReports(rs) {
   const m = {
     conns: 0, ready: 0, failed: 0, open: 0, paused: 0, closed_after_ready: 0, auth_errors: 0,
-    http_errors: 0, connect_errors: 0, t_first_us: Infinity, t_last_ready_us: 0, cpu_us: 0,
+    http_errors: 0, connect_errors: 0, t_first_us: Infinity, t_last_ready_us: 0, cpu_us: 0, reads: 0, frames: 0,
     close_codes: {}, kinds: {}, connect: new Map(), t_first_ev_us: Infinity, t_last_ev_us: 0,
   };
   for (const r of rs) {
     for (const k of ['conns', 'ready', 'failed', 'open', 'paused', 'closed_after_ready', 'auth_errors', 'http_errors', 'connect_errors', 'cpu_us']) m[k] += r[k];
+    m.reads += r.reads ?? 0;
+    m.frames += r.frames ?? 0;
     if (r.t_first_us) m.t_first_us = Math.min(m.t_first_us, r.t_first_us);
     m.t_last_ready_us = Math.max(m.t_last_ready_us, r.t_last_ready_us);
     if (r.t_first_ev_us) m.t_first_ev_us = Math.min(m.t_first_ev_us, r.t_first_ev_us);
@@ -571,6 +573,12 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
     delivered_msgs_s: span > 0 ? delivered / span : null,
     server_cpu_us: cpu1 - cpu0, cpu_us_per_msg: delivered ? (cpu1 - cpu0) / delivered : null,
     loadgen_cpu_us: r.cpu_us, loadgen_cpu_us_per_msg: delivered ? r.cpu_us / delivered : null,
+    // How many frames each recv() of the load generator brought: what the
+    // server's writes (and the kernel's coalescing) leave to the reader.
+    loadgen_reads: r.reads, frames_per_read: r.reads ? r.frames / r.reads : null,
+    // The hub's socket writes meanwhile (sendmsg() calls): frames per write.
+    hub_writes: m1 ? m1.socket_writes_total - m0.socket_writes_total : undefined,
+    frames_per_write: m1 && m1.socket_writes_total > m0.socket_writes_total ? (m1.frames_sent_total - m0.frames_sent_total) / (m1.socket_writes_total - m0.socket_writes_total) : undefined,
     // What the event source cost meanwhile (the same cluster serves the
     // Node peers' LISTEN; the limit server is fed by UDP from this process).
     db_cpu_us: side1.db - side0.db, producer_cpu_us: side1.producer - side0.producer,
@@ -635,16 +643,35 @@ async function broadcast(name, bins, db, n) {
     // One step past the first that falls short, so that every system gets
     // an overloaded step and "highest delivered" compares like with like.
     let msgs = CFG.startMsgs, short = 0;
+    const kept = (s) => !(s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs);
+    const logStep = (s) =>
+      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, frames/read ${s.frames_per_read?.toFixed(2)}${s.frames_per_write ? ` frames/write ${s.frames_per_write.toFixed(2)}` : ''}, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event${s.hub_outbox ? `, outbox reads ${s.hub_outbox.reads} wakeups ${s.hub_outbox.wakeups} events ${s.hub_outbox.events}` : ''}, lost ${s.lost}`);
+    let lo = 0, hi = 0; // the highest offered rate kept up with, the lowest not
     for (let i = 0; i < CFG.maxSteps; i++) {
-      const rate = msgs / n;
-      const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
+      const s = await step(sys, db, sw, { rate: msgs / n, seconds: CFG.step_s, n });
       out.steps.push(s);
-      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event${s.hub_outbox ? `, outbox reads ${s.hub_outbox.reads} wakeups ${s.hub_outbox.wakeups} events ${s.hub_outbox.events}` : ''}, lost ${s.lost}`);
+      logStep(s);
       if (s.closed_after_ready > 0) break;
-      if (s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs) {
-        if (++short >= 2) break;
-      }
+      if (!hi && kept(s)) lo = s.offered_msgs;
+      else if (!hi) hi = s.offered_msgs;
+      if (!kept(s) && ++short >= 2) break;
       msgs *= CFG.factor;
+    }
+    // Then the knee itself: CFG.refine steps bisect (geometrically) between
+    // the last offered rate kept up with and the first that was not, so
+    // every system is also measured just past its own knee. Offering far
+    // more than a system delivers costs its event source work for events
+    // that only queue (for the database-fed systems, a transaction each),
+    // which would otherwise weigh on some systems more than on others.
+    for (let i = 0; i < CFG.refine && lo && hi && !out.steps.some((s) => s.closed_after_ready > 0); i++) {
+      const mid = Math.sqrt(lo * hi);
+      const s = await step(sys, db, sw, { rate: mid / n, seconds: CFG.step_s, n });
+      s.refine = true;
+      out.steps.push(s);
+      logStep(s);
+      if (s.closed_after_ready > 0) break;
+      if (kept(s)) lo = mid;
+      else hi = mid;
     }
     out.saturation_msgs_s = Math.max(...out.steps.map((s) => s.delivered_msgs_s ?? 0));
     await restart();

@@ -99,6 +99,7 @@ write_iov(struct conn *c, struct iovec *iov, unsigned n, unsigned frames)
     if (c->fd >= 0) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
         ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        c->hub->m.socket_writes++;
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;
         done = w > 0 ? (size_t)w : 0;

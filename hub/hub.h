@@ -28,7 +28,8 @@ struct hub_metrics {
     uint64_t outbox_quiet;   /* times the listener stopped taking notifications */
     uint64_t frames_queued;  /* event frames put on connection queues */
     uint64_t frames_sent;
-    uint64_t frame_runs; /* writes that carried several queued events at once */
+    uint64_t socket_writes; /* sendmsg() calls that carried frames */
+    uint64_t frame_runs;    /* writes that carried several queued events at once */
     uint64_t bytes_sent;
     uint64_t acks;
     uint64_t slow_consumers; /* connections closed with 4008 */

@@ -50,6 +50,8 @@ metrics_text(struct hub *hub, size_t *len)
             m->outbox_quiet);
     COUNTER("frames_queued_total", "Event frames queued on connections.", m->frames_queued);
     COUNTER("frames_sent_total", "Frames written to connections.", m->frames_sent);
+    COUNTER("socket_writes_total", "Socket writes (system calls) that carried frames.",
+            m->socket_writes);
     COUNTER("frame_runs_total",
             "Writes that carried several queued events to a connection at once.", m->frame_runs);
     COUNTER("bytes_sent_total", "Payload bytes written to connections.", m->bytes_sent);

@@ -109,6 +109,10 @@ test(`${RESIDENTS} residents and ${GUARDS} guards: broadcasts, critical alarms a
   // the exact ones checked above).
   const runs = await metric(hub.port, 'armonia_frame_runs_total');
   assert.ok(runs > 0, `no write carried several events (armonia_frame_runs_total ${runs})`);
+  // So the hub made fewer socket writes than it sent frames.
+  const writes = await metric(hub.port, 'armonia_socket_writes_total');
+  const frames = await metric(hub.port, 'armonia_frames_sent_total');
+  assert.ok(writes > 0 && writes < frames, `socket writes ${writes} vs frames ${frames}`);
 });
 
 test('connections leaving while a fan-out walks their room: the others still get exactly their events', async () => {
