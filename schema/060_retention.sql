@@ -10,7 +10,11 @@ CREATE TABLE IF NOT EXISTS hub.outbox_horizon (
 INSERT INTO hub.outbox_horizon (only_row) VALUES (true) ON CONFLICT DO NOTHING;
 
 -- Deletes at most batch outbox rows committed before now() - retention,
--- lowest seq first, and advances the horizon. committed_at grows with seq
+-- lowest seq first, and advances the horizon. The events' bookkeeping goes
+-- with them: their finished fallback jobs and the claim of a panic
+-- (hub.fallback_jobs, hub.claims, schema/070_fallback.sql; a job still open
+-- is deleted by hub.fallback_plan() when it comes due and finds its event
+-- gone). hub.deliveries, the delivery log, is not touched. committed_at grows with seq
 -- (both are set at commit under the same lock), so the rows deleted are
 -- always a prefix of the seq order. Returns how many rows it deleted; the
 -- caller repeats while that equals batch. Each call is its own short
@@ -38,7 +42,12 @@ BEGIN
         LIMIT batch
         FOR UPDATE SKIP LOCKED
     ), gone AS (
-        DELETE FROM hub.outbox o USING victims v WHERE o.id = v.id RETURNING o.seq
+        DELETE FROM hub.outbox o USING victims v WHERE o.id = v.id RETURNING o.id, o.seq
+    ), jobs AS (
+        DELETE FROM hub.fallback_jobs j USING gone g
+         WHERE j.event_id = g.id AND j.done_at IS NOT NULL
+    ), claimed AS (
+        DELETE FROM hub.claims c USING gone g WHERE c.event_id = g.id
     )
     SELECT count(*), max(seq) INTO n, top FROM gone;
     IF n > 0 THEN

@@ -278,9 +278,10 @@ $fn$;
 -- version and drops it).
 --
 -- The event and its policy are read now, so a policy edit applies to every
--- event not yet planned. A job is closed without rows when its event is gone
--- (retention), its tenant is gone, it has no policy any more, or it is older
--- than max_age_ms. A 'fallback' job whose producer committed late (a long
+-- event not yet planned. A job is closed without rows when its tenant is
+-- gone, it has no policy any more, or it is older than max_age_ms (its row
+-- then goes when retention purges the event: hub.purge_outbox()); a job
+-- whose event is already gone (retention) is deleted. A 'fallback' job whose producer committed late (a long
 -- transaction) is moved to committed_at + ack_timeout_ms: the recipients get
 -- their full ack time from the moment the hub could deliver the event at all.
 -- An error while planning one job (say a replaced hub.audience() failing for
@@ -294,6 +295,7 @@ DECLARE
     retry_after constant interval := interval '1 minute';
     job   record;
     ev    hub.outbox;
+    gone  boolean;
     pol   hub.policies;
     n     int;
     total int := 0;
@@ -317,7 +319,8 @@ BEGIN
         n := 0;
         later := NULL;
         SELECT o.* INTO ev FROM hub.outbox o WHERE o.id = job.id;
-        IF FOUND AND hub.is_tenant(ev.tenant) THEN
+        gone := NOT FOUND;
+        IF NOT gone AND hub.is_tenant(ev.tenant) THEN
             SELECT p.* INTO pol FROM hub.policies p WHERE p.kind = ev.kind;
             IF FOUND AND now() <= ev.created_at + pol.max_age_ms * interval '1 millisecond' THEN
                 IF job.ph = 'fallback' AND ev.committed_at IS NOT NULL
@@ -335,7 +338,9 @@ BEGIN
             END IF;
         END IF;
 
-        IF later IS NULL THEN
+        IF gone THEN
+            DELETE FROM hub.fallback_jobs j WHERE j.event_id = job.id AND j.phase = job.ph;
+        ELSIF later IS NULL THEN
             UPDATE hub.fallback_jobs j SET done_at = now()
              WHERE j.event_id = job.id AND j.phase = job.ph;
         ELSE

@@ -502,7 +502,51 @@ ftest('plan: max age, purged events, deleted policies close jobs without rows; p
   ]);
   for (const e of [eOld, ePurged, eDropped]) assert.deepEqual(await summary(e), []);
   assert.deepEqual(await summary(eEdited), ['u sms pending']);
-  assert.ok((await jobsOf([eOld, ePurged, eDropped, eEdited])).every((j) => j.done_at !== null));
+  // The purged event's job is deleted (nothing will ever purge it later);
+  // the others are closed and go when retention purges their events.
+  const left = await jobsOf([eOld, ePurged, eDropped, eEdited]);
+  assert.deepEqual(left.map((j) => j.event_id), [eOld, eDropped, eEdited]);
+  assert.ok(left.every((j) => j.done_at !== null));
+});
+
+ftest('retention: hub.purge_outbox() takes the events\' finished jobs and panic claims with them; open jobs wait to be planned, the delivery log stays', async (t) => {
+  // Purging is database-wide and moves the resume horizon for everyone:
+  // only on this file's own cluster (as CTest runs it), never a shared one.
+  if (!ownCluster) return t.skip('HUB_PGDIR is shared: purging would move its resume horizon');
+  const tn = await newTenant('retention');
+  await addUser(tn, { id: 'res', role: 'RESIDENT', unitId: '302', token: 'tok-res' });
+  await addUser(tn, { id: 'g1', name: 'Carlos Pérez', role: 'GUARD' });
+  const now = await newKind({ always: ['push'], fallback: ['push'] });
+  const eDone = await emit(tn, now, ['user:res']);
+  const later = await newKind({ timeout: 3_600_000, fallback: ['push'] });
+  const eOpen = await emit(tn, later, ['user:res']);
+  await q(`INSERT INTO "${tn}"."PanicAlert" ("userId", "unitId", message) VALUES ('res', '302', 'Ayuda')`);
+  const [{ id: panicId }] = await q("SELECT id::int AS id FROM hub.outbox WHERE tenant = $1 AND kind = 'panic'", [tn]);
+  assert.equal(await acks([panicId], [tn], ['g1']), 1);
+  await planOwn([eDone]);
+  assert.deepEqual((await jobsOf([eDone])).map((j) => [j.phase, j.done_at !== null]), [['always', true], ['fallback', true]]);
+  assert.equal((await jobsOf([eOpen]))[0].done_at, null, 'not due for an hour');
+  assert.equal((await q('SELECT count(*)::int AS n FROM hub.claims WHERE event_id = $1', [panicId]))[0].n, 1);
+  const logged = (await deliveriesOf(eDone)).length;
+  assert.ok(logged > 0, 'the plan wrote delivery rows');
+
+  // Everything of this tenant (the three events and panic_claimed) is
+  // older than the retention; nothing else in this cluster is.
+  const mine = (await q('SELECT id::int AS id FROM hub.outbox WHERE tenant = $1', [tn])).map((r) => r.id);
+  await q("UPDATE hub.outbox SET committed_at = now() - interval '10 days' WHERE id = ANY ($1)", [mine]);
+  const [{ n }] = await q("SELECT hub.purge_outbox(interval '9 days', 1000) AS n");
+  assert.equal(n, mine.length);
+  assert.equal((await q('SELECT count(*)::int AS n FROM hub.outbox WHERE id = ANY ($1)', [mine]))[0].n, 0);
+  assert.deepEqual(await jobsOf([eDone]), [], 'finished jobs go with their event');
+  assert.equal((await q('SELECT count(*)::int AS n FROM hub.claims WHERE event_id = $1', [panicId]))[0].n, 0, 'the claim goes with its panic');
+  assert.equal((await deliveriesOf(eDone)).length, logged, 'the delivery log is kept');
+  const open = await jobsOf([eOpen]);
+  assert.equal(open.length, 1, 'an open job stays until it is due');
+
+  // When it comes due, planning finds the event gone and deletes the job.
+  await q("UPDATE hub.fallback_jobs SET due_at = now() - interval '1 second' WHERE event_id = $1", [eOpen]);
+  assert.deepEqual(await planOwn([eOpen]), [{ event_id: eOpen, phase: 'fallback', planned: 0 }]);
+  assert.deepEqual(await jobsOf([eOpen]), []);
 });
 
 ftest('plan: a job whose audience cannot be read is retried a minute later and holds nobody back', async () => {
