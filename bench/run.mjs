@@ -602,8 +602,21 @@ async function idle(name, bins, db, n) {
   try {
     await sleep(500);
     const rss0 = procRssKb(sys.pid);
+    // --profile: the connect path of the hub and the limit server, recorded
+    // from before the first connection until the last welcome.
+    const prof = PROFILE && (name === 'hub' || name === 'limit') && n === CFG.connectN
+      ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-g', '-o', join(OUT, 'tmp', `${name}.connect.perf.data`), '-p', String(sys.pid)], { stdio: 'ignore' })
+      : null;
+    if (prof) await sleep(300);
     const sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
     const c = await sw.connected();
+    if (prof) {
+      prof.kill('SIGINT');
+      await new Promise((r) => prof.on('exit', r));
+      const rep = spawnSync('perf', ['report', '-i', join(OUT, 'tmp', `${name}.connect.perf.data`), '--stdio', '--no-children', '--percent-limit', '1', '-g', 'none', '--sort', 'dso,symbol'], { maxBuffer: 64 << 20 });
+      writeFileSync(join(OUT, `profile-${name}-connect.txt`), `perf profile of ${name} (pid ${sys.pid}) while ${n} connections connect and authenticate (${MODE} mode): ${c.ready} ready, ${Math.round(c.connectRate)}/s\n\n== perf report --no-children (self time by symbol, ≥ 1 %) ==\n${rep.stdout?.toString() ?? ''}`);
+      log(`${name}: connect profile written to ${join(OUT, `profile-${name}-connect.txt`)}`);
+    }
     await sleep(1500);
     const rss1 = procRssKb(sys.pid);
     await sw.quit();
@@ -674,6 +687,11 @@ async function broadcast(name, bins, db, n) {
       else hi = mid;
     }
     out.saturation_msgs_s = Math.max(...out.steps.map((s) => s.delivered_msgs_s ?? 0));
+    // The highest rate delivered at a step that kept up (≥ 90 % of the
+    // offered rate, nothing lost): what the system sustains, as opposed to
+    // the most it delivers while a backlog builds up.
+    out.sustained_msgs_s = Math.max(0, ...out.steps.filter(kept).map((s) => s.delivered_msgs_s ?? 0));
+    log(`${name} bcast ${n}: saturation ${Math.round(out.saturation_msgs_s)} msgs/s, sustained ${Math.round(out.sustained_msgs_s)} msgs/s`);
     await restart();
     // The same rate again after the restart: how much one measurement varies.
     out.common_again = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: CFG.step_s, n });
