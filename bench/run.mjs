@@ -72,23 +72,26 @@ const SCENARIOS = opt('--scenarios', 'idle,broadcast,targeted').split(',');
 const CFG = SMOKE
   ? {
       idleSizes: [200, 500], connectN: 500, bcastSizes: [300],
-      step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, refine: 1, fracs: [0.25, 0.5, 0.9],
+      step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, refine: 1, pairs: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 3000, tenants: 5, perTenant: 20, targetedRate: 50, targeted_s: 1,
       panicRate: 10, panic_s: 2, slow_s: 2,
     }
   : FULL
   ? {
       idleSizes: [1000, 10000, 19000], connectN: 10000, bcastSizes: [5000, 10000],
-      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, refine: 2, fracs: [0.25, 0.5, 0.9],
+      step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, refine: 2, pairs: 2, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 50000, tenants: 100, perTenant: 100, targetedRate: 1000, targeted_s: 10,
       panicRate: 20, panic_s: 15, slow_s: 15,
     }
   : {
       idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
-      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 3, fracs: [0.25, 0.5, 0.9],
+      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 3, pairs: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
       panicRate: 20, panic_s: 6, slow_s: 5,
     };
+// --pairs N: repeats of the saturation search, hub and limit alternating
+// (default: quick 1, full 2; 0 = none; only when both systems run).
+const PAIRS = SCENARIOS.includes('broadcast') ? Number(opt('--pairs', String(CFG.pairs))) : 0;
 const LOADGEN_MAX_PER_PROC = 9500;
 const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
 const SECRET = randomBytes(24).toString('hex');
@@ -632,6 +635,57 @@ async function idle(name, bins, db, n) {
   }
 }
 
+/**
+ * The saturation search on a started, connected system: offered rates from
+ * `from` (default CFG.startMsgs) growing by CFG.factor, then CFG.refine
+ * bisecting steps. Resolves with { steps, saturation_msgs_s, sustained_msgs_s }.
+ */
+async function saturate(name, sys, db, sw, n, from) {
+  const steps = [];
+  // Saturation search: offered msgs/s grows by CFG.factor until the system
+  // delivers less than 90 % of what it was offered (or loses frames).
+  // One step past the first that falls short, so that every system gets
+  // an overloaded step and "highest delivered" compares like with like.
+  let msgs = from ?? CFG.startMsgs, short = 0;
+  const kept = (s) => !(s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs);
+  const logStep = (s) =>
+    log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, frames/read ${s.frames_per_read?.toFixed(2)}${s.frames_per_write ? ` frames/write ${s.frames_per_write.toFixed(2)}` : ''}, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event${s.hub_outbox ? `, outbox reads ${s.hub_outbox.reads} wakeups ${s.hub_outbox.wakeups} events ${s.hub_outbox.events}` : ''}, lost ${s.lost}`);
+  let lo = 0, hi = 0; // the highest offered rate kept up with, the lowest not
+  for (let i = 0; i < CFG.maxSteps; i++) {
+    const s = await step(sys, db, sw, { rate: msgs / n, seconds: CFG.step_s, n });
+    steps.push(s);
+    logStep(s);
+    if (s.closed_after_ready > 0) break;
+    if (!hi && kept(s)) lo = s.offered_msgs;
+    else if (!hi) hi = s.offered_msgs;
+    if (!kept(s) && ++short >= 2) break;
+    msgs *= CFG.factor;
+  }
+  // Then the knee itself: CFG.refine steps bisect (geometrically) between
+  // the last offered rate kept up with and the first that was not, so
+  // every system is also measured just past its own knee. Offering far
+  // more than a system delivers costs its event source work for events
+  // that only queue (for the database-fed systems, a transaction each),
+  // which would otherwise weigh on some systems more than on others.
+  for (let i = 0; i < CFG.refine && lo && hi && !steps.some((s) => s.closed_after_ready > 0); i++) {
+    const mid = Math.sqrt(lo * hi);
+    const s = await step(sys, db, sw, { rate: mid / n, seconds: CFG.step_s, n });
+    s.refine = true;
+    steps.push(s);
+    logStep(s);
+    if (s.closed_after_ready > 0) break;
+    if (kept(s)) lo = mid;
+    else hi = mid;
+  }
+  const saturation_msgs_s = Math.max(...steps.map((s) => s.delivered_msgs_s ?? 0));
+  // The highest rate delivered at a step that kept up (≥ 90 % of the
+  // offered rate, nothing lost): what the system sustains, as opposed to
+  // the most it delivers while a backlog builds up.
+  const sustained_msgs_s = Math.max(0, ...steps.filter(kept).map((s) => s.delivered_msgs_s ?? 0));
+  log(`${name} bcast ${n}: saturation ${Math.round(saturation_msgs_s)} msgs/s, sustained ${Math.round(sustained_msgs_s)} msgs/s`);
+  return { steps, saturation_msgs_s, sustained_msgs_s };
+}
+
 async function broadcast(name, bins, db, n) {
   const out = { conns: n, steps: [], fracs: {} };
   let sys = await startSystem(name, bins, db);
@@ -651,47 +705,7 @@ async function broadcast(name, bins, db, n) {
     // system keeps up.
     out.common = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: CFG.step_s, n });
     log(`${name} bcast ${n} @common ${CFG.commonMsgs}: cpu ${out.common.cpu_us_per_msg?.toFixed(2)} µs/msg, lost ${out.common.lost}`);
-    // Saturation search: offered msgs/s grows by CFG.factor until the system
-    // delivers less than 90 % of what it was offered (or loses frames).
-    // One step past the first that falls short, so that every system gets
-    // an overloaded step and "highest delivered" compares like with like.
-    let msgs = CFG.startMsgs, short = 0;
-    const kept = (s) => !(s.delivered < 0.98 * s.expected || s.delivered_msgs_s < 0.9 * s.offered_msgs);
-    const logStep = (s) =>
-      log(`${name} bcast ${n}: offered ${Math.round(s.offered_msgs)} msgs/s → delivered ${Math.round(s.delivered_msgs_s)} msgs/s, p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}, cpu ${s.cpu_us_per_msg?.toFixed(2)} µs/msg, lg cpu ${s.loadgen_cpu_us_per_msg?.toFixed(2)} µs/msg, frames/read ${s.frames_per_read?.toFixed(2)}${s.frames_per_write ? ` frames/write ${s.frames_per_write.toFixed(2)}` : ''}, db cpu ${s.db_cpu_us_per_event?.toFixed(0)} µs/event${s.hub_outbox ? `, outbox reads ${s.hub_outbox.reads} wakeups ${s.hub_outbox.wakeups} events ${s.hub_outbox.events}` : ''}, lost ${s.lost}`);
-    let lo = 0, hi = 0; // the highest offered rate kept up with, the lowest not
-    for (let i = 0; i < CFG.maxSteps; i++) {
-      const s = await step(sys, db, sw, { rate: msgs / n, seconds: CFG.step_s, n });
-      out.steps.push(s);
-      logStep(s);
-      if (s.closed_after_ready > 0) break;
-      if (!hi && kept(s)) lo = s.offered_msgs;
-      else if (!hi) hi = s.offered_msgs;
-      if (!kept(s) && ++short >= 2) break;
-      msgs *= CFG.factor;
-    }
-    // Then the knee itself: CFG.refine steps bisect (geometrically) between
-    // the last offered rate kept up with and the first that was not, so
-    // every system is also measured just past its own knee. Offering far
-    // more than a system delivers costs its event source work for events
-    // that only queue (for the database-fed systems, a transaction each),
-    // which would otherwise weigh on some systems more than on others.
-    for (let i = 0; i < CFG.refine && lo && hi && !out.steps.some((s) => s.closed_after_ready > 0); i++) {
-      const mid = Math.sqrt(lo * hi);
-      const s = await step(sys, db, sw, { rate: mid / n, seconds: CFG.step_s, n });
-      s.refine = true;
-      out.steps.push(s);
-      logStep(s);
-      if (s.closed_after_ready > 0) break;
-      if (kept(s)) lo = mid;
-      else hi = mid;
-    }
-    out.saturation_msgs_s = Math.max(...out.steps.map((s) => s.delivered_msgs_s ?? 0));
-    // The highest rate delivered at a step that kept up (≥ 90 % of the
-    // offered rate, nothing lost): what the system sustains, as opposed to
-    // the most it delivers while a backlog builds up.
-    out.sustained_msgs_s = Math.max(0, ...out.steps.filter(kept).map((s) => s.delivered_msgs_s ?? 0));
-    log(`${name} bcast ${n}: saturation ${Math.round(out.saturation_msgs_s)} msgs/s, sustained ${Math.round(out.sustained_msgs_s)} msgs/s`);
+    Object.assign(out, await saturate(name, sys, db, sw, n));
     await restart();
     // The same rate again after the restart: how much one measurement varies.
     out.common_again = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: CFG.step_s, n });
@@ -747,6 +761,31 @@ async function broadcast(name, bins, db, n) {
   return out;
 }
 
+/**
+ * One more saturation search on a fresh system (started, connected, searched,
+ * stopped), from `from` msgs/s: the repeats that alternate hub and limit.
+ */
+async function repeatSaturation(name, bins, db, n, from) {
+  const sys = await startSystem(name, bins, db);
+  const sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true });
+  try {
+    const c = await sw.connected();
+    if (c.ready < n) log(`${name}: only ${c.ready}/${n} connections`);
+    return await saturate(name, sys, db, sw, n, from);
+  } finally {
+    await sw.quit();
+    await sys.stop();
+  }
+}
+
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+
+/** Every saturation figure of system r at the first broadcast size: the main search and the repeats. */
+const saturations = (r) => (r?.bcast?.[0] ? [r.bcast[0].saturation_msgs_s, ...(r.bcast[0].repeats ?? []).map((x) => x.saturation_msgs_s)] : []);
+
 async function targeted(name, bins, db) {
   if (name === 'limit') return null; // no routing: nothing to compare
   const n = CFG.tenants * CFG.perTenant;
@@ -793,7 +832,7 @@ function table(results) {
     switch (k) {
       case 'bpc': return r.idle?.find((x) => x.conns === Math.max(...CFG.idleSizes))?.bytes_per_conn ?? null;
       case 'rate': return r.idle?.find((x) => x.conns === CFG.connectN)?.connect_rate ?? null;
-      case 'sat': return r.bcast?.[0]?.saturation_msgs_s ?? null;
+      case 'sat': return r.bcast?.[0] ? median(saturations(r)) : null;
       case 'cpu': return r.bcast?.[0]?.common?.cpu_us_per_msg ?? null;
       case 'p50': return r.bcast?.[0]?.fracs?.[0.5]?.lat.p50 ?? null;
       case 'p99': return r.bcast?.[0]?.fracs?.[0.5]?.lat.p99 ?? null;
@@ -806,7 +845,7 @@ function table(results) {
   const cols = [
     ['bpc', `bytes/conn @${Math.max(...CFG.idleSizes)}`, (v) => `${Math.round(v)} B`],
     ['rate', `connect+auth /s (${CFG.connectN})`, (v) => `${Math.round(v)}`],
-    ['sat', `saturation msgs/s (${CFG.bcastSizes[0]})`, (v) => `${Math.round(v)}`],
+    ['sat', `saturation msgs/s (${CFG.bcastSizes[0]})${PAIRS ? ', median' : ''}`, (v) => `${Math.round(v)}`],
     ['cpu', `server CPU-µs/msg @${CFG.commonMsgs / 1000}k msgs/s`, (v) => v.toFixed(2)],
     ['p50', 'p50 @50 %', fmtUs],
     ['p99', 'p99 @50 %', fmtUs],
@@ -882,11 +921,35 @@ async function main() {
       if (SCENARIOS.includes('targeted')) r.targeted = await targeted(name, bins, db);
       r.loadavg_after = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     }
+    // The saturation search again for the hub and the limit server,
+    // alternating which goes first: the machine's speed drifts over minutes
+    // (identical code has shown 0.24 and 0.33 CPU-µs per message in runs
+    // minutes apart), so one search each, minutes apart, can compare a fast
+    // moment with a slow one. Each repeat starts at a quarter of that
+    // system's first figure.
+    const n = CFG.bcastSizes[0];
+    if (PAIRS > 0 && results.hub?.bcast?.[0] && results.limit?.bcast?.[0]) {
+      for (let p = 0; p < PAIRS; p++) {
+        const pair = {};
+        for (const name of p % 2 === 0 ? ['limit', 'hub'] : ['hub', 'limit']) {
+          pair[name] = await repeatSaturation(name, bins, db, n, results[name].bcast[0].saturation_msgs_s / 4);
+          (results[name].bcast[0].repeats ??= []).push(pair[name]);
+        }
+        log(`repeat ${p + 1}: saturation hub ${Math.round(pair.hub.saturation_msgs_s)}, limit ${Math.round(pair.limit.saturation_msgs_s)} = ${(pair.hub.saturation_msgs_s / pair.limit.saturation_msgs_s).toFixed(2)}`);
+      }
+    }
   } finally {
     await db.stop();
   }
   mach.loadavg_end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const md = table(results);
+  let pairs = '';
+  if (results.hub?.bcast?.[0]?.repeats && results.limit?.bcast?.[0]?.repeats) {
+    const h = saturations(results.hub), l = saturations(results.limit);
+    pairs = `Saturation at ${CFG.bcastSizes[0]} connections, hub / limit, the first search and ${h.length - 1} repeat(s) in alternating order: ` +
+      h.map((v, i) => `${(v / 1e6).toFixed(2)} M / ${(l[i] / 1e6).toFixed(2)} M = ${(v / l[i]).toFixed(2)}`).join('; ') +
+      `; the table shows each system's median (${(median(h) / median(l)).toFixed(2)}).\n`;
+  }
   const cmd = `node bench/run.mjs ${argv.join(' ')}`.trim();
   const header = `Armonía Hub fan-out benchmark, ${MODE} mode, ${new Date().toISOString()}\n` +
     `Machine: ${mach.cpus} × ${mach.cpu_model}, ${mach.mem_gib} GiB, ${mach.os}, Linux ${mach.kernel}, Node ${mach.node}; load average at start ${mach.loadavg}, at end ${mach.loadavg_end}\n` +
@@ -894,7 +957,7 @@ async function main() {
   const png = gnuplot ? chart(results, OUT) : null;
   const strip = (k, v) => (k === 'lat_hist' ? undefined : v);
   writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, results }, strip, 1));
-  console.log('\n' + header + '\n' + md);
+  console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : ''));
   console.log(`JSON: ${join(OUT, 'latest.json')}${png ? `\nchart: ${png}` : '\nchart: not drawn (gnuplot missing)'}`);
 }
 
