@@ -85,9 +85,9 @@ const CFG = SMOKE
     }
   : {
       idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
-      step_s: 2, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 3, pairs: 1, fracs: [0.25, 0.5, 0.9],
+      step_s: 1.5, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 2, pairs: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
-      panicRate: 20, panic_s: 6, slow_s: 5,
+      panicRate: 20, panic_s: 5, slow_s: 4,
     };
 // --pairs N: repeats of the saturation search, hub and limit alternating
 // (default: quick 1, full 2; 0 = none; only when both systems run).
@@ -703,12 +703,12 @@ async function broadcast(name, bins, db, n) {
     if (c.ready < n) log(`${name}: only ${c.ready}/${n} connections`);
     // Common rate first, on the fresh system: CPU per message where every
     // system keeps up.
-    out.common = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: CFG.step_s, n });
+    out.common = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: Math.max(2, CFG.step_s), n });
     log(`${name} bcast ${n} @common ${CFG.commonMsgs}: cpu ${out.common.cpu_us_per_msg?.toFixed(2)} µs/msg, lost ${out.common.lost}`);
     Object.assign(out, await saturate(name, sys, db, sw, n));
     await restart();
     // The same rate again after the restart: how much one measurement varies.
-    out.common_again = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: CFG.step_s, n });
+    out.common_again = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: Math.max(2, CFG.step_s), n });
     log(`${name} bcast ${n} @common ${CFG.commonMsgs} after restart: cpu ${out.common_again.cpu_us_per_msg?.toFixed(2)} µs/msg, lost ${out.common_again.lost}`);
     for (const f of CFG.fracs) {
       const rate = (f * out.saturation_msgs_s) / n;
@@ -925,14 +925,14 @@ async function main() {
     // alternating which goes first: the machine's speed drifts over minutes
     // (identical code has shown 0.24 and 0.33 CPU-µs per message in runs
     // minutes apart), so one search each, minutes apart, can compare a fast
-    // moment with a slow one. Each repeat starts at a quarter of that
+    // moment with a slow one. Each repeat starts at half of that
     // system's first figure.
     const n = CFG.bcastSizes[0];
     if (PAIRS > 0 && results.hub?.bcast?.[0] && results.limit?.bcast?.[0]) {
       for (let p = 0; p < PAIRS; p++) {
         const pair = {};
         for (const name of p % 2 === 0 ? ['limit', 'hub'] : ['hub', 'limit']) {
-          pair[name] = await repeatSaturation(name, bins, db, n, results[name].bcast[0].saturation_msgs_s / 4);
+          pair[name] = await repeatSaturation(name, bins, db, n, results[name].bcast[0].saturation_msgs_s / 2);
           (results[name].bcast[0].repeats ??= []).push(pair[name]);
         }
         log(`repeat ${p + 1}: saturation hub ${Math.round(pair.hub.saturation_msgs_s)}, limit ${Math.round(pair.limit.saturation_msgs_s)} = ${(pair.hub.saturation_msgs_s / pair.limit.saturation_msgs_s).toFixed(2)}`);
