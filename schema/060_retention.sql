@@ -14,12 +14,12 @@ INSERT INTO hub.outbox_horizon (only_row) VALUES (true) ON CONFLICT DO NOTHING;
 -- with them: their finished fallback jobs and the claim of a panic
 -- (hub.fallback_jobs, hub.claims, schema/070_fallback.sql; a job still open
 -- is deleted by hub.fallback_plan() when it comes due and finds its event
--- gone). hub.deliveries, the delivery log, is not touched. committed_at grows with seq
--- (both are set at commit under the same lock), so the rows deleted are
--- always a prefix of the seq order. Returns how many rows it deleted; the
--- caller repeats while that equals batch. Each call is its own short
--- statement: no long locks, and concurrent callers (several hubs) skip
--- each other's rows.
+-- gone). hub.deliveries, the delivery log, is not touched. committed_at
+-- grows with seq (both are set at commit under the same lock), so the
+-- rows deleted are always a prefix of the seq order. Returns how many rows
+-- it deleted; the caller repeats while that equals batch. Each call is its
+-- own short statement: no long locks, and concurrent callers (several
+-- hubs) skip each other's rows.
 CREATE OR REPLACE FUNCTION hub.purge_outbox(retention interval, batch integer DEFAULT 1000)
 RETURNS integer
 LANGUAGE plpgsql AS $$

@@ -281,8 +281,9 @@ $fn$;
 -- event not yet planned. A job is closed without rows when its tenant is
 -- gone, it has no policy any more, or it is older than max_age_ms (its row
 -- then goes when retention purges the event: hub.purge_outbox()); a job
--- whose event is already gone (retention) is deleted. A 'fallback' job whose producer committed late (a long
--- transaction) is moved to committed_at + ack_timeout_ms: the recipients get
+-- whose event is already gone (retention) is deleted. A 'fallback' job
+-- whose producer committed late (a long transaction) is moved to
+-- committed_at + ack_timeout_ms: the recipients get
 -- their full ack time from the moment the hub could deliver the event at all.
 -- An error while planning one job (say a replaced hub.audience() failing for
 -- one tenant) is reported as a WARNING and the job retried a minute later; it
