@@ -600,6 +600,11 @@ const fmtUs = (v) => (v == null ? '–' : v >= 1000 ? `${(v / 1000).toFixed(v >=
 
 // ---------------------------------------------------------------- scenarios
 
+/** `perf report` of a recording: self time by library and symbol, ≥ 1 %. */
+function perfReport(data) {
+  return spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--percent-limit', '1', '-g', 'none', '--sort', 'dso,symbol'], { maxBuffer: 64 << 20 });
+}
+
 async function idle(name, bins, db, n) {
   const sys = await startSystem(name, bins, db);
   try {
@@ -616,7 +621,7 @@ async function idle(name, bins, db, n) {
     if (prof) {
       prof.kill('SIGINT');
       await new Promise((r) => prof.on('exit', r));
-      const rep = spawnSync('perf', ['report', '-i', join(OUT, 'tmp', `${name}.connect.perf.data`), '--stdio', '--no-children', '--percent-limit', '1', '-g', 'none', '--sort', 'dso,symbol'], { maxBuffer: 64 << 20 });
+      const rep = perfReport(join(OUT, 'tmp', `${name}.connect.perf.data`));
       writeFileSync(join(OUT, `profile-${name}-connect.txt`), `perf profile of ${name} (pid ${sys.pid}) while ${n} connections connect and authenticate (${MODE} mode): ${c.ready} ready, ${Math.round(c.connectRate)}/s\n\n== perf report --no-children (self time by symbol, ≥ 1 %) ==\n${rep.stdout?.toString() ?? ''}`);
       log(`${name}: connect profile written to ${join(OUT, `profile-${name}-connect.txt`)}`);
     }
@@ -728,7 +733,7 @@ async function broadcast(name, bins, db, n) {
       stat.stderr.on('data', (c) => (statText += c));
       const s = await step(sys, db, sw, { rate, seconds: CFG.step_s, n });
       await done;
-      const rep = spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--percent-limit', '1', '-g', 'none', '--sort', 'dso,symbol'], { maxBuffer: 64 << 20 });
+      const rep = perfReport(data);
       const txt = `perf profile of ${name} (pid ${sys.pid}) during a broadcast to ${n} connections at ${Math.round(s.delivered_msgs_s)} msgs/s (${MODE} mode)\n` +
         `server CPU ${s.cpu_us_per_msg?.toFixed(2)} µs per delivered message; p50 ${fmtUs(s.lat.p50)} p99 ${fmtUs(s.lat.p99)}\n\n` +
         `== perf stat ==\n${statText}\n== perf report --no-children (self time by symbol, ≥ 1 %) ==\n${rep.stdout?.toString() ?? ''}`;
@@ -801,10 +806,14 @@ function cpuPerMsg(r) {
 
 /** Percentile k at 50 % of saturation: the median over the first search and the repeats. */
 function halfLat(r, k) {
-  const b = r?.bcast?.[0];
-  if (!b) return null;
-  const v = [b.fracs?.[0.5], ...(b.repeats ?? []).map((x) => x.fracs?.[0.5])].map((x) => x?.lat?.[k]).filter((x) => x != null);
+  const v = halfSteps(r).map((x) => x?.lat?.[k]).filter((x) => x != null);
   return v.length ? median(v) : null;
+}
+
+/** The 50 % steps of system r at the first broadcast size: the first search's, then each repeat's. */
+function halfSteps(r) {
+  const b = r?.bcast?.[0];
+  return b ? [b.fracs?.[0.5], ...(b.repeats ?? []).map((x) => x.fracs?.[0.5])] : [];
 }
 
 /** Every saturation figure of system r at the first broadcast size: the main search and the repeats. */
@@ -973,7 +982,7 @@ async function main() {
     pairs = `Saturation at ${CFG.bcastSizes[0]} connections, hub / limit, the first search and ${h.length - 1} repeat(s) in alternating order: ` +
       h.map((v, i) => `${(v / 1e6).toFixed(2)} M / ${(l[i] / 1e6).toFixed(2)} M = ${(v / l[i]).toFixed(2)}`).join('; ') +
       `; the table shows each system's median (${(median(h) / median(l)).toFixed(2)}).\n`;
-    const p99 = (r) => [r.bcast[0].fracs?.[0.5], ...r.bcast[0].repeats.map((x) => x.fracs?.[0.5])].map((x) => x?.lat?.p99);
+    const p99 = (r) => halfSteps(r).map((x) => x?.lat?.p99);
     const hp = p99(results.hub), lp = p99(results.limit);
     pairs += `p99 at 50 % of each search's own figure, hub / limit: ` +
       hp.map((v, i) => (v != null && lp[i] != null ? `${fmtUs(v)} / ${fmtUs(lp[i])} = ${(v / lp[i]).toFixed(2)}` : 'n/a')).join('; ') + '.\n';
