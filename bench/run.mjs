@@ -74,24 +74,29 @@ const CFG = SMOKE
       idleSizes: [200, 500], connectN: 500, bcastSizes: [300],
       step_s: 1, startMsgs: 3000, factor: 2, maxSteps: 3, refine: 1, pairs: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 3000, tenants: 5, perTenant: 20, targetedRate: 50, targeted_s: 1,
-      panicRate: 10, panic_s: 2, slow_s: 2,
+      panicRate: 10, panic_s: 2, slow_s: 2, connectRepeats: 1,
     }
   : FULL
   ? {
       idleSizes: [1000, 10000, 19000], connectN: 10000, bcastSizes: [5000, 10000],
       step_s: 5, startMsgs: 25000, factor: 1.5, maxSteps: 15, refine: 2, pairs: 2, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 50000, tenants: 100, perTenant: 100, targetedRate: 1000, targeted_s: 10,
-      panicRate: 20, panic_s: 15, slow_s: 15,
+      panicRate: 20, panic_s: 15, slow_s: 15, connectRepeats: 4,
     }
   : {
       idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
       step_s: 1.5, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 2, pairs: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
-      panicRate: 20, panic_s: 5, slow_s: 4,
+      panicRate: 20, panic_s: 5, slow_s: 4, connectRepeats: 2,
     };
 // --pairs N: repeats of the saturation search, hub and limit alternating
 // (default: quick 1, full 2; 0 = none; only when both systems run).
 const PAIRS = SCENARIOS.includes('broadcast') ? Number(opt('--pairs', String(CFG.pairs))) : 0;
+// --connect-repeats N: the connect+auth measurement again on fresh hub and
+// limit processes, alternating which goes first (default: quick 2, full 4;
+// only when both systems run the idle scenario). One measurement lasts
+// about a second, less than the machine's slow and fast stretches.
+const CONNECT_REPEATS = SCENARIOS.includes('idle') ? Number(opt('--connect-repeats', String(CFG.connectRepeats))) : 0;
 const LOADGEN_MAX_PER_PROC = 9500;
 const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
 const SECRET = randomBytes(24).toString('hex');
@@ -283,7 +288,7 @@ class Swarm {
       this.lgs.push(new Loadgen(bin, [
         '--port', String(sys.port), '--secret', SECRET, '--proto', sys.proto, '--conns', String(c),
         '--base', String(base), '--tenant', tenant, '--per-tenant', String(perTenant),
-        '--guards', String(guards), '--units', String(units), '--src', SRC, '--inflight', '256',
+        '--guards', String(guards), '--units', String(units), '--src', SRC, '--inflight', process.env.LG_INFLIGHT ?? '256',
       ]));
       base += c;
     }
@@ -605,6 +610,41 @@ function perfReport(data) {
   return spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--percent-limit', '1', '-g', 'none', '--sort', 'dso,symbol'], { maxBuffer: 64 << 20 });
 }
 
+/** n connections (10 of them guards) until all are welcomed, with the CPU each side spent. */
+async function connectAll(sys, bins, n) {
+  const cpu0 = procCpuUs(sys.pid);
+  const sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
+  const lgCpu0 = sw.lgs.map((l) => procCpuUs(l.proc.pid));
+  const c = await sw.connected();
+  const cpu = procCpuUs(sys.pid) - cpu0;
+  const lgCpu = sw.lgs.reduce((s, l, i) => s + procCpuUs(l.proc.pid) - lgCpu0[i], 0);
+  return { sw, c, cpu, lgCpu };
+}
+
+/** The connect+auth measurement alone, on a fresh process. */
+async function repeatConnect(name, bins, db, n) {
+  const sys = await startSystem(name, bins, db);
+  try {
+    await sleep(500);
+    const { sw, c, cpu, lgCpu } = await connectAll(sys, bins, n);
+    await sw.quit();
+    const r = {
+      conns: n, ready: c.ready, connect_rate: c.connectRate,
+      server_cpu_us_per_conn: c.ready ? cpu / c.ready : null, loadgen_cpu_us_per_conn: c.ready ? lgCpu / c.ready : null,
+    };
+    log(`${name} connect ${n} again: ${c.ready}/${n} ready, ${Math.round(r.connect_rate)}/s, server ${r.server_cpu_us_per_conn?.toFixed(1)} CPU-µs/conn, load generator ${r.loadgen_cpu_us_per_conn?.toFixed(1)}`);
+    return r;
+  } finally {
+    await sys.stop();
+  }
+}
+
+/** Connect rates at CFG.connectN: the idle scenario's, then its repeats. */
+function connectRates(r) {
+  const first = r.idle?.find((x) => x.conns === CFG.connectN);
+  return first ? [first.connect_rate, ...(first.repeats ?? []).map((x) => x.connect_rate)] : [];
+}
+
 async function idle(name, bins, db, n) {
   const sys = await startSystem(name, bins, db);
   try {
@@ -616,8 +656,7 @@ async function idle(name, bins, db, n) {
       ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-g', '-o', join(OUT, 'tmp', `${name}.connect.perf.data`), '-p', String(sys.pid)], { stdio: 'ignore' })
       : null;
     if (prof) await sleep(300);
-    const sw = new Swarm(bins.loadgen, sys, n, { guards: 10 });
-    const c = await sw.connected();
+    const { sw, c, cpu, lgCpu } = await connectAll(sys, bins, n);
     if (prof) {
       prof.kill('SIGINT');
       await new Promise((r) => prof.on('exit', r));
@@ -632,8 +671,12 @@ async function idle(name, bins, db, n) {
       conns: n, ready: c.ready, failed: c.failed, rss_before_kb: rss0, rss_after_kb: rss1,
       bytes_per_conn: c.ready ? ((rss1 - rss0) * 1024) / c.ready : null, connect_rate: c.connectRate,
       connect_ms: (c.t_last_ready_us - c.t_first_us) / 1000, connect_lat: percentiles(c.connect),
+      // CPU per connection while connecting: steadier than the wall-clock
+      // rate, which on two shared cores also measures the neighbours.
+      server_cpu_us_per_conn: c.ready ? cpu / c.ready : null, loadgen_cpu_us_per_conn: c.ready ? lgCpu / c.ready : null,
     };
-    log(`${name} idle ${n}: ${c.ready}/${n} ready in ${res.connect_ms.toFixed(0)} ms (${Math.round(res.connect_rate)}/s), RSS ${rss0}→${rss1} kB = ${Math.round(res.bytes_per_conn)} B/conn`);
+    log(`${name} idle ${n}: ${c.ready}/${n} ready in ${res.connect_ms.toFixed(0)} ms (${Math.round(res.connect_rate)}/s), ` +
+      `server ${res.server_cpu_us_per_conn?.toFixed(1)} CPU-µs/conn, load generator ${res.loadgen_cpu_us_per_conn?.toFixed(1)}, RSS ${rss0}→${rss1} kB = ${Math.round(res.bytes_per_conn)} B/conn`);
     return res;
   } finally {
     await sys.stop();
@@ -864,7 +907,7 @@ function table(results) {
     if (!r) return null;
     switch (k) {
       case 'bpc': return r.idle?.find((x) => x.conns === Math.max(...CFG.idleSizes))?.bytes_per_conn ?? null;
-      case 'rate': return r.idle?.find((x) => x.conns === CFG.connectN)?.connect_rate ?? null;
+      case 'rate': { const v = connectRates(r); return v.length ? median(v) : null; }
       case 'sat': return r.bcast?.[0] ? median(saturations(r)) : null;
       case 'cpu': return cpuPerMsg(r);
       case 'p50': return halfLat(r, 'p50');
@@ -877,7 +920,7 @@ function table(results) {
   };
   const cols = [
     ['bpc', `bytes/conn @${Math.max(...CFG.idleSizes)}`, (v) => `${Math.round(v)} B`],
-    ['rate', `connect+auth /s (${CFG.connectN})`, (v) => `${Math.round(v)}`],
+    ['rate', `connect+auth /s (${CFG.connectN})${CONNECT_REPEATS ? ', median' : ''}`, (v) => `${Math.round(v)}`],
     ['sat', `saturation msgs/s (${CFG.bcastSizes[0]})${PAIRS ? ', median' : ''}`, (v) => `${Math.round(v)}`],
     ['cpu', `server CPU-µs/msg @${CFG.commonMsgs / 1000}k msgs/s, mean of 2`, (v) => v.toFixed(2)],
     ['p50', `p50 @50 %${PAIRS ? ', median' : ''}`, fmtUs],
@@ -960,6 +1003,13 @@ async function main() {
     // minutes apart), so one search each, minutes apart, can compare a fast
     // moment with a slow one. Each repeat starts at half of that
     // system's first figure.
+    const idleFirst = (name) => results[name]?.idle?.find((x) => x.conns === CFG.connectN);
+    if (CONNECT_REPEATS > 0 && idleFirst('hub') && idleFirst('limit')) {
+      for (let p = 0; p < CONNECT_REPEATS; p++) {
+        for (const name of p % 2 === 0 ? ['limit', 'hub'] : ['hub', 'limit'])
+          (idleFirst(name).repeats ??= []).push(await repeatConnect(name, bins, db, CFG.connectN));
+      }
+    }
     const n = CFG.bcastSizes[0];
     if (PAIRS > 0 && results.hub?.bcast?.[0] && results.limit?.bcast?.[0]) {
       for (let p = 0; p < PAIRS; p++) {
@@ -986,6 +1036,12 @@ async function main() {
     const hp = p99(results.hub), lp = p99(results.limit);
     pairs += `p99 at 50 % of each search's own figure, hub / limit: ` +
       hp.map((v, i) => (v != null && lp[i] != null ? `${fmtUs(v)} / ${fmtUs(lp[i])} = ${(v / lp[i]).toFixed(2)}` : 'n/a')).join('; ') + '.\n';
+  }
+  const hc = connectRates(results.hub ?? {}), lc = connectRates(results.limit ?? {});
+  if (hc.length > 1 && lc.length === hc.length) {
+    pairs += `Connect+auth of ${CFG.connectN} connections, hub / limit, the idle scenario's and ${hc.length - 1} repeat(s) on fresh processes in alternating order: ` +
+      hc.map((v, i) => `${Math.round(v)} / ${Math.round(lc[i])} = ${(v / lc[i]).toFixed(2)}`).join('; ') +
+      `; the table shows each system's median (${(median(hc) / median(lc)).toFixed(2)}).\n`;
   }
   const cmd = `node bench/run.mjs ${argv.join(' ')}`.trim();
   const header = `Armonía Hub fan-out benchmark, ${MODE} mode, ${new Date().toISOString()}\n` +

@@ -22,13 +22,16 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 /* Longest token accepted, in bytes; longer ones are refused before decoding. */
 #define AUTH_MAX_TOKEN_LEN 8192
 /* An HMAC-SHA256 signature: 32 bytes, 43 base64url characters. */
 #define AUTH_SIG_LEN 32
 #define AUTH_SIG_B64_LEN 43
+/* Longest header (base64url text) remembered as already checked. */
+#define AUTH_HDR_CACHE 128
 
 #define AUTH_STR_(x) #x
 #define AUTH_STR(x) AUTH_STR_(x)
@@ -434,6 +437,47 @@ out:
 }
 
 /*
+ * HMAC-SHA256 of msg under secret. The keyed context of the last secret is
+ * kept and copied for each token: fetching the algorithm and keying it
+ * costs more than the MAC of a token. Returns 0 or -1.
+ */
+static int
+hmac_sha256(const void *secret, size_t secret_len, const void *msg, size_t msg_len,
+            unsigned char mac[AUTH_SIG_LEN])
+{
+    static EVP_MAC_CTX *keyed;
+    static unsigned char *key;
+    static size_t key_len;
+    if (!keyed || secret_len != key_len || CRYPTO_memcmp(secret, key, secret_len)) {
+        EVP_MAC_CTX_free(keyed);
+        OPENSSL_clear_free(key, key_len);
+        keyed = NULL;
+        key = NULL;
+        key_len = 0;
+        EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+        EVP_MAC_free(alg); /* ctx holds its own reference */
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                               OSSL_PARAM_construct_end()};
+        unsigned char *copy = OPENSSL_memdup(secret, secret_len);
+        if (!ctx || !copy || !EVP_MAC_init(ctx, secret, secret_len, params)) {
+            EVP_MAC_CTX_free(ctx);
+            OPENSSL_clear_free(copy, secret_len);
+            return -1;
+        }
+        keyed = ctx;
+        key = copy;
+        key_len = secret_len;
+    }
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
+    size_t out_len = 0;
+    int ok = ctx && EVP_MAC_update(ctx, msg, msg_len) &&
+             EVP_MAC_final(ctx, mac, &out_len, AUTH_SIG_LEN) && out_len == AUTH_SIG_LEN;
+    EVP_MAC_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+/*
  * Checks that sig64 is the base64url HMAC-SHA256 of signed_part under
  * secret, comparing in constant time. The expected MAC is wiped afterwards:
  * for a forged claims part it would be a valid signature. Returns 0, or -1
@@ -444,8 +488,7 @@ check_signature(const char *signed_part, size_t signed_len, const char *sig64, s
                 const void *secret, size_t secret_len, const char **why)
 {
     unsigned char sig[AUTH_SIG_LEN + 1];
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
+    unsigned char mac[AUTH_SIG_LEN];
     int rc = -1;
 
     if (sig64_len == 0) {
@@ -460,9 +503,7 @@ check_signature(const char *signed_part, size_t signed_len, const char *sig64, s
         *why = "malformed token (signature is not base64url)";
         return -1;
     }
-    if (HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)signed_part, signed_len,
-             mac, &mac_len) == NULL ||
-        mac_len != AUTH_SIG_LEN) {
+    if (hmac_sha256(secret, secret_len, signed_part, signed_len, mac)) {
         *why = "internal error computing the signature";
         goto out;
     }
@@ -524,13 +565,24 @@ auth_verify(const char *token, size_t len, const void *secret, size_t secret_len
         goto err;
     }
 
-    n = auth_b64url_decode(token, (size_t)(dot1 - token), buf);
-    if (n < 0) {
-        *why = "malformed token (header is not base64url)";
-        goto err;
+    /* Tokens from one issuer share their header: the last one that passed
+     * is remembered as text, and an identical one is not parsed again. */
+    static char hdr_ok[AUTH_HDR_CACHE];
+    static size_t hdr_ok_len;
+    size_t hdr_len = (size_t)(dot1 - token);
+    if (hdr_len != hdr_ok_len || memcmp(token, hdr_ok, hdr_len)) {
+        n = auth_b64url_decode(token, hdr_len, buf);
+        if (n < 0) {
+            *why = "malformed token (header is not base64url)";
+            goto err;
+        }
+        if (check_header(buf, (size_t)n, why) < 0)
+            goto err;
+        if (hdr_len <= sizeof(hdr_ok)) {
+            memcpy(hdr_ok, token, hdr_len);
+            hdr_ok_len = hdr_len;
+        }
     }
-    if (check_header(buf, (size_t)n, why) < 0)
-        goto err;
 
     if (check_signature(token, (size_t)(dot2 - token), dot2 + 1, len - (size_t)(dot2 + 1 - token),
                         secret, secret_len, why) < 0)

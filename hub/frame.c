@@ -529,18 +529,25 @@ mp_pack(msgpack_packer *pk, const json_t *v, int depth)
     return -1;
 }
 
-/* Encodes msg as compact JSON text into a new text buffer. */
+/*
+ * Encodes msg as compact JSON text into a new text buffer. Replies are
+ * small: they are written once on the stack and copied, and only longer
+ * ones are measured first and written again.
+ */
 static struct buf *
 encode_json(const json_t *msg)
 {
+    char tmp[1024];
     struct buf *b;
     size_t n;
 
-    if ((n = json_dumpb(msg, NULL, 0, JSON_COMPACT)) == 0)
+    if ((n = json_dumpb(msg, tmp, sizeof(tmp), JSON_COMPACT)) == 0)
         return NULL;
     if ((b = buf_new(n, 0)) == NULL)
         return NULL;
-    if (json_dumpb(msg, (char *)buf_data(b), n, JSON_COMPACT) != n)
+    if (n <= sizeof(tmp))
+        memcpy(buf_data(b), tmp, n);
+    else if (json_dumpb(msg, (char *)buf_data(b), n, JSON_COMPACT) != n)
         goto err;
     return b;
 

@@ -17,6 +17,7 @@ struct db;
 struct acks;
 struct fallback;
 struct fanout;
+struct listener;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -44,6 +45,7 @@ struct hub {
     const struct hub_config *cfg;
     struct lws_context *ctx;
     struct lws_vhost *vh;
+    struct listener *listener; /* the listening socket (listener.c); NULL while draining */
     struct registry reg;
     struct db *listen_db; /* LISTEN and outbox reading */
     struct db *work_db;   /* tenant checks and other requests */

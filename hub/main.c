@@ -8,6 +8,7 @@
 #include "fallback.h"
 #include "http.h"
 #include "hub.h"
+#include "listener.h"
 #include "log.h"
 #include "outbox.h"
 #include "purge.h"
@@ -17,12 +18,9 @@
 #include "ws.h"
 
 #include <ev.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +61,8 @@ drain(struct hub *hub)
     log_info("main", "stopping (signal %d): closing %zu connections with 1001", (int)interrupted,
              hub->n_conns);
     hub->draining = 1;
+    listener_close(hub->listener); /* new connections are refused from here */
+    hub->listener = NULL;
     for (struct conn *c = hub->conns; c; c = c->next)
         conn_close(c, 1001, "server shutting down");
     int64_t deadline = hub_now_ms() + hub->cfg->shutdown_timeout_ms;
@@ -96,42 +96,6 @@ on_work_db_up(struct db *db, void *ud)
 /* The work connection: tenant checks, replays, acks, purges. */
 static const struct db_ops work_db_ops = {.on_up = on_work_db_up};
 
-/* Probes after the idle time, and the time between them (HUB_TCP_KEEPALIVE_S). */
-#define KEEPALIVE_PROBES 5
-#define KEEPALIVE_INTERVAL_S 10
-
-/*
- * TCP keepalive on lws's listening socket: accepted connections inherit
- * SO_KEEPALIVE and the TCP_KEEP* and TCP_USER_TIMEOUT settings from it,
- * which spares five setsockopt() calls per connection (lws makes them on
- * every accepted socket when given ka_time). Returns 0 when it was found
- * and set.
- */
-static int
-listener_keepalive(int idle_s)
-{
-    int found = 0;
-    for (int fd = 3; fd < 1024; fd++) {
-        int on = 0, type = 0;
-        socklen_t l = sizeof(on);
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) || !on)
-            continue;
-        l = sizeof(type);
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) || type != SOCK_STREAM)
-            continue;
-        int one = 1, probes = KEEPALIVE_PROBES, intvl = KEEPALIVE_INTERVAL_S;
-        unsigned user_ms = (unsigned)(idle_s + KEEPALIVE_PROBES * KEEPALIVE_INTERVAL_S) * 1000u;
-        if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) ||
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) ||
-            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms)))
-            return -1;
-        found = 1;
-    }
-    return found ? 0 : -1;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -157,12 +121,11 @@ main(int argc, char **argv)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = cfg.port;
-    info.iface = cfg.bind;
+    /* The hub accepts connections itself (listener.c) and lws adopts them. */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protos;
     info.user = &hub;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cfg.bind, ':') == NULL) |
-                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     /* The guard console and the client library, as static files (optional). */
     char console_path[4096], js_path[4096];
     struct lws_http_mount mounts[2];
@@ -210,8 +173,7 @@ main(int argc, char **argv)
     info.timeout_secs = 30;
     hub.ctx = lws_create_context(&info);
     if (!hub.ctx) {
-        log_err("main", "cannot listen on %s:%d (address in use, or lws's libev plugin missing)",
-                cfg.bind, cfg.port);
+        log_err("main", "cannot start libwebsockets (is its libev plugin installed?)");
         config_free(&cfg);
         soon_init(NULL);
         ev_loop_destroy(ev_loop_main);
@@ -219,8 +181,11 @@ main(int argc, char **argv)
     }
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
     loop_ctx = hub.ctx;
-    if (cfg.tcp_keepalive_s > 0 && listener_keepalive(cfg.tcp_keepalive_s))
-        log_warn("main", "could not set TCP keepalive on the listening socket");
+    hub.listener = listener_open(&hub, ev_loop_main, cfg.bind, cfg.port, cfg.tcp_keepalive_s);
+    if (!hub.listener) {
+        rc = 1;
+        goto out;
+    }
 
     rc = fallback_new(&hub, &hub.fallback);
     if (rc) {
@@ -260,6 +225,8 @@ main(int argc, char **argv)
 out:
     /* Timers and database handles go while the context (which owns their
      * sockets and timer lists) still exists; pending callbacks get NULL. */
+    listener_close(hub.listener);
+    hub.listener = NULL;
     purge_stop(&hub);
     outbox_stop(&hub);
     conn_stall_sweep_stop(&hub);

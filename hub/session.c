@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 /* A failed tenant lookup is remembered this long before it is asked again. */
@@ -334,14 +335,35 @@ session_stop(struct hub *hub)
     lws_sul_cancel(&hub->auth_sul);
 }
 
+/*
+ * A session id: 8 random bytes in hex. Drawn from a pool refilled 32 ids
+ * at a time (one RAND_bytes() call costs more than the rest of opening a
+ * session).
+ */
+static void
+new_session_id(char out[17])
+{
+    static unsigned char pool[256];
+    static size_t used = sizeof(pool);
+    static const char hex[] = "0123456789abcdef";
+    if (used + 8 > sizeof(pool)) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1)
+            memset(pool, 0, sizeof(pool));
+        used = 0;
+    }
+    for (int i = 0; i < 8; i++) {
+        out[2 * i] = hex[pool[used + i] >> 4];
+        out[2 * i + 1] = hex[pool[used + i] & 15];
+    }
+    out[16] = '\0';
+    OPENSSL_cleanse(pool + used, 8);
+    used += 8;
+}
+
 void
 session_open(struct conn *c)
 {
-    unsigned char rnd[8];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        memset(rnd, 0, sizeof(rnd));
-    for (int i = 0; i < 8; i++)
-        snprintf(c->session + 2 * i, 3, "%02x", rnd[i]);
+    new_session_id(c->session);
     c->since = -1;
     c->tokens = c->hub->cfg->rate_burst;
     c->tokens_at_ms = hub_now_ms();

@@ -61,9 +61,6 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     char uri[64];
 
     switch (reason) {
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        return hub && hub->draining; /* stopping: accept nothing new */
-
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
             return 1; /* refuse the upgrade */

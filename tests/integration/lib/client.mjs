@@ -222,7 +222,7 @@ export class Client {
  * path: replaces '/ws'.
  * label: names the client in failure messages.
  */
-export function connect(wsUrl, { format = 'json', subprotocol, token, header = false, since, query = {}, path, label, headers = {} } = {}) {
+export function connect(wsUrl, { format = 'json', subprotocol, token, header = false, since, query = {}, path, label, headers = {}, handshakeTimeout = 5000 } = {}) {
   const url = new URL(wsUrl);
   if (path !== undefined) url.pathname = path;
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, String(v));
@@ -231,7 +231,7 @@ export function connect(wsUrl, { format = 'json', subprotocol, token, header = f
   if (!Array.isArray(protocols)) protocols = [protocols];
   const hdrs = { ...headers };
   if (header && token) hdrs.Authorization = `Bearer ${token}`;
-  const ws = new WebSocket(url.toString(), protocols, { headers: hdrs, handshakeTimeout: 5000 });
+  const ws = new WebSocket(url.toString(), protocols, { headers: hdrs, handshakeTimeout });
   const client = new Client(ws, format, label ?? `client(${format}${header ? ', header auth' : ''})`);
   return new Promise((resolve, reject) => {
     const onError = (err) => reject(err);

@@ -168,8 +168,9 @@ class HubProcess {
  * args: extra command-line flags.
  * pgdir: the cluster to use (HUB_PGDIR by default); databaseUrl overrides it.
  * healthTimeout: how long to wait for 200.
+ * wrap: a command that execs the hub, e.g. ['prlimit', '--nofile=64'].
  */
-export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000 } = {}) {
+export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [] } = {}) {
   if (!hubBin) throw new Error('HUB_BIN is not set: it names the armonia-hub binary under test');
   const url = databaseUrl ?? (await pgUrl(pgdir));
   const port = await freePort();
@@ -182,7 +183,8 @@ export async function startHub({ env = {}, args = [], pgdir, databaseUrl, health
     HUB_LOG_LEVEL: 'info',
     ...env,
   });
-  const proc = spawn(hubBin, args, { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...wrap, hubBin, ...args];
+  const proc = spawn(argv[0], argv.slice(1), { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const hub = new HubProcess(proc, port, secret, fullEnv);
   liveHubs.add(hub);
   startedHubs.push(hub);
