@@ -114,6 +114,7 @@ static struct {
     /* state */
     int ep;
     struct conn *conns;
+    char **tokens; /* minted before the first connection: the timed part does not sign */
     int next_to_start;
     int inflight;
     int ready, failed, closed_after_ready;
@@ -425,6 +426,8 @@ conn_ready(struct conn *c)
     maybe_announce();
 }
 
+static int upgrade_request(int i, char *req);
+
 static void
 conn_start(int i)
 {
@@ -459,38 +462,62 @@ conn_start(int i)
         conn_kill(c, -1);
         return;
     }
+    /* On loopback the TCP handshake is usually over when connect() returns:
+     * the upgrade goes out at once, which spares a wake-up, SO_ERROR and an
+     * epoll_ctl per connection. Not connected yet: wait for writability. */
+    char req[2048];
+    int n = upgrade_request(i, req);
+    ssize_t w = send(fd, req, (size_t)n, MSG_NOSIGNAL);
+    if (w == n) {
+        c->state = ST_HTTP;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(G.ep, EPOLL_CTL_ADD, fd, &ev);
+        return;
+    }
+    if (w >= 0 || (errno != EAGAIN && errno != ENOTCONN)) {
+        G.connect_errors++;
+        conn_kill(c, -1);
+        return;
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
     epoll_ctl(G.ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static void
-send_upgrade(struct conn *c, int i)
+/* Writes connection i's upgrade request into req (2048 bytes); returns its length. */
+static int
+upgrade_request(int i, char *req)
 {
-    char req[2048], tok[TOKEN_MAX];
     int n;
     if (G.proto == PROTO_SIO) {
         n = snprintf(
-            req, sizeof req,
+            req, 2048,
             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s:%d\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: YXJtb25pYWJlbmNoa2V5IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
             G.host, G.port);
     } else if (G.header_auth) {
-        mint_token(G.base + i, tok);
         n = snprintf(
-            req, sizeof req,
+            req, 2048,
             "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: YXJtb25pYWJlbmNoa2V5IQ==\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Protocol: armonia.v1.json\r\nAuthorization: Bearer %s\r\n\r\n",
-            G.host, G.port, tok);
+            G.host, G.port, G.tokens[i]);
     } else {
         n = snprintf(
-            req, sizeof req,
+            req, 2048,
             "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: YXJtb25pYWJlbmNoa2V5IQ==\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Protocol: armonia.v1.json\r\n\r\n",
             G.host, G.port);
     }
+    return n;
+}
+
+static void
+send_upgrade(struct conn *c, int i)
+{
+    char req[2048];
+    int n = upgrade_request(i, req);
     if (send_all(c, req, (size_t)n) < 0)
         return;
     c->state = ST_HTTP;
@@ -501,8 +528,8 @@ send_upgrade(struct conn *c, int i)
 static void
 send_auth(struct conn *c, int i)
 {
-    char tok[TOKEN_MAX], msg[TOKEN_MAX + 64];
-    mint_token(G.base + i, tok);
+    char msg[TOKEN_MAX + 64];
+    const char *tok = G.tokens[i];
     int n = G.proto == PROTO_SIO
                 ? snprintf(msg, sizeof msg, "40{\"token\":\"%s\"}", tok)
                 : snprintf(msg, sizeof msg, "{\"type\":\"auth\",\"token\":\"%s\"}", tok);
@@ -892,8 +919,15 @@ main(int argc, char **argv)
     for (int k = 0; k < 4; k++)
         G.mask[k] = (uint8_t)(rand() & 0xff);
     G.conns = calloc((size_t)G.nconns, sizeof *G.conns);
-    if (!G.conns)
+    G.tokens = calloc((size_t)G.nconns, sizeof *G.tokens);
+    if (!G.conns || !G.tokens)
         die("out of memory");
+    for (int i = 0; i < G.nconns; i++) {
+        char tok[TOKEN_MAX];
+        mint_token(G.base + i, tok);
+        if (!(G.tokens[i] = strdup(tok)))
+            die("out of memory");
+    }
     G.ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event sev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     epoll_ctl(G.ep, EPOLL_CTL_ADD, 0, &sev);
