@@ -84,16 +84,16 @@ const CFG = SMOKE
       panicRate: 20, panic_s: 15, slow_s: 15, connectRepeats: 4,
     }
   : {
-      idleSizes: [1000, 10000], connectN: 10000, bcastSizes: [5000],
+      idleSizes: [10000], connectN: 10000, bcastSizes: [5000],
       step_s: 1.5, startMsgs: 25000, factor: 2, maxSteps: 10, refine: 2, pairs: 1, fracs: [0.25, 0.5, 0.9],
       commonMsgs: 25000, tenants: 100, perTenant: 20, targetedRate: 500, targeted_s: 3,
-      panicRate: 20, panic_s: 5, slow_s: 4, connectRepeats: 2,
+      panicRate: 20, panic_s: 5, slow_s: 4, connectRepeats: 1,
     };
 // --pairs N: repeats of the saturation search, hub and limit alternating
 // (default: quick 1, full 2; 0 = none; only when both systems run).
 const PAIRS = SCENARIOS.includes('broadcast') ? Number(opt('--pairs', String(CFG.pairs))) : 0;
 // --connect-repeats N: the connect+auth measurement again on fresh hub and
-// limit processes, alternating which goes first (default: quick 2, full 4;
+// limit processes, alternating which goes first (default: quick 1, full 4;
 // only when both systems run the idle scenario). One measurement lasts
 // about a second, less than the machine's slow and fast stretches.
 const CONNECT_REPEATS = SCENARIOS.includes('idle') ? Number(opt('--connect-repeats', String(CFG.connectRepeats))) : 0;

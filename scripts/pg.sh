@@ -10,7 +10,9 @@
 #   scripts/pg.sh psql DIR [ARGS]  psql connected to database armonia
 #
 # The server listens only on 127.0.0.1, on a port chosen once (the first free
-# one in 54320..54999) and kept in DIR/port, so the URL never changes. Its
+# one of 680 just above the kernel's range for outgoing connections, 61000..
+# 61679 with Linux's default range) and kept in DIR/port, so the URL never
+# changes. Its
 # settings trade durability for speed (fsync off): this is for dev and test
 # boxes only. Authentication is "trust": anyone on this machine can connect.
 #
@@ -24,8 +26,18 @@
 # Prints nothing but errors and the one "ready" line; exit status 0 on success.
 set -euo pipefail
 
-readonly PORT_FIRST=54320
-readonly PORT_LAST=54999
+# Ports are taken from outside the kernel's range for outgoing connections
+# (net.ipv4.ip_local_port_range): a client socket that happened to get the
+# chosen port as its local one would make the server's bind() fail with
+# "Address already in use", which checking for a listener cannot foresee.
+read -r EPHEMERAL_LO EPHEMERAL_HI </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null ||
+    { EPHEMERAL_LO=32768; EPHEMERAL_HI=60999; }
+if ((EPHEMERAL_HI + 1000 <= 65535)); then
+    PORT_FIRST=$((EPHEMERAL_HI + 1))
+else
+    PORT_FIRST=$((EPHEMERAL_LO - 1000))
+fi
+readonly PORT_FIRST PORT_LAST=$((PORT_FIRST + 679))
 readonly READY_TIMEOUT_S=30
 readonly LOG_TAIL_LINES=60
 readonly START_LOCK_WAIT_S=60
