@@ -63,8 +63,9 @@ on_resume(struct ev_loop *loop, ev_timer *w, int revents)
     ev_io_start(loop, &l->io);
 }
 
-/* Out of descriptors or memory: accept() would fail at once again and the
- * loop would spin, so the listener rests and the queue waits in the kernel. */
+/* Out of descriptors or memory (or any error but a vanished peer): accept()
+ * would fail at once again and the loop would spin, so the listener rests
+ * and the queue waits in the kernel. A draining hub has closed it already. */
 static void
 pause_accepting(struct listener *l, int err)
 {
@@ -98,20 +99,12 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
             case ECONNABORTED:
             case EPROTO:
                 continue; /* that one is gone; the next may be there */
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
+            default:
+                /* EMFILE, ENFILE, ENOBUFS, ENOMEM or worse: the listening
+                 * socket would report ready again at once. */
                 pause_accepting(l, errno);
                 return;
-            default:
-                log_err("listener", "accept: %s", strerror(errno));
-                return;
             }
-        }
-        if (l->hub->draining) {
-            close(fd);
-            continue;
         }
         lws_sock_file_fd_type desc = {.sockfd = fd};
         /* On failure lws has closed the socket already. */
