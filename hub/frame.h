@@ -5,6 +5,8 @@
  * JSON text frames, armonia.v1.msgpack as MessagePack binary frames. Frames
  * are represented in memory as jansson objects (json_t), so one handler
  * serves both formats.
+ * Event data is the exception: it stays the JSON text PostgreSQL wrote, so no
+ * number is rounded or refused on the way (frame_encode_event()).
  */
 #ifndef HUB_FRAME_H
 #define HUB_FRAME_H
@@ -34,6 +36,33 @@ json_t *frame_decode(enum frame_fmt fmt, const void *data, size_t len, const cha
  * holds something the format cannot carry.
  */
 struct buf *frame_encode(enum frame_fmt fmt, const json_t *msg);
+
+/*
+ * Deepest nesting of event data accepted (objects and arrays, the data object
+ * itself at depth 1). hub.emit() caps data at 32768 bytes of text and every
+ * level takes at least two of them, so whatever it accepts fits.
+ */
+#define FRAME_DATA_MAX_DEPTH 16384
+
+/*
+ * Checks that data[0..len) is one JSON object as frame_encode_event() takes
+ * it: valid JSON, valid UTF-8, no surrogate escape without its pair, nesting
+ * within FRAME_DATA_MAX_DEPTH. Returns 0, or -1 with *why set to a static
+ * reason. Allocates nothing.
+ */
+int frame_data_check(const char *data, size_t len, const char **why);
+
+/*
+ * Encodes msg (an object without "data") followed by "data" whose value is
+ * the JSON text data[0..len), an object as PostgreSQL writes jsonb. JSON
+ * frames carry that text as written, only the blanks between tokens dropped,
+ * so every number arrives with all its digits. MessagePack frames convert it
+ * (docs/protocol.md, "Numbers in event data"): integers that fit int64 or
+ * uint64 as integers, other numbers as float64 when float64 holds their
+ * magnitude, and the rest as a string with the number's text. Returns a new
+ * buffer, or NULL on OOM or when data fails frame_data_check().
+ */
+struct buf *frame_encode_event(enum frame_fmt fmt, const json_t *msg, const char *data, size_t len);
 
 /*
  * Helpers for replies. Each returns a new buffer (caller owns the reference)

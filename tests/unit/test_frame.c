@@ -639,6 +639,365 @@ test_error_message_edge_cases(void **state)
     assert_null(frame_error(FRAME_JSON, NULL, "no code", NULL));
 }
 
+/*
+ * Event data: frame_encode_event() takes the data object as the JSON text
+ * PostgreSQL writes for jsonb. The head used below, {"t":1}, packs to
+ * 82 a1 74 01 a4 64 61 74 61 ({"t":1,"data": ...) in MessagePack.
+ */
+static const unsigned char EVENT_HEAD_MP[] = {0x82, 0xa1, 't', 0x01, 0xa4, 'd', 'a', 't', 'a'};
+
+/* Encodes data after the head {"t":1} in fmt; fails the test when refused. */
+static struct buf *
+encode_event(enum frame_fmt fmt, const char *data, size_t len)
+{
+    json_t *head = json_pack("{s:i}", "t", 1);
+    struct buf *b = frame_encode_event(fmt, head, data, len);
+
+    json_decref(head);
+    if (b == NULL)
+        fail_msg("%s encoding refused data %.80s", FMT_NAME(fmt), data);
+    assert_int_equal(b->refs, 1);
+    assert_int_equal(b->binary, fmt == FRAME_MSGPACK ? 1 : 0);
+    return b;
+}
+
+/* Asserts the JSON event frame for data is exactly want. */
+static void
+assert_json_event(const char *data, const char *want)
+{
+    struct buf *b = encode_event(FRAME_JSON, data, strlen(data));
+
+    if (b->len != strlen(want) || memcmp(buf_data(b), want, b->len) != 0)
+        fail_msg("JSON event frame is %.*s, expected %s", (int)b->len, (char *)buf_data(b), want);
+    buf_unref(b);
+}
+
+/* Asserts the MessagePack event frame for data carries exactly the bytes want as "data". */
+static void
+assert_msgpack_data(const char *data, const unsigned char *want, size_t n)
+{
+    struct buf *b = encode_event(FRAME_MSGPACK, data, strlen(data));
+    const unsigned char *got = buf_data(b);
+
+    assert_int_equal(b->len, sizeof(EVENT_HEAD_MP) + n);
+    assert_memory_equal(got, EVENT_HEAD_MP, sizeof(EVENT_HEAD_MP));
+    if (memcmp(got + sizeof(EVENT_HEAD_MP), want, n) != 0) {
+        char hex[512] = "";
+        for (size_t i = sizeof(EVENT_HEAD_MP); i < b->len && strlen(hex) < sizeof(hex) - 4; i++)
+            sprintf(hex + strlen(hex), "%02x ", got[i]);
+        fail_msg("MessagePack data of %s is %s", data, hex);
+    }
+    buf_unref(b);
+}
+
+#define MP_DATA(data, ...)                                                                         \
+    do {                                                                                           \
+        static const unsigned char want_[] = {__VA_ARGS__};                                        \
+        assert_msgpack_data(data, want_, sizeof(want_));                                           \
+    } while (0)
+
+/* JSON frames carry every number as PostgreSQL wrote it, blanks between tokens dropped. */
+static void
+test_event_json_numbers_as_written(void **state)
+{
+    assert_json_event("{\"amount\": 9223372036854775808, \"x\": 1e400, \"y\": "
+                      "12345678901234567890.123, \"z\": [1E+2, -0, 0.1, 1.50, "
+                      "-9223372036854775809, 18446744073709551616]}",
+                      "{\"t\":1,\"data\":{\"amount\":9223372036854775808,\"x\":1e400,\"y\":"
+                      "12345678901234567890.123,\"z\":[1E+2,-0,0.1,1.50,-9223372036854775809,"
+                      "18446744073709551616]}}");
+    assert_json_event("{}", "{\"t\":1,\"data\":{}}");
+    assert_json_event(" {\"a\" : [ ] , \"b\" : { } } ", "{\"t\":1,\"data\":{\"a\":[],\"b\":{}}}");
+    /* Blanks inside strings and escapes are kept as they are. */
+    assert_json_event("{\"s\": \"a b\\n\\\"c\\\" \\u00e9\\ud83d\\ude00 \xc3\xb1\"}",
+                      "{\"t\":1,\"data\":{\"s\":\"a b\\n\\\"c\\\" \\u00e9\\ud83d\\ude00 "
+                      "\xc3\xb1\"}}");
+}
+
+/* A head with no members still makes a valid frame. */
+static void
+test_event_json_empty_head(void **state)
+{
+    json_t *head = json_object();
+    struct buf *b = frame_encode_event(FRAME_JSON, head, "{\"a\": 1}", 8);
+
+    assert_non_null(b);
+    assert_int_equal(b->len, strlen("{\"data\":{\"a\":1}}"));
+    assert_memory_equal(buf_data(b), "{\"data\":{\"a\":1}}", b->len);
+    buf_unref(b);
+    json_decref(head);
+}
+
+/* Integers at the edges of int64 and uint64, and past them. */
+static void
+test_event_msgpack_integers(void **state)
+{
+    MP_DATA("{\"a\": 9223372036854775807}", 0x81, 0xa1, 'a', 0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff);
+    MP_DATA("{\"a\": 9223372036854775808}", 0x81, 0xa1, 'a', 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0);
+    MP_DATA("{\"a\": 18446744073709551615}", 0x81, 0xa1, 'a', 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff);
+    MP_DATA("{\"a\": 18446744073709551616}", 0x81, 0xa1, 'a', 0xb4, '1', '8', '4', '4', '6', '7',
+            '4', '4', '0', '7', '3', '7', '0', '9', '5', '5', '1', '6', '1', '6');
+    MP_DATA("{\"a\": -9223372036854775808}", 0x81, 0xa1, 'a', 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0);
+    MP_DATA("{\"a\": -9223372036854775809}", 0x81, 0xa1, 'a', 0xb4, '-', '9', '2', '2', '3', '3',
+            '7', '2', '0', '3', '6', '8', '5', '4', '7', '7', '5', '8', '0', '9');
+    MP_DATA("{\"a\": -0, \"b\": 0, \"c\": -1, \"d\": 127, \"e\": 150000}", 0x85, 0xa1, 'a', 0x00,
+            0xa1, 'b', 0x00, 0xa1, 'c', 0xff, 0xa1, 'd', 0x7f, 0xa1, 'e', 0xce, 0x00, 0x02, 0x49,
+            0xf0);
+}
+
+/* Numbers with a fraction or exponent: float64 when it holds their magnitude, else text. */
+static void
+test_event_msgpack_reals(void **state)
+{
+    MP_DATA("{\"a\": 1e400}", 0x81, 0xa1, 'a', 0xa5, '1', 'e', '4', '0', '0');
+    MP_DATA("{\"a\": -1e400}", 0x81, 0xa1, 'a', 0xa6, '-', '1', 'e', '4', '0', '0');
+    MP_DATA("{\"a\": 1e-400}", 0x81, 0xa1, 'a', 0xa6, '1', 'e', '-', '4', '0', '0');
+    MP_DATA("{\"a\": 1.5}", 0x81, 0xa1, 'a', 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0);
+    MP_DATA("{\"a\": 0.1}", 0x81, 0xa1, 'a', 0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a);
+    MP_DATA("{\"a\": 1E+2}", 0x81, 0xa1, 'a', 0xcb, 0x40, 0x59, 0, 0, 0, 0, 0, 0);
+    MP_DATA("{\"a\": -0.0}", 0x81, 0xa1, 'a', 0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0);
+    MP_DATA("{\"a\": 0e-999}", 0x81, 0xa1, 'a', 0xcb, 0, 0, 0, 0, 0, 0, 0, 0);
+    MP_DATA("{\"a\": 12345678901234567890.123}", 0x81, 0xa1, 'a', 0xcb, 0x43, 0xe5, 0x6a, 0x95,
+            0x31, 0x9d, 0x63, 0xe1);
+    char data[512], want[512];
+    size_t n = 0;
+    /* PostgreSQL writes 1e21 or 1.5e300 as plain integers: float64 carries all their digits. */
+    MP_DATA("{\"a\": 1000000000000000000000}", 0x81, 0xa1, 'a', 0xcb, 0x44, 0x4b, 0x1a, 0xe4, 0xd6,
+            0xe2, 0xef, 0x50);
+    MP_DATA("{\"a\": -18446744073709552000}", 0x81, 0xa1, 'a', 0xcb, 0xc3, 0xf0, 0, 0, 0, 0, 0, 0);
+    snprintf(data, sizeof(data), "{\"a\": 15%0299d}", 0);
+    n = 0;
+    want[n++] = (char)0x81;
+    want[n++] = (char)0xa1;
+    want[n++] = 'a';
+    want[n++] = (char)0xcb;
+    double big = 1.5e300;
+    for (int i = 7; i >= 0; i--) {
+        uint64_t bits;
+        memcpy(&bits, &big, sizeof(bits));
+        want[n++] = (char)(bits >> (8 * i));
+    }
+    assert_msgpack_data(data, (const unsigned char *)want, n);
+    /* 2^64 + 1 and 2^64 in full have more digits than float64 carries: text. */
+    MP_DATA("{\"a\": 18446744073709551617}", 0x81, 0xa1, 'a', 0xb4, '1', '8', '4', '4', '6', '7',
+            '4', '4', '0', '7', '3', '7', '0', '9', '5', '5', '1', '6', '1', '7');
+    /* PostgreSQL writes 1e400 as 1 and 400 zeros: beyond float64, kept as text. */
+    snprintf(data, sizeof(data), "{\"a\": 1%0400d}", 0);
+    n = 0;
+    want[n++] = (char)0x81;
+    want[n++] = (char)0xa1;
+    want[n++] = 'a';
+    want[n++] = (char)0xda; /* str16 */
+    want[n++] = (char)(401 >> 8);
+    want[n++] = (char)(401 & 0xff);
+    want[n++] = '1';
+    memset(want + n, '0', 400);
+    n += 400;
+    assert_msgpack_data(data, (const unsigned char *)want, n);
+}
+
+/* Strings: escapes decoded, surrogate pairs joined, raw UTF-8 kept; keys too. */
+static void
+test_event_msgpack_strings(void **state)
+{
+    MP_DATA("{\"s\": \"a\\u00e9\\ud83d\\ude00\\n\\\"\\\\\\/\\t\\b\\f\\r\"}", 0x81, 0xa1, 's', 0xaf,
+            'a', 0xc3, 0xa9, 0xf0, 0x9f, 0x98, 0x80, '\n', '"', '\\', '/', '\t', '\b', '\f', '\r');
+    MP_DATA("{\"\\u00f1o\": \"\xc3\xb1\", \"\": \"\"}", 0x82, 0xa3, 0xc3, 0xb1, 'o', 0xa2, 0xc3,
+            0xb1, 0xa0, 0xa0);
+    MP_DATA("{\"s\": \"\\u0041\\u20ac\"}", 0x81, 0xa1, 's', 0xa4, 'A', 0xe2, 0x82, 0xac);
+}
+
+/* Empty containers, nesting, literals. */
+static void
+test_event_msgpack_containers(void **state)
+{
+    MP_DATA("{}", 0x80);
+    MP_DATA("{\"a\": [], \"b\": {}}", 0x82, 0xa1, 'a', 0x90, 0xa1, 'b', 0x80);
+    MP_DATA("{\"a\": [true, false, null, [1, {\"b\": [2]}]]}", 0x81, 0xa1, 'a', 0x94, 0xc3, 0xc2,
+            0xc0, 0x92, 0x01, 0x81, 0xa1, 'b', 0x91, 0x02);
+}
+
+/* An array of 70000 elements needs the 32-bit array header, 20 the 16-bit one. */
+static void
+test_event_msgpack_big_array(void **state)
+{
+    size_t count = 70000, len = 0;
+    char *data = malloc(16 + 2 * count);
+    struct buf *b;
+
+    assert_non_null(data);
+    len += (size_t)sprintf(data, "{\"a\": [");
+    for (size_t i = 0; i < count; i++) {
+        if (i)
+            data[len++] = ',';
+        data[len++] = '7';
+    }
+    len += (size_t)sprintf(data + len, "]}");
+    b = encode_event(FRAME_MSGPACK, data, len);
+    assert_int_equal(b->len, sizeof(EVENT_HEAD_MP) + 3 + 5 + count);
+    assert_memory_equal(buf_data(b) + sizeof(EVENT_HEAD_MP) + 3,
+                        ((unsigned char[]){0xdd, 0x00, 0x01, 0x11, 0x70}), 5);
+    buf_unref(b);
+    free(data);
+    MP_DATA("{\"a\": [0,1,2,3,4,5,6,7,8,9,0,1,2,3,4,5,6,7,8,9]}", 0x81, 0xa1, 'a', 0xdc, 0x00, 0x14,
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+}
+
+/* Builds {"a": [[...]]} with depth levels counting the outer object. */
+static char *
+nested_data(size_t depth, size_t *len)
+{
+    size_t arrays = depth - 1;
+    char *s = malloc(arrays * 2 + 16);
+
+    assert_non_null(s);
+    *len = (size_t)sprintf(s, "{\"a\": ");
+    memset(s + *len, '[', arrays);
+    *len += arrays;
+    memset(s + *len, ']', arrays);
+    *len += arrays;
+    s[(*len)++] = '}';
+    s[*len] = '\0';
+    return s;
+}
+
+/* Nesting up to FRAME_DATA_MAX_DEPTH works in both formats, one more is refused, without recursion.
+ */
+static void
+test_event_deep_nesting(void **state)
+{
+    size_t len;
+    char *s = nested_data(FRAME_DATA_MAX_DEPTH, &len);
+    const char *why = NULL;
+    struct buf *b;
+
+    assert_int_equal(frame_data_check(s, len, &why), 0);
+    b = encode_event(FRAME_MSGPACK, s, len);
+    assert_int_equal(b->len, sizeof(EVENT_HEAD_MP) + 3 + (FRAME_DATA_MAX_DEPTH - 1));
+    assert_int_equal(buf_data(b)[b->len - 2], 0x91);
+    assert_int_equal(buf_data(b)[b->len - 1], 0x90);
+    buf_unref(b);
+    b = encode_event(FRAME_JSON, s, len);
+    assert_int_equal(b->len, strlen("{\"t\":1,\"data\":}") + len - 1);
+    buf_unref(b);
+    free(s);
+
+    s = nested_data(FRAME_DATA_MAX_DEPTH + 1, &len);
+    assert_int_equal(frame_data_check(s, len, &why), -1);
+    assert_string_equal(why, "data nests deeper than FRAME_DATA_MAX_DEPTH");
+    json_t *head = json_object();
+    assert_null(frame_encode_event(FRAME_MSGPACK, head, s, len));
+    assert_null(frame_encode_event(FRAME_JSON, head, s, len));
+    json_decref(head);
+    free(s);
+}
+
+/* What PostgreSQL never writes is refused with a reason, by the check and both encoders. */
+static void
+test_event_data_refused(void **state)
+{
+    static const struct {
+        const char *data, *why;
+    } bad[] = {
+        {"", "data is not a JSON object"},
+        {"[1]", "data is not a JSON object"},
+        {"5", "data is not a JSON object"},
+        {"{", "data is not valid JSON"},
+        {"{\"a\": 1", "data is not valid JSON"},
+        {"{\"a\" 1}", "data is not valid JSON"},
+        {"{\"a\": }", "data is not valid JSON"},
+        {"{\"a\": 1,}", "data is not valid JSON"},
+        {"{\"a\": [1,]}", "data is not valid JSON"},
+        {"{\"a\": [1}", "data is not valid JSON"},
+        {"{\"a\": {]}", "data is not valid JSON"},
+        {"{1: 2}", "data is not valid JSON"},
+        {"{\"a\": 01}", "data is not valid JSON"},
+        {"{\"a\": 1.}", "data is not valid JSON"},
+        {"{\"a\": 1e}", "data is not valid JSON"},
+        {"{\"a\": -}", "data is not valid JSON"},
+        {"{\"a\": tru}", "data is not valid JSON"},
+        {"{\"a\": \"x}", "data is not valid JSON"},
+        {"{\"a\": \"\\x\"}", "data is not valid JSON"},
+        {"{\"a\": \"\\u12\"}", "data is not valid JSON"},
+        {"{\"a\": \"\x01\"}", "data is not valid JSON"},
+        {"{} {}", "data is not valid JSON"},
+        {"{\"a\": \"\xc3\"}", "data is not valid UTF-8"},
+        {"{\"a\": \"\xed\xa0\x80\"}", "data is not valid UTF-8"},
+        {"{\"a\": \"\\ud83d\"}", "data has a \\u surrogate escape without its pair"},
+        {"{\"a\": \"\\ude00\"}", "data has a \\u surrogate escape without its pair"},
+        {"{\"a\": \"\\ud83d\\u0041\"}", "data has a \\u surrogate escape without its pair"},
+    };
+    json_t *head = json_object();
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = NULL;
+        size_t len = strlen(bad[i].data);
+
+        if (frame_data_check(bad[i].data, len, &why) == 0)
+            fail_msg("data %s accepted", bad[i].data);
+        if (strcmp(why, bad[i].why) != 0)
+            fail_msg("data %s refused with \"%s\", expected \"%s\"", bad[i].data, why, bad[i].why);
+        assert_null(frame_encode_event(FRAME_JSON, head, bad[i].data, len));
+        assert_null(frame_encode_event(FRAME_MSGPACK, head, bad[i].data, len));
+    }
+    /* The length is what counts, not a terminator: a cut text is incomplete. */
+    assert_int_equal(frame_data_check("{\"a\": 1}", 7, NULL), -1);
+    assert_int_equal(frame_data_check("{\"a\": 1.5}", 9, NULL), -1);
+    json_decref(head);
+}
+
+/*
+ * Data jansson could read before is encoded exactly as when it went through
+ * jansson: the same MessagePack bytes, and in JSON the same text whenever
+ * jansson would print it the same way (integers; strings with UTF-8 as is and
+ * the escapes PostgreSQL writes).
+ */
+static void
+test_event_same_as_before_for_ordinary_data(void **state)
+{
+    static const char *data[] = {
+        "{\"unitId\":\"101\",\"amount\":150000,\"currency\":\"COP\",\"status\":\"PAID\"}",
+        "{\"alertId\":42,\"message\":\"Ayuda en la torre 1\",\"guard\":null,\"n\":[1,-2,300,"
+        "70000,5000000000,-5000000000],\"ok\":true,\"no\":false,\"nested\":{\"a\":{\"b\":[{}]}}}",
+        "{\"s\":\"l\xc3\xadnea\\n\\\"comillas\\\" \\\\ \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+        "{}",
+    };
+    json_t *head = json_pack("{s:s,s:I,s:I,s:s,s:s,s:b,s:I,s:s}", "type", "event", "id",
+                             (json_int_t)42, "seq", (json_int_t)1234, "kind", "payment", "priority",
+                             "normal", "ack", 0, "ts", (json_int_t)1764262800123, "room", "user:7");
+
+    for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++) {
+        json_t *whole = json_deep_copy(head);
+        json_object_set_new(whole, "data", json_loads(data[i], 0, NULL));
+        assert_non_null(json_object_get(whole, "data"));
+        for (int fmt = FRAME_JSON; fmt <= FRAME_MSGPACK; fmt++) {
+            struct buf *old = frame_encode((enum frame_fmt)fmt, whole);
+            struct buf *b = frame_encode_event((enum frame_fmt)fmt, head, data[i], strlen(data[i]));
+            assert_non_null(old);
+            assert_non_null(b);
+            if (b->len != old->len || memcmp(buf_data(b), buf_data(old), b->len) != 0)
+                fail_msg("%s frame of %s differs from jansson's", FMT_NAME(fmt), data[i]);
+            buf_unref(old);
+            buf_unref(b);
+        }
+        json_decref(whole);
+    }
+    /* Reals: the same float64 in MessagePack. */
+    const char *reals = "{\"a\":1.5,\"b\":0.1,\"c\":-2.75e3,\"d\":1e-300}";
+    json_t *whole = json_deep_copy(head);
+    json_object_set_new(whole, "data", json_loads(reals, 0, NULL));
+    struct buf *old = frame_encode(FRAME_MSGPACK, whole);
+    struct buf *b = frame_encode_event(FRAME_MSGPACK, head, reals, strlen(reals));
+    assert_int_equal(b->len, old->len);
+    assert_memory_equal(buf_data(b), buf_data(old), b->len);
+    buf_unref(old);
+    buf_unref(b);
+    json_decref(whole);
+    json_decref(head);
+}
+
 int
 main(void)
 {
@@ -676,6 +1035,16 @@ main(void)
         cmocka_unit_test(test_error_with_string_ref),
         cmocka_unit_test(test_error_with_integer_ref),
         cmocka_unit_test(test_error_message_edge_cases),
+        cmocka_unit_test(test_event_json_numbers_as_written),
+        cmocka_unit_test(test_event_json_empty_head),
+        cmocka_unit_test(test_event_msgpack_integers),
+        cmocka_unit_test(test_event_msgpack_reals),
+        cmocka_unit_test(test_event_msgpack_strings),
+        cmocka_unit_test(test_event_msgpack_containers),
+        cmocka_unit_test(test_event_msgpack_big_array),
+        cmocka_unit_test(test_event_deep_nesting),
+        cmocka_unit_test(test_event_data_refused),
+        cmocka_unit_test(test_event_same_as_before_for_ordinary_data),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
