@@ -39,6 +39,7 @@ struct hub_metrics {
     uint64_t db_reconnects;
     uint64_t events_purged;
     uint64_t catchups; /* connections that fell behind and caught up from the outbox */
+    uint64_t events_undeliverable; /* outbox rows with malformed rooms or data (router.c) */
 };
 
 struct hub {

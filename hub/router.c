@@ -23,14 +23,16 @@
 #include <string.h>
 #include <utlist.h>
 
-/* Builds the event map shared by every room; "room" is set per room. */
+/*
+ * Builds the event map shared by every room, without "data", which
+ * frame_encode_event() appends from the row's text; "room" is set per room.
+ */
 static json_t *
 event_map(const struct event *ev)
 {
-    return json_pack("{s:s, s:I, s:I, s:s, s:s, s:b, s:I, s:s, s:O}", "type", "event", "id",
+    return json_pack("{s:s, s:I, s:I, s:s, s:s, s:b, s:I, s:s}", "type", "event", "id",
                      (json_int_t)ev->id, "seq", (json_int_t)ev->seq, "kind", ev->kind, "priority",
-                     ev->priority, "ack", ev->ack, "ts", (json_int_t)ev->ts_ms, "room", "", "data",
-                     ev->data);
+                     ev->priority, "ack", ev->ack, "ts", (json_int_t)ev->ts_ms, "room", "");
 }
 
 static void
@@ -85,6 +87,8 @@ struct fanout {
     int ack, mark_sent;
     json_t *rooms;        /* the event's room names (reference) */
     json_t *map;          /* the event map; "room" is set per room when encoding */
+    char *data;           /* the event's data as JSON text (owned copy) */
+    size_t data_len;      /* its length */
     struct buf *enc[2];   /* the frame through room enc_room, per format */
     const char *enc_room; /* a name in the leader's rooms, or NULL */
     size_t run_off[2];    /* where that frame starts in the leader's run */
@@ -103,7 +107,7 @@ static struct buf *
 fanout_encode(const struct fanout *f, const char *name, enum frame_fmt fmt)
 {
     json_object_set_new(f->map, "room", json_string(name));
-    struct buf *b = frame_encode(fmt, f->map);
+    struct buf *b = frame_encode_event(fmt, f->map, f->data, f->data_len);
     if (b)
         b->seq = f->seq;
     return b;
@@ -333,6 +337,7 @@ fanout_free(struct fanout *f)
         struct fanout *next = f->batch;
         json_decref(f->rooms);
         json_decref(f->map);
+        free(f->data);
         free(f);
         f = next;
         n++;
@@ -447,8 +452,10 @@ static void
 fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_sent)
 {
     struct fanout *f = calloc(1, sizeof(*f));
-    json_t *map = f ? event_map(ev) : NULL;
+    char *data = f ? malloc(ev->data_len + 1) : NULL;
+    json_t *map = data ? event_map(ev) : NULL;
     if (!map) {
+        free(data);
         free(f);
         log_err("router", "out of memory queueing event %lld", (long long)ev->id);
         return;
@@ -460,7 +467,10 @@ fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_s
                          .ack = ev->ack,
                          .mark_sent = mark_sent,
                          .rooms = json_incref(ev->rooms),
-                         .map = map};
+                         .map = map,
+                         .data = memcpy(data, ev->data, ev->data_len),
+                         .data_len = ev->data_len};
+    data[ev->data_len] = '\0';
     if (hub->fan_tail)
         hub->fan_tail->next = f;
     else
@@ -473,6 +483,10 @@ fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_s
 size_t
 router_deliver(struct hub *hub, const struct event *ev)
 {
+    if (ev->undeliverable) {
+        hub->m.events_undeliverable++;
+        return 0;
+    }
     struct tenant *t = reg_tenant(&hub->reg, ev->tenant, 0);
     if (!t)
         return 0;
@@ -518,7 +532,7 @@ router_deliver(struct hub *hub, const struct event *ev)
                 if (!map && !(map = event_map(ev)))
                     goto oom;
                 json_object_set_new(map, "room", json_string(r->name));
-                if (!(enc[c->fmt] = frame_encode(c->fmt, map)))
+                if (!(enc[c->fmt] = frame_encode_event(c->fmt, map, ev->data, ev->data_len)))
                     goto oom;
                 enc[c->fmt]->seq = ev->seq;
             }
@@ -538,38 +552,55 @@ router_deliver(struct hub *hub, const struct event *ev)
     return n;
 }
 
+/* Whether rooms is an array of strings (room names can be nothing else). */
+static int
+rooms_ok(const json_t *rooms)
+{
+    if (!json_is_array(rooms))
+        return 0;
+    for (size_t i = 0; i < json_array_size(rooms); i++)
+        if (!json_is_string(json_array_get(rooms, i)))
+            return 0;
+    return 1;
+}
+
 int
 event_from_row(const PGresult *res, int i, struct event *ev)
 {
+    const char *why = NULL;
     *ev = (struct event){
         .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
         .seq = strtoll(PQgetvalue(res, i, 1), NULL, 10),
         .tenant = PQgetvalue(res, i, 2),
         .kind = PQgetvalue(res, i, 3),
         .rooms = json_loads(PQgetvalue(res, i, 4), 0, NULL),
-        .data = json_loads(PQgetvalue(res, i, 5), 0, NULL),
+        .data = PQgetvalue(res, i, 5),
+        .data_len = (size_t)PQgetlength(res, i, 5),
         .priority = PQgetvalue(res, i, 6),
         .ack = PQgetvalue(res, i, 7)[0] == 't',
         .ts_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10),
     };
-    if (json_is_array(ev->rooms) && json_is_object(ev->data))
-        return 0;
-    log_err("router", "event %lld has malformed rooms or data; skipped", (long long)ev->id);
-    return -1;
+    if (!rooms_ok(ev->rooms))
+        ev->undeliverable = "rooms are not a list of room names";
+    else if (frame_data_check(ev->data, ev->data_len, &why) != 0)
+        ev->undeliverable = why;
+    if (ev->undeliverable)
+        log_err("router", "event %lld cannot be delivered (%s); delivered to nobody",
+                (long long)ev->id, ev->undeliverable);
+    return 0;
 }
 
 void
 event_clear(struct event *ev)
 {
     json_decref(ev->rooms);
-    json_decref(ev->data);
-    ev->rooms = ev->data = NULL;
+    ev->rooms = NULL;
 }
 
 int
 router_deliver_one(struct conn *c, const struct event *ev)
 {
-    if (c->last_seq >= ev->seq)
+    if (c->last_seq >= ev->seq || ev->undeliverable)
         return 0;
     size_t i;
     json_t *jr;
@@ -583,7 +614,7 @@ router_deliver_one(struct conn *c, const struct event *ev)
             if (!map)
                 return 0;
             json_object_set_new(map, "room", json_string(name));
-            struct buf *b = frame_encode(c->fmt, map);
+            struct buf *b = frame_encode_event(c->fmt, map, ev->data, ev->data_len);
             json_decref(map);
             if (!b)
                 return 0;

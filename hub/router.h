@@ -23,16 +23,25 @@ struct event {
     const char *tenant;
     const char *kind;
     json_t *rooms; /* array of strings (borrowed) */
-    json_t *data;  /* object (borrowed) */
+    /* The data object as PostgreSQL writes jsonb (borrowed): never parsed
+     * into numbers, so every digit reaches the clients (frame_encode_event()). */
+    const char *data;
+    size_t data_len;
     const char *priority;
     int ack;
     int64_t ts_ms;
+    /* Why the row cannot be delivered (static text), or NULL. Only rows
+     * written around hub.emit() can have it; the router counts them. */
+    const char *undeliverable;
 };
 
 /*
  * Reads row i of a result selected with EVENT_COLUMNS into ev (strings
- * point into res; rooms and data are new references released with
- * event_clear()). Returns 0, or -1 when rooms or data are malformed.
+ * point into res; rooms is a new reference released with event_clear()).
+ * Returns 0. A row whose rooms are not room names or whose data is not a
+ * JSON object gets ev->undeliverable, logged here at error with its id;
+ * router_deliver() and router_deliver_one() then send it to nobody and
+ * router_deliver() counts it (armonia_events_undeliverable_total).
  */
 int event_from_row(const PGresult *res, int i, struct event *ev);
 

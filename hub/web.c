@@ -63,6 +63,9 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("catchups_total", "Connections that fell behind a burst and caught up from the outbox.",
             m->catchups);
     COUNTER("events_purged_total", "Outbox events deleted past retention.", m->events_purged);
+    COUNTER("events_undeliverable_total",
+            "Outbox rows delivered to nobody: rooms or data malformed (written around hub.emit()).",
+            m->events_undeliverable);
 #undef COUNTER
 #undef GAUGE
     if (fclose(f)) {
