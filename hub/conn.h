@@ -59,7 +59,7 @@ struct conn {
     int64_t replay_hi;          /* upper end of the window the page in flight reads */
     int64_t replay_upto;        /* live cursor the current replay page reads up to */
     struct db_req *replay_req;  /* replay query in flight */
-    lws_sorted_usec_list_t sul; /* auth deadline, then close linger */
+    lws_sorted_usec_list_t sul; /* auth deadline, then close linger and deadline */
     unsigned char *rx;          /* partial inbound message (owned) */
     size_t rx_len;
     double tokens; /* inbound rate-limit bucket */
@@ -110,7 +110,9 @@ int conn_error(struct conn *c, const char *code, const char *message, const json
 /*
  * Closes the connection with code and reason once the frames already
  * queued (such as an error explaining why) have been written. Later frames
- * are dropped.
+ * are dropped. Whatever the path (lingering or not), the connection is gone
+ * HUB_CLOSE_TIMEOUT_MS after the call at most: if its frames and the close
+ * have not gone out by then (the client does not read), its socket is reset.
  * reason is kept, not copied: pass a string literal.
  */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
