@@ -193,7 +193,13 @@ conn_send(struct conn *c, struct buf *b, int urgent)
 {
     if (c->state == CONN_CLOSING)
         return 0;
-    if (c->queued_bytes + b->len > c->hub->cfg->max_queue_bytes) {
+    if (c->queued_bytes + b->len > c->hub->cfg->max_queue_bytes &&
+        !(b->seq && (c->replaying || !c->normal.len))) {
+        /* An event always goes when no other event is queued (one bigger
+         * than the bound, alone), and so does one a replay hands over:
+         * replay.c hands rows only while the queue is under half its bound,
+         * so it overshoots by one event at most. Dropping either and reading
+         * it again from the outbox would only bring it back here. */
         if (b->seq && c->state == CONN_READY &&
             hub_now_ms() - c->progress_ms < c->hub->cfg->slow_consumer_ms) {
             fall_behind(c, b->seq);

@@ -73,8 +73,6 @@ struct conn {
     unsigned n_ack_lookups;
     unsigned n_rooms;
     unsigned replaying : 1;      /* replay.c owns delivery until it catches up */
-    unsigned in_page : 1;        /* replay.c is handing a page's rows to this connection */
-    unsigned fell_behind : 1;    /* set by replay_catch_up() for a page being processed */
     unsigned replay_waiting : 1; /* replay paused until the queue drains */
     unsigned peer_closed : 1;    /* the client sent a close frame: no more direct writes */
     enum frame_fmt fmt : 8;
@@ -86,7 +84,11 @@ struct conn {
 /*
  * Queues b (taking a new reference) for sending. urgent (replies) go
  * before events. Returns 0, or -1 when the queue would exceed its bound, in
- * which case the connection is being closed with 4008.
+ * which case the connection is being closed with 4008 or, for an event to a
+ * connection that reads, falls behind and catches up from the outbox. An
+ * event is never refused when no other event is queued, nor while the
+ * connection replays (replay.c paces itself): the queue may pass its bound
+ * by one event, so a single event bigger than the bound still goes out.
  */
 int conn_send(struct conn *c, struct buf *b, int urgent);
 
