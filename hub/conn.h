@@ -58,6 +58,7 @@ struct conn {
     int64_t since;              /* resume point asked for, -1 when none */
     int64_t replay_hi;          /* upper end of the window the page in flight reads */
     int64_t replay_upto;        /* live cursor the current replay page reads up to */
+    int64_t welcome_seq;        /* welcome.last_seq: a since past the newest seq resumes here */
     struct db_req *replay_req;  /* replay query in flight */
     lws_sorted_usec_list_t sul; /* auth deadline, then close linger and deadline */
     unsigned char *rx;          /* partial inbound message (owned) */

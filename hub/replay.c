@@ -149,6 +149,21 @@ replay_page(struct conn *c)
         replay_fail(c);
 }
 
+/*
+ * Where the resume starts. The tenant's newest seq is read from hub.outbox
+ * now, not taken from the tenant cache or this hub's live cursor: a client
+ * may come from another hub on the same database that is a few ms ahead of
+ * this one, and the seq it holds is then committed, so the database knows
+ * it even when this hub has not read it yet. Such a since is not "beyond
+ * the newest": the replay starts there, the live router skips this
+ * connection until the replay has caught up with the live cursor, and every
+ * later delivery checks last_seq, so nothing it already holds comes again
+ * and nothing after it is lost. Only a since above every committed seq of
+ * the tenant (a backup restored, another database) is answered with
+ * resume_gap naming the newest seq, and the connection continues after
+ * welcome.last_seq, as a client without since would: what committed since
+ * the welcome comes through the replay, then live.
+ */
 static void
 on_horizon(struct db *db, const PGresult *res, void *ud)
 {
@@ -157,7 +172,25 @@ on_horizon(struct db *db, const PGresult *res, void *ud)
     if (!replay_answered(c, res))
         return;
     int64_t purged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    if (c->last_seq < purged) {
+    int64_t newest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (newest < c->welcome_seq)
+        newest = c->welcome_seq;
+    if (c->last_seq > newest && c->last_seq > purged) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "since %lld is beyond the newest event (seq %lld); continuing after seq %lld",
+                 (long long)c->last_seq, (long long)newest, (long long)c->welcome_seq);
+        json_t *e = json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code", "resume_gap",
+                              "message", msg, "newest_seq", (json_int_t)newest);
+        if (e && purged > 0)
+            json_object_set_new(e, "oldest_seq", json_integer((json_int_t)purged + 1));
+        if (e)
+            conn_reply(c, e);
+        json_decref(e);
+        log_info("replay", "session %s: since %lld beyond the newest seq %lld", c->session,
+                 (long long)c->last_seq, (long long)newest);
+        c->last_seq = c->welcome_seq > purged ? c->welcome_seq : purged;
+    } else if (c->last_seq < purged) {
         char msg[128];
         snprintf(msg, sizeof(msg),
                  "events up to seq %lld are past retention; oldest available is %lld",
@@ -177,10 +210,13 @@ replay_start(struct conn *c)
 {
     c->replaying = 1;
     c->last_seq = c->since;
+    c->welcome_seq = c->tenant->last_seq; /* what the welcome just said */
     c->replay_upto = c->hub->cursor;
+    const char *params[1] = {c->tenant->name};
     c->replay_req = db_query(c->hub->work_db,
-                             "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0)",
-                             0, NULL, on_horizon, c);
+                             "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0), "
+                             "(SELECT coalesce(max(seq), 0) FROM hub.outbox WHERE tenant = $1)",
+                             1, params, on_horizon, c);
     if (!c->replay_req)
         replay_fail(c);
 }

@@ -32,7 +32,12 @@ struct conn;
  */
 #define REPLAY_HANDOFF_SHARE 2
 
-/* Starts replaying c from c->since (c is READY and in its rooms). */
+/*
+ * Starts replaying c from c->since (c is READY and in its rooms, its welcome
+ * just queued). A since beyond the tenant's newest seq gets error
+ * resume_gap with newest_seq, and the connection continues after the
+ * welcome's last_seq.
+ */
 void replay_start(struct conn *c);
 
 /*

@@ -1,15 +1,19 @@
 // durability_resume_bounds.test.mjs - resume at the edges: events as big as
 // hub.emit() allows (a replay page must be bounded by bytes, not only rows,
-// and always make progress) and a single event bigger than the queue bound.
+// and always make progress), a single event bigger than the queue bound,
+// and a since beyond the newest seq (CONTRACT §6 "since beyond the newest
+// seq": error resume_gap with newest_seq, then live, never silence).
 //
 // Every test uses a fresh tenant and a hub of its own, so the hub's
 // counters (armonia_catchups_total) belong to the test.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { useLifecycle, startHub, db } from './lib/harness.mjs';
+import WebSocket from 'ws';
+import { useLifecycle, startHub, db, mintToken } from './lib/harness.mjs';
 import {
-  useStreams, openStream, streamBarrier, expectedEvents, assertSameSeqs, assertExactStream, emitMany, hubMetrics,
+  useStreams, openStream, Stream, streamBarrier, expectedEvents, assertSameSeqs, assertExactStream,
+  emitMany, tenantLastSeq, hubMetrics, SANITIZED,
 } from './lib/durability.mjs';
 
 useLifecycle();
@@ -78,6 +82,93 @@ test('events bigger than the whole queue bound (HUB_MAX_QUEUE_BYTES=4096, 30 KB 
   // that loops between the queue and the outbox counts thousands.
   assert.ok(grew <= 30, `armonia_catchups_total grew by ${grew}`);
   live.close();
+  s.close();
+  await hub.stop();
+});
+
+/**
+ * Opens a connection and sends the auth frame as raw text (so a since
+ * beyond what a JS number holds exactly can be written); resolves with the
+ * Stream once welcomed.
+ */
+async function openRawAuth(hub, claims, authText, label) {
+  const token = mintToken(hub.secret, claims);
+  const ws = new WebSocket(hub.wsUrl, ['armonia.v1.json'], { handshakeTimeout: 5000 });
+  const s = new Stream(ws, label);
+  await new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('open', () => {
+      ws.removeListener('error', reject);
+      ws.on('error', () => {});
+      resolve();
+    });
+  });
+  ws.send(authText(token));
+  const w = await s.frame((f) => f?.type === 'welcome' || f?.type === 'error', { what: 'welcome' });
+  assert.equal(w.frame.type, 'welcome', `${label}: ${JSON.stringify(w.frame)}`);
+  s.welcome = w.frame;
+  return s;
+}
+
+/**
+ * Connections resuming with a since beyond the tenant's newest seq: each
+ * must get resume_gap naming newest_seq, then every event after
+ * welcome.last_seq, live.
+ */
+async function beyondNewest(T, streams, newest) {
+  for (const s of streams) {
+    const gap = await s.frame((f) => f?.type === 'error', { timeout: 10_000, what: 'error resume_gap' });
+    assert.equal(gap.frame.code, 'resume_gap', JSON.stringify(gap.frame));
+    assert.equal(gap.frame.newest_seq, newest, `newest_seq: ${JSON.stringify(gap.frame)}`);
+    assert.ok(typeof gap.frame.message === 'string' && gap.frame.message.length > 0);
+  }
+  const live = await database.emit(T, 'live', ['unit:101'], { after: 'gap' });
+  for (const s of streams) await s.untilId(live, { timeout: 10_000 });
+  const m = await streamBarrier(database, T, streams);
+  for (const s of streams) {
+    await assertExactStream(database, T, s, { after: s.welcome.last_seq, upto: m.seq });
+    assert.equal(s.framesOf('error').length, 1, `errors: ${JSON.stringify(s.framesOf('error'))}`);
+  }
+}
+
+test('since = newest seq + 1000 (auth frame) → error resume_gap with newest_seq, then live events', async () => {
+  const hub = await startHub();
+  const T = await database.newTenant('resahead');
+  const claims = resident(T, 'r101', '101');
+  await emitMany(database, T, 5, { rooms: ['unit:101'] });
+  const newest = await tenantLastSeq(database, T);
+  const s = await openStream(hub, claims, { since: newest + 1000, label: `since ${newest + 1000}` });
+  assert.equal(s.welcome.last_seq, newest);
+  await beyondNewest(T, [s], newest);
+  s.close();
+  await hub.stop();
+});
+
+test('since = 9223372036854775807 (auth frame and ?since=) → error resume_gap with newest_seq, then live events', async () => {
+  const hub = await startHub();
+  const T = await database.newTenant('resmax');
+  const claims = resident(T, 'r101', '101');
+  await emitMany(database, T, 3, { rooms: ['unit:101'] });
+  const newest = await tenantLastSeq(database, T);
+  const inFrame = await openRawAuth(hub, claims, (token) => `{"type":"auth","token":"${token}","since":9223372036854775807}`, 'since 2^63-1 (auth frame)');
+  const inUrl = await openStream(hub, claims, { sinceRaw: '9223372036854775807', header: true, label: 'since 2^63-1 (?since=)' });
+  for (const s of [inFrame, inUrl]) assert.equal(s.welcome.last_seq, newest);
+  await beyondNewest(T, [inFrame, inUrl], newest);
+  inFrame.close();
+  inUrl.close();
+  await hub.stop();
+});
+
+test('since = the newest seq exactly → no resume_gap, live events follow (the boundary of "beyond")', async () => {
+  const hub = await startHub();
+  const T = await database.newTenant('resedge');
+  const claims = resident(T, 'r101', '101');
+  await emitMany(database, T, 3, { rooms: ['unit:101'] });
+  const newest = await tenantLastSeq(database, T);
+  const s = await openStream(hub, claims, { since: newest, label: `since ${newest} (newest)` });
+  const m = await streamBarrier(database, T, [s], { timeout: SANITIZED ? 30_000 : 20_000 });
+  assert.deepEqual(s.seqs, [m.seq]);
+  assert.deepEqual(s.framesOf('error'), []);
   s.close();
   await hub.stop();
 });
