@@ -73,6 +73,10 @@ static const struct opt opts[] = {
      "60000", "how often events past retention are deleted"},
     {"HUB_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 0, 600000,
      "10000", "on SIGTERM/SIGINT, longest wait for clients to be closed with 1001"},
+    {"HUB_CLOSE_TIMEOUT_MS", "close-timeout-ms", OPT_INT, OFF(close_timeout_ms), 500, 600000,
+     "5000",
+     "a connection the hub closes (4008, 4001, 4029, 1009, 1001, ...) is dropped this long after "
+     "the decision if its close has not gone out by then (the client does not read)"},
     {"FIREBASE_SERVICE_ACCOUNT_KEY", "firebase-service-account-key", OPT_STR, OFF(firebase_key), 0,
      0, NULL, "service-account JSON for FCM push (unset, with no file: push disabled)"},
     {"FIREBASE_SERVICE_ACCOUNT_FILE", "firebase-service-account-file", OPT_STR,

@@ -35,6 +35,7 @@ struct hub_config {
     int tcp_keepalive_s;     /* HUB_TCP_KEEPALIVE_S: SO_KEEPALIVE idle time, 0 = off */
     int slow_consumer_ms;    /* HUB_SLOW_CONSUMER_MS: unwritten this long -> 4008 */
     int shutdown_timeout_ms; /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
+    int close_timeout_ms;    /* HUB_CLOSE_TIMEOUT_MS: a closing connection is gone by then, 5 s */
 
     /* Fallback channels (CONTRACT §1, §4); NULL when not configured. */
     char *firebase_key;      /* FIREBASE_SERVICE_ACCOUNT_KEY (JSON text) */

@@ -193,7 +193,13 @@ conn_send(struct conn *c, struct buf *b, int urgent)
 {
     if (c->state == CONN_CLOSING)
         return 0;
-    if (c->queued_bytes + b->len > c->hub->cfg->max_queue_bytes) {
+    if (c->queued_bytes + b->len > c->hub->cfg->max_queue_bytes &&
+        !(b->seq && (c->replaying || !c->normal.len))) {
+        /* An event always goes when no other event is queued (one bigger
+         * than the bound, alone), and so does one a replay hands over:
+         * replay.c hands rows only while the queue is under half its bound,
+         * so it overshoots by one event at most. Dropping either and reading
+         * it again from the outbox would only bring it back here. */
         if (b->seq && c->state == CONN_READY &&
             hub_now_ms() - c->progress_ms < c->hub->cfg->slow_consumer_ms) {
             fall_behind(c, b->seq);
@@ -251,11 +257,43 @@ conn_error(struct conn *c, const char *code, const char *message, const json_t *
     return send_reply(c, frame_error(c->fmt, code, message, ref));
 }
 
+/*
+ * HUB_CLOSE_TIMEOUT_MS after conn_close() the connection is still there:
+ * its client does not read, so its last frames and the close frame wait
+ * behind a full socket (neither keepalive nor the auth deadline ends that).
+ * The socket is reset: shutdown() makes lws's pending write fail at once
+ * instead of waiting to flush, and SO_LINGER 0 makes the kernel drop what
+ * it still holds for the peer instead of keeping it for an orphaned socket.
+ */
+static void
+on_close_deadline(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = lws_container_of(sul, struct conn, sul);
+    c->hub->m.close_timeouts++;
+    log_info("conn", "session %s: close %u not done within %d ms (client not reading): dropped",
+             c->session, (unsigned)c->close_code, c->hub->cfg->close_timeout_ms);
+    if (c->fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* Schedules on_close_deadline() ms from now (on c->sul, free once closing). */
+static void
+close_deadline_in(struct conn *c, int64_t ms)
+{
+    lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_close_deadline,
+                     (lws_usec_t)(ms > 0 ? ms : 1) * 1000);
+}
+
 static void
 on_linger_done(lws_sorted_usec_list_t *sul)
 {
     struct conn *c = lws_container_of(sul, struct conn, sul);
     c->close_at_ms = 0;
+    close_deadline_in(c, c->hub->cfg->close_timeout_ms - CONN_LINGER_MS);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -278,7 +316,8 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
     replay_stop(c);
     c->close_code = code;
     c->close_reason = reason;
-    lws_sul_cancel(&c->sul);
+    lws_sul_cancel(&c->sul); /* the auth deadline: the close deadline replaces it */
+    close_deadline_in(c, c->hub->cfg->close_timeout_ms);
     lws_callback_on_writable(c->wsi);
 }
 

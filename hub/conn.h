@@ -58,8 +58,9 @@ struct conn {
     int64_t since;              /* resume point asked for, -1 when none */
     int64_t replay_hi;          /* upper end of the window the page in flight reads */
     int64_t replay_upto;        /* live cursor the current replay page reads up to */
+    int64_t welcome_seq;        /* welcome.last_seq: a since past the newest seq resumes here */
     struct db_req *replay_req;  /* replay query in flight */
-    lws_sorted_usec_list_t sul; /* auth deadline, then close linger */
+    lws_sorted_usec_list_t sul; /* auth deadline, then close linger and deadline */
     unsigned char *rx;          /* partial inbound message (owned) */
     size_t rx_len;
     double tokens; /* inbound rate-limit bucket */
@@ -73,8 +74,6 @@ struct conn {
     unsigned n_ack_lookups;
     unsigned n_rooms;
     unsigned replaying : 1;      /* replay.c owns delivery until it catches up */
-    unsigned in_page : 1;        /* replay.c is handing a page's rows to this connection */
-    unsigned fell_behind : 1;    /* set by replay_catch_up() for a page being processed */
     unsigned replay_waiting : 1; /* replay paused until the queue drains */
     unsigned peer_closed : 1;    /* the client sent a close frame: no more direct writes */
     enum frame_fmt fmt : 8;
@@ -86,7 +85,11 @@ struct conn {
 /*
  * Queues b (taking a new reference) for sending. urgent (replies) go
  * before events. Returns 0, or -1 when the queue would exceed its bound, in
- * which case the connection is being closed with 4008.
+ * which case the connection is being closed with 4008 or, for an event to a
+ * connection that reads, falls behind and catches up from the outbox. An
+ * event is never refused when no other event is queued, nor while the
+ * connection replays (replay.c paces itself): the queue may pass its bound
+ * by one event, so a single event bigger than the bound still goes out.
  */
 int conn_send(struct conn *c, struct buf *b, int urgent);
 
@@ -110,7 +113,9 @@ int conn_error(struct conn *c, const char *code, const char *message, const json
 /*
  * Closes the connection with code and reason once the frames already
  * queued (such as an error explaining why) have been written. Later frames
- * are dropped.
+ * are dropped. Whatever the path (lingering or not), the connection is gone
+ * HUB_CLOSE_TIMEOUT_MS after the call at most: if its frames and the close
+ * have not gone out by then (the client does not read), its socket is reset.
  * reason is kept, not copied: pass a string literal.
  */
 void conn_close(struct conn *c, uint16_t code, const char *reason);

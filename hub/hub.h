@@ -34,6 +34,7 @@ struct hub_metrics {
     uint64_t bytes_sent;
     uint64_t acks;
     uint64_t slow_consumers; /* connections closed with 4008 */
+    uint64_t close_timeouts; /* closing connections dropped at HUB_CLOSE_TIMEOUT_MS */
     uint64_t rate_limited;   /* connections closed with 4029 */
     uint64_t bad_frames;
     uint64_t db_reconnects;

@@ -3,13 +3,21 @@
  *
  * Each step reads at most REPLAY_PAGE rows of the connection's tenant with
  * seq in (last_seq, upto] that name one of its rooms, where upto is the
- * live cursor when the page is asked for. Rows up to the cursor are
- * committed and visible (the live reader saw them), and the live router
- * skips a replaying connection, so when a short page comes back and the
- * cursor has not moved, every event up to it has been queued and the
- * connection can go live. Pages are only asked for while the connection's
- * queue is under a quarter of its bound, so a long replay never holds more
- * than that in memory.
+ * live cursor when the page is asked for, and of those only as many as fit
+ * in the page's byte budget (a share of HUB_MAX_QUEUE_BYTES, the first row
+ * always). Rows up to the cursor are committed and visible (the live reader
+ * saw them), and the live router skips a replaying connection, so when a
+ * page ends its window and the cursor has not moved, every event up to it
+ * has been queued and the connection can go live.
+ *
+ * Progress is guaranteed: the first row of a page is always handed over
+ * (conn_send() never refuses an event to a replaying connection), later
+ * rows only while the queue is under half its bound, and last_seq moves
+ * past every row handed over, so the next page starts after it. Pages are
+ * only asked for while the queue is under a quarter of its bound, so a long
+ * replay never holds more than about half of it in memory, and a replaying
+ * connection never falls behind (which would drop its queue and read the
+ * same rows again).
  */
 #include "replay.h"
 #include "conn.h"
@@ -45,6 +53,11 @@ replay_answered(struct conn *c, const PGresult *res)
     return 0;
 }
 
+/*
+ * A page: hands its rows over in order while the queue has room, then asks
+ * for the next one (or, when the page ended its window at the live cursor,
+ * hands the connection over to the live router).
+ */
 static void
 on_page(struct db *db, const PGresult *res, void *ud)
 {
@@ -53,23 +66,23 @@ on_page(struct db *db, const PGresult *res, void *ud)
     if (!replay_answered(c, res))
         return;
     int n = PQntuples(res);
-    for (int i = 0; i < n; i++) {
+    /* The last column: how many rows the query found before the byte budget cut the page. */
+    int found = n ? atoi(PQgetvalue(res, 0, PQnfields(res) - 1)) : 0;
+    size_t room = c->hub->cfg->max_queue_bytes / REPLAY_HANDOFF_SHARE;
+    int i;
+    for (i = 0; i < n; i++) {
+        if (i > 0 && c->queued_bytes >= room)
+            break; /* the rest is read again once the queue has drained */
         struct event ev;
-        c->in_page = 1;
         if (event_from_row(res, i, &ev) == 0)
             router_deliver_one(c, &ev);
-        c->in_page = 0;
         event_clear(&ev);
-        if (c->fell_behind) {
-            c->fell_behind = 0; /* replay_catch_up() took over from an earlier seq */
-            return;
-        }
         if (ev.seq > c->last_seq)
             c->last_seq = ev.seq; /* rows this connection skipped still move it on */
         if (c->state == CONN_CLOSING)
             return;
     }
-    if (n < REPLAY_PAGE) {
+    if (i == n && n == found && found < REPLAY_PAGE) {
         /* The window (after, replay_hi] is done; so is everything up to replay_hi. */
         if (c->replay_hi > c->last_seq)
             c->last_seq = c->replay_hi;
@@ -111,21 +124,46 @@ replay_page(struct conn *c)
     c->replay_hi = c->replay_upto;
     if (c->replay_hi - c->last_seq > REPLAY_WINDOW)
         c->replay_hi = c->last_seq + REPLAY_WINDOW;
-    char after[24], upto[24], limit[16];
+    char after[24], upto[24], limit[16], budget[24];
     snprintf(after, sizeof(after), "%lld", (long long)c->last_seq);
     snprintf(upto, sizeof(upto), "%lld", (long long)c->replay_hi);
     snprintf(limit, sizeof(limit), "%d", REPLAY_PAGE);
-    const char *params[5] = {c->tenant->name, after, upto, rooms, limit};
+    snprintf(budget, sizeof(budget), "%zu", hub->cfg->max_queue_bytes / REPLAY_BUDGET_SHARE);
+    const char *params[6] = {c->tenant->name, after, upto, rooms, limit, budget};
+    /* The inner query is the page by rows (its plan: the (tenant, seq)
+     * index); the outer one keeps the rows whose data before them in the
+     * page stays under the budget, so the first row always, and says how
+     * many rows the page had before that cut. */
     static const char sql[] =
-        "SELECT " EVENT_COLUMNS " FROM hub.outbox "
+        "SELECT " EVENT_COLUMNS ", replay_found FROM ("
+        "SELECT o.*, count(*) OVER () AS replay_found, "
+        "sum(octet_length(o.data::text)) OVER (ORDER BY o.seq ROWS UNBOUNDED PRECEDING) "
+        "- octet_length(o.data::text) AS replay_before FROM ("
+        "SELECT * FROM hub.outbox "
         "WHERE tenant = $1 AND seq > $2 AND seq <= $3 AND rooms && $4::text[] "
-        "ORDER BY tenant, seq LIMIT $5";
-    c->replay_req = db_query(hub->work_db, sql, 5, params, on_page, c);
+        "ORDER BY tenant, seq LIMIT $5) o) p "
+        "WHERE replay_before < $6 ORDER BY seq";
+    c->replay_req = db_query(hub->work_db, sql, 6, params, on_page, c);
     free(rooms);
     if (!c->replay_req)
         replay_fail(c);
 }
 
+/*
+ * Where the resume starts. The tenant's newest seq is read from hub.outbox
+ * now, not taken from the tenant cache or this hub's live cursor: a client
+ * may come from another hub on the same database that is a few ms ahead of
+ * this one, and the seq it holds is then committed, so the database knows
+ * it even when this hub has not read it yet. Such a since is not "beyond
+ * the newest": the replay starts there, the live router skips this
+ * connection until the replay has caught up with the live cursor, and every
+ * later delivery checks last_seq, so nothing it already holds comes again
+ * and nothing after it is lost. Only a since above every committed seq of
+ * the tenant (a backup restored, another database) is answered with
+ * resume_gap naming the newest seq, and the connection continues after
+ * welcome.last_seq, as a client without since would: what committed since
+ * the welcome comes through the replay, then live.
+ */
 static void
 on_horizon(struct db *db, const PGresult *res, void *ud)
 {
@@ -134,7 +172,25 @@ on_horizon(struct db *db, const PGresult *res, void *ud)
     if (!replay_answered(c, res))
         return;
     int64_t purged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    if (c->last_seq < purged) {
+    int64_t newest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (newest < c->welcome_seq)
+        newest = c->welcome_seq;
+    if (c->last_seq > newest && c->last_seq > purged) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "since %lld is beyond the newest event (seq %lld); continuing after seq %lld",
+                 (long long)c->last_seq, (long long)newest, (long long)c->welcome_seq);
+        json_t *e = json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code", "resume_gap",
+                              "message", msg, "newest_seq", (json_int_t)newest);
+        if (e && purged > 0)
+            json_object_set_new(e, "oldest_seq", json_integer((json_int_t)purged + 1));
+        if (e)
+            conn_reply(c, e);
+        json_decref(e);
+        log_info("replay", "session %s: since %lld beyond the newest seq %lld", c->session,
+                 (long long)c->last_seq, (long long)newest);
+        c->last_seq = c->welcome_seq > purged ? c->welcome_seq : purged;
+    } else if (c->last_seq < purged) {
         char msg[128];
         snprintf(msg, sizeof(msg),
                  "events up to seq %lld are past retention; oldest available is %lld",
@@ -154,10 +210,13 @@ replay_start(struct conn *c)
 {
     c->replaying = 1;
     c->last_seq = c->since;
+    c->welcome_seq = c->tenant->last_seq; /* what the welcome just said */
     c->replay_upto = c->hub->cursor;
+    const char *params[1] = {c->tenant->name};
     c->replay_req = db_query(c->hub->work_db,
-                             "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0)",
-                             0, NULL, on_horizon, c);
+                             "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0), "
+                             "(SELECT coalesce(max(seq), 0) FROM hub.outbox WHERE tenant = $1)",
+                             1, params, on_horizon, c);
     if (!c->replay_req)
         replay_fail(c);
 }
@@ -168,7 +227,6 @@ replay_catch_up(struct conn *c, int64_t after)
     db_cancel(c->replay_req);
     c->replay_req = NULL;
     c->replaying = 1;
-    c->fell_behind = c->in_page;
     c->last_seq = after;
     c->replay_upto = c->hub->cursor;
     replay_resume(c);

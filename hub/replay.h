@@ -19,14 +19,32 @@ struct conn;
 #define REPLAY_PAGE 500
 /* Most seq numbers one replay query looks through. */
 #define REPLAY_WINDOW 20000
+/*
+ * Event data (bytes of its JSON text) one replay page carries, as a share
+ * of HUB_MAX_QUEUE_BYTES: a page of big events holds max_queue_bytes /
+ * REPLAY_BUDGET_SHARE of data, plus its first row whatever its size.
+ */
+#define REPLAY_BUDGET_SHARE 4
+/*
+ * A page hands its rows over while the connection's queue holds less than
+ * max_queue_bytes / REPLAY_HANDOFF_SHARE (its first row always); the rest is
+ * read again once the queue has drained.
+ */
+#define REPLAY_HANDOFF_SHARE 2
 
-/* Starts replaying c from c->since (c is READY and in its rooms). */
+/*
+ * Starts replaying c from c->since (c is READY and in its rooms, its welcome
+ * just queued). A since beyond the tenant's newest seq gets error
+ * resume_gap with newest_seq, and the connection continues after the
+ * welcome's last_seq.
+ */
 void replay_start(struct conn *c);
 
 /*
  * The connection fell behind a burst: its queued events were dropped and it
- * continues from the outbox after seq `after`, paced by its socket. Safe to
- * call while a replay page is being processed or is in flight.
+ * continues from the outbox after seq `after`, paced by its socket. Only
+ * for a connection that is not replaying (a replaying one never falls
+ * behind: conn_send() takes what a page hands over).
  */
 void replay_catch_up(struct conn *c, int64_t after);
 

@@ -57,6 +57,9 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("bytes_sent_total", "Payload bytes written to connections.", m->bytes_sent);
     COUNTER("acks_total", "Acks received.", m->acks);
     COUNTER("slow_consumers_total", "Connections closed with 4008.", m->slow_consumers);
+    COUNTER("close_timeouts_total",
+            "Closing connections dropped because their close had not gone out in time.",
+            m->close_timeouts);
     COUNTER("rate_limited_total", "Connections closed with 4029.", m->rate_limited);
     COUNTER("bad_frames_total", "Malformed or unknown inbound frames.", m->bad_frames);
     COUNTER("db_reconnects_total", "Times the outbox listener was lost.", m->db_reconnects);
