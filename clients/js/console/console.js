@@ -681,7 +681,8 @@ function connect(token) {
   clearTimeout(renewTimer);
   refusal = null;
   const claims = jwtPayload(token) ?? {};
-  ui.who.textContent = `${claims.role === 'admin' ? 'Administración' : 'Guarda'} ${claims.sub ?? ''}`.trim();
+  ui.who.textContent = `${claims.role === 'admin' ? 'Administración' : 'Guarda'} ${claims.sub ?? ''}${claims.tenant ? ` · ${claims.tenant}` : ''}`.trim(); // which complex it listens to
+  ui.who.title = ui.who.textContent;
   ui.who.hidden = false;
   session = 'active';
   link = 'connecting';
