@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join } from 'node:path';
-import { useHubTests, startConsoleHub, restartHub, tokenFor, db, clientDir, poll } from './lib/hub.js';
+import { useHubTests, startConsoleHub, restartHub, tokenFor, db, clientDir, poll, mintToken, nowS } from './lib/hub.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const OUT = join(clientDir, 'test', 'output');
@@ -418,6 +418,27 @@ test('no tokenUrl: a pasted token that expires keeps the console on screen, alar
     await connected(page);
     await alertFor(page, '404').waitFor({ timeout: WAIT }); // resumed where the session stopped
     await page.locator('#alarm').waitFor({ state: 'hidden', timeout: WAIT });
+  } catch (err) {
+    throw await explain(err, page);
+  }
+});
+
+test('a token the hub refuses: the console stays, alarming, with the hub\'s reason, instead of dropping to the sign-in form', async () => {
+  const T = await database.newTenant('crefused');
+  const hub = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Iván Soto', role: 'GUARD' });
+  const page = await newPage(browser, 'refused', DESK);
+  try {
+    await page.goto(`${hub.url}/console/`);
+    await page.locator('#token').fill(mintToken('not-the-hub-secret', { sub: guard, tenant: T, role: 'guard', exp: nowS() + 3600 }));
+    await page.getByRole('button', { name: 'Ingresar' }).click();
+    const banner = page.locator('#alarm-expired');
+    await banner.waitFor({ state: 'visible', timeout: WAIT });
+    const said = await banner.innerText();
+    assert.match(said, EXPIRED_TEXT);
+    assert.match(said, /La central rechazó el token/);
+    assert.equal(await page.locator('#signin').isVisible(), false);
+    assert.doesNotMatch(await shown(page), /Sin alertas/);
   } catch (err) {
     throw await explain(err, page);
   }
