@@ -16,9 +16,9 @@
 // plain words, with what to do, and a warning tone repeats while it sounds.
 //
 // Configuration (see clients/js/README.md, "Token URL for the console"):
-// tokenUrl from the page's ?tokenUrl= parameter, a
-// <meta name="armonia-token-url" content="…"> or
-// window.armoniaConsoleConfig = {tokenUrl} set before this module runs.
+// tokenUrl from a <meta name="armonia-token-url" content="…">,
+// window.armoniaConsoleConfig = {tokenUrl} set before this module runs, or
+// the page's ?tokenUrl= parameter (in that order).
 
 import { createHubClient, jwtPayload, jwtExpiryMs } from '/js/index.js';
 
@@ -53,10 +53,11 @@ const ui = {
  * and error (a sentence when the given tokenUrl is unusable).
  */
 function readConfig() {
-  const given = new URLSearchParams(location.search).get('tokenUrl')
-    ?? document.querySelector('meta[name="armonia-token-url"]')?.content
-    ?? window.armoniaConsoleConfig?.tokenUrl
-    ?? null;
+  // What the page's owner set wins over a link's query string.
+  const given = document.querySelector('meta[name="armonia-token-url"]')?.content
+    || window.armoniaConsoleConfig?.tokenUrl
+    || new URLSearchParams(location.search).get('tokenUrl')
+    || null;
   if (!given) return { tokenUrl: null, error: '' };
   try {
     const u = new URL(given, location.href);
