@@ -1,12 +1,19 @@
 // The guard console in real headless Chromium (Debian's, installed by
 // scripts/browser-deps.sh) against a real hub: two guards see a panic at
 // once, one attends it and the other sees who did, and a panic raised while
-// the hub is down appears exactly once on both after it comes back.
+// the hub is down appears exactly once on both after it comes back. Then
+// each state in which alerts cannot arrive or cannot sound: a lost
+// connection, a session that cannot be renewed (tokenUrl served by a small
+// backend stand-in that insists on its cookie), sound blocked by the
+// autoplay policy; each must turn the console alarming in plain Spanish and
+// clear when the cause is gone. Screenshots of each state go to test/output/
+// (docs/console/ holds copies).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { extname, join } from 'node:path';
-import { useHubTests, startConsoleHub, restartHub, tokenFor, db, clientDir } from './lib/hub.js';
+import { useHubTests, startConsoleHub, restartHub, tokenFor, db, clientDir, poll, mintToken, nowS } from './lib/hub.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const OUT = join(clientDir, 'test', 'output');
@@ -20,7 +27,8 @@ const MIME = { '.html': 'text/html; charset=utf-8', '.css': 'text/css', '.js': '
 
 useHubTests();
 
-let browser;
+let browser; // sound allowed without a gesture (--autoplay-policy=no-user-gesture-required)
+let mutedBrowser; // the browsers' usual policy: no sound before a gesture
 let database;
 
 before(async () => {
@@ -33,23 +41,28 @@ before(async () => {
   }
   mkdirSync(OUT, { recursive: true });
   // launch() gives every run a fresh temporary profile (its own --user-data-dir).
-  browser = await chromium.launch({
+  const launch = (autoplay) => chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      `--autoplay-policy=${autoplay}`,
       // Pages fulfilled by Playwright count as non-local: let them reach the hub on 127.0.0.1.
       ...(FROM_DISK ? ['--disable-features=LocalNetworkAccessChecks'] : [])],
   });
+  browser = await launch('no-user-gesture-required');
+  mutedBrowser = await launch('user-gesture-required');
   database = await db();
 });
 
 after(async () => {
   await browser?.close();
+  await mutedBrowser?.close();
 });
 
-/** A console page in its own context (its own sessionStorage), signed in with token. */
-async function consolePage(hub, token, label, viewport) {
-  const context = await browser.newContext({ viewport, locale: 'es-CO' });
+/** A page in a context of its own (its own sessionStorage and cookies) of b, logging what the page says. */
+async function newPage(b, label, viewport, cookies = []) {
+  const context = await b.newContext({ viewport, locale: 'es-CO' });
+  if (cookies.length) await context.addCookies(cookies);
   const page = await context.newPage();
   page.label = label;
   page.logs = [];
@@ -63,6 +76,12 @@ async function consolePage(hub, token, label, viewport) {
       return route.fulfill({ path: file, contentType: MIME[extname(file)] ?? 'application/octet-stream' });
     });
   }
+  return page;
+}
+
+/** A console page in its own context (its own sessionStorage), signed in with token. */
+async function consolePage(hub, token, label, viewport, b = browser) {
+  const page = await newPage(b, label, viewport);
   await page.goto(`${hub.url}/console/`);
   assert.equal(new URL(page.url()).search, '', 'nothing in the query string');
   await page.locator('#token').fill(token);
@@ -184,5 +203,269 @@ test('two guard consoles: a panic appears on both, Atender on one shows who on t
     for (const [i, p] of pages.entries()) await shot(p, `failure-${i + 1}`).catch(() => {});
     err.message += `\n--- page logs ---\n${logs()}`;
     throw err;
+  }
+});
+
+// ----- the states in which alerts cannot arrive or cannot sound ---------
+
+const DESK = { width: 1024, height: 640 }; // small enough for light screenshots
+const COOKIE = { name: 'armonia_session', value: 'sesion-de-prueba' };
+const OFFLINE_TEXT = /Sin conexión con la central: las alertas de pánico NO están llegando/;
+const EXPIRED_TEXT = /La sesión de la consola terminó: las alertas de pánico NO están llegando/;
+const SOUND_TEXT = /El sonido está bloqueado: toque aquí para activar la alarma/;
+
+/** What the console reports about itself (window.armoniaConsole.status()). */
+function status(page) {
+  return page.evaluate(() => window.armoniaConsole.status());
+}
+
+/** The page's visible text. */
+function shown(page) {
+  return page.locator('body').innerText();
+}
+
+/** A screenshot of one state, at the viewport's size: test/output/state-<name>.png. */
+function stateShot(page, name) {
+  return page.screenshot({ path: join(OUT, `state-${name}.png`) });
+}
+
+/**
+ * The backend's token endpoint as a deployment provides it: a JWT for claims
+ * signed with the hub's secret, only to requests carrying the session cookie
+ * (so a token served proves the browser sent its credentials), with CORS for
+ * the console's origin. Set .mode to 'ok' or 'fail' (401) and .ttlS for the
+ * life of the tokens it hands out.
+ */
+async function startTokenServer(hub, claims) {
+  const s = { mode: 'ok', ttlS: 3600, served: 0, refused: 0, withoutCookie: 0, origins: new Set() };
+  const server = createServer((req, res) => {
+    const origin = req.headers.origin;
+    if (origin) {
+      s.origins.add(origin);
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      res.setHeader('Access-Control-Allow-Credentials', 'true');
+      res.setHeader('Vary', 'Origin');
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    const hasCookie = (req.headers.cookie ?? '').split(/;\s*/).includes(`${COOKIE.name}=${COOKIE.value}`);
+    if (!hasCookie) s.withoutCookie++;
+    if (!hasCookie || s.mode !== 'ok') {
+      s.refused++;
+      res.writeHead(401, { 'content-type': 'text/plain' });
+      res.end('no session');
+      return;
+    }
+    s.served++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token: tokenFor(hub, claims, s.ttlS) }));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  s.url = `http://127.0.0.1:${server.address().port}/hub-token`;
+  s.cookies = [{ ...COOKIE, url: s.url }];
+  s.close = () => new Promise((resolve) => server.close(resolve));
+  return s;
+}
+
+/** Adds the page logs and a screenshot to a failure. */
+async function explain(err, page) {
+  await stateShot(page, `failure-${page.label}`).catch(() => {});
+  err.message += `\n--- ${page.label}: page log ---\n${page.logs.slice(-15).join('\n')}`;
+  return err;
+}
+
+test('connected is calm; a lost connection turns the console alarming with a tone and never says "Sin alertas"; calm again when the hub is back; Actividad shows what arrives', async (t) => {
+  const T = await database.newTenant('cstates');
+  const hub1 = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Carlos Pérez', role: 'GUARD' });
+  const resident = await database.insertUser(T, { name: 'María López', role: 'RESIDENT', unitId: '502' });
+  const page = await consolePage(hub1, tokenFor(hub1, { sub: guard, tenant: T, role: 'guard' }), 'offline', DESK);
+  try {
+    // Connected and listening: no banner, the calm empty text.
+    assert.equal(await page.locator('#alarm').isVisible(), false, 'no alarm while connected');
+    assert.match(await page.locator('#no-alerts').innerText(), /^Sin alertas/);
+    await stateShot(page, 'connected');
+
+    // The hub dies: after the short grace the whole console says alerts are not arriving.
+    await hub1.kill('SIGKILL');
+    const banner = page.locator('#alarm-offline');
+    await banner.waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(await banner.innerText(), OFFLINE_TEXT);
+    assert.match(await banner.innerText(), /Revise internet/);
+    const text = await shown(page);
+    assert.doesNotMatch(text, /Sin alertas/, 'no reassurance while alerts cannot arrive');
+    assert.doesNotMatch(text, /\b1006\b/, 'no raw close code');
+    assert.match(await page.locator('#no-alerts').innerText(), /NO pueden llegar/);
+    assert.match(await page.title(), /SIN CONEXIÓN/);
+    await poll(async () => (await status(page)).played.warning >= 2, { timeout: WAIT, what: 'the warning tone, repeated' });
+    await stateShot(page, 'disconnected');
+
+    // The hub comes back: calm again, and the tone stops with the banner.
+    const hub2 = await restartHub(hub1);
+    t.after(() => hub2.stop());
+    await connected(page);
+    await page.locator('#alarm').waitFor({ state: 'hidden', timeout: WAIT });
+    assert.match(await page.locator('#no-alerts').innerText(), /^Sin alertas/);
+    assert.equal((await status(page)).wakeLock, true, 'the screen is kept on where the browser allows it');
+
+    // A panic: the alarm view and its sound; attending it shows in the side list, which is named for what it gets.
+    await database.insertPanic(T, { userId: resident, unitId: '502', message: 'Ruidos en la puerta' });
+    const card = alertFor(page, '502');
+    await card.waitFor({ timeout: WAIT });
+    await poll(async () => (await status(page)).played.panic >= 1, { timeout: WAIT, what: 'the panic alarm sound' });
+    await stateShot(page, 'panic');
+    await card.getByRole('button', { name: /Atender/ }).click();
+    await page.locator('#activity li', { hasText: 'Carlos Pérez atendió el pánico de la unidad 502' }).waitFor({ timeout: WAIT });
+    const side = await page.locator('.activity').innerText();
+    assert.match(side, /^Comunicados y atenciones/);
+    assert.doesNotMatch(side, /Sin visitantes ni pagos/, 'the list does not promise events a guard never gets');
+    assert.deepEqual(page.logs.filter((l) => l.startsWith('pageerror')), [], 'no page errors');
+  } catch (err) {
+    throw await explain(err, page);
+  }
+});
+
+test('tokenUrl: the console gets its token with the browser\'s cookie (no paste); when it cannot renew at expiry it alarms, and Renovar sesión resumes with the panic raised meanwhile', async (t) => {
+  const T = await database.newTenant('ctoken');
+  const hub = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Ana Gómez', role: 'GUARD' });
+  const resident = await database.insertUser(T, { name: 'Jorge Ruiz', role: 'RESIDENT', unitId: '303' });
+  const backend = await startTokenServer(hub, { sub: guard, tenant: T, role: 'guard' });
+  t.after(() => backend.close());
+  backend.ttlS = 20; // the session ends 20 s after it started unless renewed
+  const page = await newPage(browser, 'token', DESK, backend.cookies);
+  try {
+    await page.goto(`${hub.url}/console/?tokenUrl=${encodeURIComponent(backend.url)}`);
+    await connected(page);
+    assert.equal(await page.locator('#signin').isVisible(), false, 'no paste needed');
+    assert.ok(backend.served >= 1, 'the token came from tokenUrl');
+    assert.equal(backend.withoutCookie, 0, 'every request to tokenUrl carried the cookie');
+    assert.deepEqual([...backend.origins], [hub.url], 'a cross-origin request from the console');
+
+    // The backend stops renewing: at expiry the console says the session is over, loudly.
+    backend.mode = 'fail';
+    const banner = page.locator('#alarm-expired');
+    await banner.waitFor({ state: 'visible', timeout: 60_000 });
+    const said = await banner.innerText();
+    assert.match(said, EXPIRED_TEXT);
+    assert.match(said, /no renovó la sesión \(respuesta 401\)/);
+    assert.match(said, /Toque «Renovar sesión»/);
+    assert.doesNotMatch(await shown(page), /Sin alertas/);
+    assert.equal(await page.locator('#conn-text').innerText(), 'Sesión terminada');
+    await poll(async () => (await status(page)).played.warning >= 1, { timeout: WAIT, what: 'the warning tone' });
+    await stateShot(page, 'session-expired');
+
+    // A panic while the session is over, then the backend renews again.
+    await database.insertPanic(T, { userId: resident, unitId: '303', message: 'Se cayó en la escalera' });
+    backend.mode = 'ok';
+    backend.ttlS = 3600;
+    await page.getByRole('button', { name: 'Renovar sesión' }).click();
+    await connected(page);
+    await page.locator('#alarm').waitFor({ state: 'hidden', timeout: WAIT });
+    await alertFor(page, '303').waitFor({ timeout: WAIT }); // resumed where the session stopped
+    assert.equal(backend.withoutCookie, 0, 'every request to tokenUrl carried the cookie');
+    assert.deepEqual(page.logs.filter((l) => l.startsWith('pageerror')), [], 'no page errors');
+  } catch (err) {
+    throw await explain(err, page);
+  }
+});
+
+test('tokenUrl refusing from the start: the console alarms and a pasted token still works', async (t) => {
+  const T = await database.newTenant('cpaste');
+  const hub = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Luis Mora', role: 'GUARD' });
+  const backend = await startTokenServer(hub, { sub: guard, tenant: T, role: 'guard' });
+  t.after(() => backend.close());
+  backend.mode = 'fail';
+  const page = await newPage(browser, 'paste', DESK, backend.cookies);
+  try {
+    await page.goto(`${hub.url}/console/?tokenUrl=${encodeURIComponent(backend.url)}`);
+    const banner = page.locator('#alarm-expired');
+    await banner.waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(await banner.innerText(), EXPIRED_TEXT);
+    assert.doesNotMatch(await shown(page), /Sin alertas/);
+    await page.getByText('Pegar un token nuevo').click(); // folded away while a tokenUrl is configured
+    await page.locator('#paste-token').fill('esto no es un token');
+    await page.getByRole('button', { name: 'Usar este token' }).click();
+    await page.locator('#paste-error', { hasText: 'Eso no parece un token' }).waitFor({ timeout: WAIT });
+    await page.locator('#paste-token').fill(tokenFor(hub, { sub: guard, tenant: T, role: 'guard' }));
+    await page.getByRole('button', { name: 'Usar este token' }).click();
+    await connected(page);
+    await page.locator('#alarm').waitFor({ state: 'hidden', timeout: WAIT });
+  } catch (err) {
+    throw await explain(err, page);
+  }
+});
+
+test('no tokenUrl: a pasted token that expires keeps the console on screen, alarming, with the paste field open; a new token resumes', async () => {
+  const T = await database.newTenant('cexpiry');
+  const hub = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Eva Ruiz', role: 'GUARD' });
+  const resident = await database.insertUser(T, { name: 'Olga Paz', role: 'RESIDENT', unitId: '404' });
+  const page = await consolePage(hub, tokenFor(hub, { sub: guard, tenant: T, role: 'guard' }, 12), 'expiry', DESK);
+  try {
+    const banner = page.locator('#alarm-expired');
+    await banner.waitFor({ state: 'visible', timeout: WAIT });
+    const said = await banner.innerText();
+    assert.match(said, EXPIRED_TEXT);
+    assert.match(said, /El token venció a las/);
+    assert.match(said, /Pida a la administración un token nuevo y péguelo abajo/);
+    assert.equal(await page.getByRole('button', { name: 'Renovar sesión' }).isVisible(), false, 'no Renovar sesión without a tokenUrl');
+    assert.equal(await page.locator('#signin').isVisible(), false, 'the console stays, it does not drop to the sign-in form');
+    await poll(async () => (await status(page)).played.warning >= 1, { timeout: WAIT, what: 'the warning tone' });
+    await database.insertPanic(T, { userId: resident, unitId: '404' });
+    await page.locator('#paste-token').fill(tokenFor(hub, { sub: guard, tenant: T, role: 'guard' }));
+    await page.getByRole('button', { name: 'Usar este token' }).click();
+    await connected(page);
+    await alertFor(page, '404').waitFor({ timeout: WAIT }); // resumed where the session stopped
+    await page.locator('#alarm').waitFor({ state: 'hidden', timeout: WAIT });
+  } catch (err) {
+    throw await explain(err, page);
+  }
+});
+
+test('a token the hub refuses: the console stays, alarming, with the hub\'s reason, instead of dropping to the sign-in form', async () => {
+  const T = await database.newTenant('crefused');
+  const hub = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Iván Soto', role: 'GUARD' });
+  const page = await newPage(browser, 'refused', DESK);
+  try {
+    await page.goto(`${hub.url}/console/`);
+    await page.locator('#token').fill(mintToken('not-the-hub-secret', { sub: guard, tenant: T, role: 'guard', exp: nowS() + 3600 }));
+    await page.getByRole('button', { name: 'Ingresar' }).click();
+    const banner = page.locator('#alarm-expired');
+    await banner.waitFor({ state: 'visible', timeout: WAIT });
+    const said = await banner.innerText();
+    assert.match(said, EXPIRED_TEXT);
+    assert.match(said, /La central rechazó el token/);
+    assert.equal(await page.locator('#signin').isVisible(), false);
+    assert.doesNotMatch(await shown(page), /Sin alertas/);
+  } catch (err) {
+    throw await explain(err, page);
+  }
+});
+
+test('sound blocked by the autoplay policy after a reload: an alarming banner until a tap, then the alarm sounds', async () => {
+  const T = await database.newTenant('csound');
+  const hub = await startConsoleHub();
+  const guard = await database.insertUser(T, { name: 'Rosa Díaz', role: 'GUARD' });
+  const resident = await database.insertUser(T, { name: 'Pedro Gil', role: 'RESIDENT', unitId: '707' });
+  const page = await consolePage(hub, tokenFor(hub, { sub: guard, tenant: T, role: 'guard' }), 'sound', DESK, mutedBrowser);
+  try {
+    // A reload: the new document has had no gesture, so the browser keeps it mute.
+    await page.reload();
+    await connected(page);
+    const banner = page.locator('#alarm-sound');
+    await banner.waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(await banner.innerText(), SOUND_TEXT);
+    await stateShot(page, 'sound-blocked');
+
+    await banner.click();
+    await banner.waitFor({ state: 'hidden', timeout: WAIT });
+    assert.equal((await status(page)).sound, 'ok');
+    await database.insertPanic(T, { userId: resident, unitId: '707' });
+    await alertFor(page, '707').waitFor({ timeout: WAIT });
+    await poll(async () => (await status(page)).played.panic >= 1, { timeout: WAIT, what: 'the panic alarm sound' });
+  } catch (err) {
+    throw await explain(err, page);
   }
 });
