@@ -83,6 +83,16 @@ session_check_expiry(struct conn *c, int64_t wall_s)
     return 1;
 }
 
+/* Whether c is a member of room already. */
+static int
+is_member(const struct conn *c, const char *room)
+{
+    for (const struct member *m = c->rooms; m; m = m->cnext)
+        if (!strcmp(m->room->name, room))
+            return 1;
+    return 0;
+}
+
 /* Joins the automatic rooms and sends welcome. */
 static void
 welcome(struct conn *c, struct tenant *t)
@@ -108,15 +118,19 @@ welcome(struct conn *c, struct tenant *t)
             json_array_append_new(rooms, json_string(unit));
         }
     }
-    /* From here on only sub is needed: the tenant is c->tenant and the unit
-     * rooms are joined (a few dozen bytes less per idle connection). */
+    /* From here on the tenant is c->tenant. A resident keeps its units:
+     * on_ack() asks room_may_subscribe() whether an event to unit:<u> was
+     * for it. A guard or admin may be in any unit room anyway, so its
+     * units go (a few dozen bytes less per idle connection). */
     free(c->who.tenant);
     c->who.tenant = NULL;
-    for (size_t i = 0; i < c->who.n_units; i++)
-        free(c->who.units[i]);
-    free(c->who.units);
-    c->who.units = NULL;
-    c->who.n_units = 0;
+    if (c->who.role != AUTH_ROLE_RESIDENT) {
+        for (size_t i = 0; i < c->who.n_units; i++)
+            free(c->who.units[i]);
+        free(c->who.units);
+        c->who.units = NULL;
+        c->who.n_units = 0;
+    }
     c->tenant = t;
     t->n_conns++;
     c->state = CONN_READY;
@@ -470,7 +484,7 @@ static void
 ack_accept(struct conn *c, int64_t id)
 {
     c->hub->m.acks++;
-    if (acks_add(c->hub->acks, id, c->tenant->name, c->who.sub))
+    if (acks_add_role(c->hub->acks, id, c->tenant->name, c->who.sub, auth_role_name(c->who.role)))
         log_err("session", "session %s: out of memory recording an ack", c->session);
     log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
 }
@@ -498,7 +512,26 @@ ack_lookup_unlink(struct ack_lookup *l)
     free(l);
 }
 
-/* The database said which tenant the acked event belongs to, if any. */
+/*
+ * Whether the event whose rooms are in column 1 of res (one row per room,
+ * NULL for an event without rooms) was for c: c is in one of them, or could
+ * be by its automatic rooms and its role's rules (room_may_subscribe()), so
+ * it would have been sent the event had it been connected and subscribed.
+ */
+static int
+event_was_for(const struct conn *c, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetisnull(res, i, 1))
+            continue;
+        const char *room = PQgetvalue(res, i, 1);
+        if (is_member(c, room) || room_may_subscribe(&c->who, room) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The database said which tenant and rooms the acked event has, if any. */
 static void
 on_ack_lookup(struct db *db, const PGresult *res, void *ud)
 {
@@ -511,7 +544,11 @@ on_ack_lookup(struct db *db, const PGresult *res, void *ud)
             conn_error(c, "bad_request", "no event has that id", l->ref);
         else if (strcmp(PQgetvalue(res, 0, 0), c->tenant->name))
             conn_error(c, "forbidden", "that event belongs to another tenant", l->ref);
-        else
+        else if (!event_was_for(c, res)) {
+            log_info("session", "session %s: %s %s acked event %lld, which was not for it",
+                     c->session, auth_role_name(c->who.role), c->who.sub, (long long)l->id);
+            conn_error(c, "forbidden", "that event was not for this connection's rooms", l->ref);
+        } else
             ack_accept(c, l->id);
     }
     ack_lookup_unlink(l);
@@ -520,8 +557,10 @@ on_ack_lookup(struct db *db, const PGresult *res, void *ud)
 /*
  * An ack for an event this connection was sent is taken at once; any other
  * id is looked up (at most CONN_MAX_ACK_LOOKUPS at a time per connection)
- * so that acks for unknown events or other tenants' events are refused and
- * recorded nowhere.
+ * so that acks for unknown events, other tenants' events and events to
+ * rooms this connection could not be in (a resident acking a panic to the
+ * guards) are refused and recorded nowhere. An accepted ack carries the
+ * acker's role: only a guard's or admin's claims a panic (hub.record_acks).
  */
 static void
 on_ack(struct conn *c, json_t *msg, const json_t *ref)
@@ -553,8 +592,10 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
     const char *params[1] = {idtext};
     l->c = c;
     l->id = v;
-    l->req = db_query(c->hub->work_db, "SELECT tenant FROM hub.outbox WHERE id = $1", 1, params,
-                      on_ack_lookup, l);
+    l->req = db_query(c->hub->work_db,
+                      "SELECT o.tenant, r.room FROM hub.outbox o "
+                      "LEFT JOIN LATERAL unnest(o.rooms) AS r(room) ON true WHERE o.id = $1",
+                      1, params, on_ack_lookup, l);
     if (!l->req) {
         free(l);
         conn_error(c, "internal", "cannot check that event now; ack again later", ref);
