@@ -62,6 +62,70 @@ parse_since(const char *s, int64_t *out)
 }
 
 /*
+ * The longest ?rooms= value read from the upgrade URL. lws keeps at most
+ * 4096 bytes of request headers (its default header pool), the URL among
+ * them, so no value is cut short by this buffer.
+ */
+#define SESSION_URL_ROOMS_MAX 4096
+
+/*
+ * Splits the ?rooms=a,b value of the upgrade URL into an array of names,
+ * kept until welcome() joins them (an empty value asks for none). Returns 0,
+ * or -1 on OOM.
+ */
+static int
+url_rooms(struct conn *c, const char *val)
+{
+    if (!*val)
+        return 0;
+    json_t *a = json_array();
+    if (!a)
+        return -1;
+    for (const char *p = val;; p++) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (json_array_append_new(a, json_stringn(p, n))) {
+            json_decref(a);
+            return -1;
+        }
+        if (!end)
+            break;
+        p = end;
+    }
+    json_decref(c->auth_rooms);
+    c->auth_rooms = a;
+    return 0;
+}
+
+/*
+ * Takes the "rooms" of a first auth frame: an array of room names, kept
+ * until welcome() joins them (replacing ?rooms= of the URL). Anything but
+ * an array is refused as a whole with bad_request and no extra room is
+ * joined; an element that is not a string gets its own bad_request and the
+ * others still count.
+ */
+static void
+frame_rooms(struct conn *c, json_t *v, const json_t *ref)
+{
+    if (!json_is_array(v)) {
+        conn_error(c, "bad_request", "rooms must be an array of room names (strings)", ref);
+        return;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(v, i, r)
+    {
+        if (!json_is_string(r)) {
+            char why[64];
+            snprintf(why, sizeof(why), "rooms[%zu] must be a string room name", i);
+            conn_error(c, "bad_request", why, ref);
+        }
+    }
+    json_decref(c->auth_rooms);
+    c->auth_rooms = json_incref(v);
+}
+
+/*
  * Authenticated: the auth deadline goes. Token expiry is not a timer per
  * connection (lws keeps timers in one sorted list, and inserting tens of
  * thousands of far-off deadlines costs O(n) each); the once-a-second
@@ -93,7 +157,67 @@ is_member(const struct conn *c, const char *room)
     return 0;
 }
 
-/* Joins the automatic rooms and sends welcome. */
+/* Queues an error frame about one room: {"type":"error",...,"room":room}. */
+static void
+room_error(struct conn *c, const char *code, const char *message, const char *room,
+           const json_t *ref)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code", code, "message", message,
+                          "room", room);
+    if (e && ref)
+        json_object_set(e, "ref", (json_t *)ref);
+    if (!e || conn_reply(c, e))
+        log_warn("session", "session %s: cannot send an error about a room", c->session);
+    json_decref(e);
+}
+
+/*
+ * Joins the rooms the client named with its credentials ("rooms" of the
+ * auth frame, or ?rooms= of the upgrade URL) under the rules of subscribe:
+ * a refused room gets its own error naming it (bad_request for a bad name
+ * or beyond HUB_MAX_ROOMS_PER_CONN, forbidden for the role), the others are
+ * joined and appended to rooms (the welcome's list). Called by welcome()
+ * before any replay starts, so a resume covers these rooms too. Returns 0,
+ * or -1 when memory ran out (the connection is then closing).
+ */
+static int
+join_asked(struct conn *c, struct tenant *t, json_t *rooms)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->auth_rooms, i, v)
+    {
+        const char *room = json_string_value(v);
+        if (!room)
+            continue; /* refused when the auth frame was read */
+        int rc = room_may_subscribe(&c->who, room);
+        if (rc == -1) {
+            room_error(c, "bad_request", "room must be 1-100 bytes of [A-Za-z0-9_.:-]", room,
+                       c->auth_ref);
+            continue;
+        }
+        if (rc == -2) {
+            room_error(c, "forbidden", "this role may not subscribe to that room", room,
+                       c->auth_ref);
+            continue;
+        }
+        if (is_member(c, room))
+            continue;
+        if (c->n_rooms >= (unsigned)c->hub->cfg->max_rooms) {
+            room_error(c, "bad_request", "too many rooms on this connection", room, c->auth_ref);
+            continue;
+        }
+        if (reg_join(&c->hub->reg, t, room, c, &c->rooms) < 0) {
+            conn_close(c, 1011, "out of memory");
+            return -1;
+        }
+        c->n_rooms++;
+        json_array_append_new(rooms, json_string(room));
+    }
+    return 0;
+}
+
+/* Joins the automatic rooms and those asked for, and sends welcome. */
 static void
 welcome(struct conn *c, struct tenant *t)
 {
@@ -118,6 +242,9 @@ welcome(struct conn *c, struct tenant *t)
             json_array_append_new(rooms, json_string(unit));
         }
     }
+    int joined = join_asked(c, t, rooms);
+    json_decref(c->auth_rooms);
+    c->auth_rooms = NULL;
     /* From here on the tenant is c->tenant. A resident keeps its units:
      * on_ack() asks room_may_subscribe() whether an event to unit:<u> was
      * for it. A guard or admin may be in any unit room anyway, so its
@@ -133,6 +260,13 @@ welcome(struct conn *c, struct tenant *t)
     }
     c->tenant = t;
     t->n_conns++;
+    if (joined < 0 || c->state == CONN_CLOSING) {
+        /* Out of memory, or the refusals overflowed the queue (4008). */
+        json_decref(rooms);
+        json_decref(c->auth_ref);
+        c->auth_ref = NULL;
+        return;
+    }
     c->state = CONN_READY;
     end_auth_deadline(c);
 
@@ -396,6 +530,19 @@ session_open(struct conn *c)
         }
     }
 
+    char *rooms = malloc(SESSION_URL_ROOMS_MAX + 8);
+    if (!rooms) {
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
+    val = lws_get_urlarg_by_name(c->wsi, "rooms=", rooms, SESSION_URL_ROOMS_MAX + 8);
+    int oom = val && url_rooms(c, val);
+    free(rooms);
+    if (oom) {
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
+
     int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 0)
         return;
@@ -649,6 +796,9 @@ session_message(struct conn *c, const void *data, size_t len)
     } else if (!strcmp(type, "auth")) {
         const char *token = str_field(msg, "token");
         json_t *since = json_object_get(msg, "since");
+        json_t *rooms = json_object_get(msg, "rooms");
+        if (rooms && token && c->state == CONN_AUTH)
+            frame_rooms(c, rooms, ref);
         if (c->state == CONN_CHECKING) {
             conn_error(c, "bad_request", "authentication already in progress", ref);
         } else if (!token) {
@@ -680,6 +830,8 @@ session_message(struct conn *c, const void *data, size_t len)
 void
 session_closed(struct conn *c)
 {
+    json_decref(c->auth_rooms);
+    c->auth_rooms = NULL;
     while (c->ack_lookups) {
         db_cancel(c->ack_lookups->req);
         ack_lookup_unlink(c->ack_lookups);
