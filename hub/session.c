@@ -62,16 +62,10 @@ parse_since(const char *s, int64_t *out)
 }
 
 /*
- * The longest ?rooms= value read from the upgrade URL. lws keeps at most
- * 4096 bytes of request headers (its default header pool), the URL among
- * them, so no value is cut short by this buffer.
- */
-#define SESSION_URL_ROOMS_MAX 4096
-
-/*
- * Splits the ?rooms=a,b value of the upgrade URL into an array of names,
- * kept until welcome() joins them (an empty value asks for none). Returns 0,
- * or -1 on OOM.
+ * Splits the ?rooms=a,b value of the upgrade URL (lws has decoded it) into
+ * an array of names, kept until welcome() joins them (an empty value asks
+ * for none). A piece that is not UTF-8 cannot be named in an error frame:
+ * it gets a bad_request of its own and is left out. Returns 0, or -1 on OOM.
  */
 static int
 url_rooms(struct conn *c, const char *val)
@@ -84,7 +78,10 @@ url_rooms(struct conn *c, const char *val)
     for (const char *p = val;; p++) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (json_array_append_new(a, json_stringn(p, n))) {
+        json_t *name = json_stringn(p, n);
+        if (!name)
+            conn_error(c, "bad_request", "a room in ?rooms= is not UTF-8", NULL);
+        else if (json_array_append_new(a, name)) {
             json_decref(a);
             return -1;
         }
@@ -530,17 +527,17 @@ session_open(struct conn *c)
         }
     }
 
-    char *rooms = malloc(SESSION_URL_ROOMS_MAX + 8);
-    if (!rooms) {
-        conn_close(c, 1011, "out of memory");
-        return;
-    }
-    val = lws_get_urlarg_by_name(c->wsi, "rooms=", rooms, SESSION_URL_ROOMS_MAX + 8);
-    int oom = val && url_rooms(c, val);
-    free(rooms);
-    if (oom) {
-        conn_close(c, 1011, "out of memory");
-        return;
+    /* ?rooms=: a buffer as long as all the query's arguments holds any one. */
+    int args = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (args > 0) {
+        char *rooms = malloc((size_t)args + 8);
+        val = rooms ? lws_get_urlarg_by_name(c->wsi, "rooms=", rooms, args + 8) : NULL;
+        int oom = !rooms || (val && url_rooms(c, val));
+        free(rooms);
+        if (oom) {
+            conn_close(c, 1011, "out of memory");
+            return;
+        }
     }
 
     int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);

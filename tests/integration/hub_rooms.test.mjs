@@ -202,6 +202,17 @@ test('header auth with ?rooms=a,b: joined before welcome, refusals reported', as
   c.close();
 });
 
+test('header auth with ?rooms= naming a room that is not UTF-8: bad_request for it, the others joined', async () => {
+  const token = mintToken(hub.secret, { sub: 'g-urlrooms-bad', tenant, role: 'guard' });
+  const c = await connect(`${hub.wsUrl}?rooms=unit:1,%FF,unit:2,bad%20room`, { token, header: true, label: 'g-urlrooms-bad' });
+  const [errors, w] = await untilWelcome(c);
+  assert.deepEqual(errors.map((e) => [e.code, e.room]), [['bad_request', undefined], ['bad_request', 'bad room']], JSON.stringify(errors));
+  assert.match(errors[0].message, /not UTF-8/);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'unit:1', 'unit:2', 'user:g-urlrooms-bad']);
+  await assertUsable(c);
+  c.close();
+});
+
 test('a guard resuming with since and its unit rooms in auth gets the visitor announced while it was offline', async () => {
   const claims = { sub: 'g-resume-rooms', tenant, role: 'guard' };
   const first = await authWith(claims, { rooms: ['unit:305'] });
