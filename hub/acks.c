@@ -12,8 +12,9 @@
 
 struct ack {
     int64_t event_id;
-    char *tenant; /* owned */
-    char *user;   /* owned */
+    char *tenant;     /* owned */
+    char *user;       /* owned */
+    const char *role; /* a static role name (auth_role_name()), or NULL */
 };
 
 struct acks {
@@ -22,7 +23,8 @@ struct acks {
     size_t inflight;
     lws_sorted_usec_list_t sul;
     struct hub *hub;
-    char sql[96];
+    char sql[96];       /* the call with (ids, tenants, users) */
+    char sql_roles[96]; /* the call with (ids, tenants, users, roles) */
 };
 
 struct acks *
@@ -33,6 +35,8 @@ acks_new(struct hub *hub, const char *fn)
         return NULL;
     q->hub = hub;
     snprintf(q->sql, sizeof(q->sql), "SELECT %s($1::bigint[], $2::text[], $3::text[])", fn);
+    snprintf(q->sql_roles, sizeof(q->sql_roles),
+             "SELECT %s($1::bigint[], $2::text[], $3::text[], $4::text[])", fn);
     return q;
 }
 
@@ -58,6 +62,13 @@ acks_shift(struct acks *q, size_t n)
 int
 acks_add(struct acks *q, int64_t event_id, const char *tenant, const char *user)
 {
+    return acks_add_role(q, event_id, tenant, user, NULL);
+}
+
+int
+acks_add_role(struct acks *q, int64_t event_id, const char *tenant, const char *user,
+              const char *role)
+{
     if (q->len - q->inflight >= ACKS_MAX_PENDING && q->len > q->inflight) {
         log_warn("acks", "more than %d marks wait for the database; dropping the oldest",
                  ACKS_MAX_PENDING);
@@ -78,6 +89,7 @@ acks_add(struct acks *q, int64_t event_id, const char *tenant, const char *user)
     a->event_id = event_id;
     a->tenant = strdup(tenant);
     a->user = strdup(user);
+    a->role = role;
     if (!a->tenant || !a->user) {
         ack_free(a);
         return -1;
@@ -121,6 +133,12 @@ lit_add(char **out, size_t *len, size_t *cap, const char *s, int quote)
     return 0;
 }
 
+/*
+ * Writes the oldest pending marks (up to ACKS_MAX_BATCH) in one statement.
+ * A batch in which some mark names the acker's role passes a fourth array
+ * of roles (NULL where a mark has none). Returns 1 while a write is in
+ * flight, 0 when nothing was sent (nothing pending, database away, OOM).
+ */
 int
 acks_flush(struct acks *q)
 {
@@ -130,19 +148,26 @@ acks_flush(struct acks *q)
     if (!q->len || !db_is_up(hub->work_db))
         return 0;
     size_t n = q->len < ACKS_MAX_BATCH ? q->len : ACKS_MAX_BATCH;
-    char *lit[3] = {NULL, NULL, NULL};
-    size_t len[3] = {0, 0, 0}, cap[3] = {0, 0, 0};
+    int with_roles = 0;
+    for (size_t i = 0; i < n; i++)
+        if (q->v[i].role)
+            with_roles = 1;
+    int k_max = with_roles ? 4 : 3;
+    char *lit[4] = {NULL, NULL, NULL, NULL};
+    size_t len[4] = {0, 0, 0, 0}, cap[4] = {0, 0, 0, 0};
     int rc = 0;
-    for (int k = 0; k < 3 && !rc; k++)
+    for (int k = 0; k < k_max && !rc; k++)
         rc = lit_add(&lit[k], &len[k], &cap[k], "{", 0);
     for (size_t i = 0; i < n && !rc; i++) {
         char id[24];
         snprintf(id, sizeof(id), "%lld", (long long)q->v[i].event_id);
+        const char *role = q->v[i].role;
         rc = lit_add(&lit[0], &len[0], &cap[0], id, 0) ||
              lit_add(&lit[1], &len[1], &cap[1], q->v[i].tenant, 1) ||
-             lit_add(&lit[2], &len[2], &cap[2], q->v[i].user, 1);
+             lit_add(&lit[2], &len[2], &cap[2], q->v[i].user, 1) ||
+             (with_roles && lit_add(&lit[3], &len[3], &cap[3], role ? role : "NULL", role != NULL));
     }
-    for (int k = 0; k < 3 && !rc; k++) {
+    for (int k = 0; k < k_max && !rc; k++) {
         char *p = realloc(lit[k], len[k] + 2);
         if (!p) {
             rc = -1;
@@ -153,11 +178,12 @@ acks_flush(struct acks *q)
         p[len[k]] = '\0';
     }
     if (!rc) {
-        const char *params[3] = {lit[0], lit[1], lit[2]};
-        if (db_query(hub->work_db, q->sql, 3, params, on_written, q))
+        const char *params[4] = {lit[0], lit[1], lit[2], lit[3]};
+        if (db_query(hub->work_db, with_roles ? q->sql_roles : q->sql, k_max, params, on_written,
+                     q))
             q->inflight = n;
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < k_max; k++)
         free(lit[k]);
     return q->inflight ? 1 : 0;
 }

@@ -27,12 +27,22 @@ struct acks;
 
 /*
  * A batch writer; fn is the SQL function taking (bigint[], text[], text[])
- * of event ids, tenants and users ("hub.record_acks" or "hub.record_sent").
+ * of event ids, tenants and users ("hub.record_acks" or "hub.record_sent"),
+ * and for marks added with acks_add_role() a fourth text[] of roles.
  */
 struct acks *acks_new(struct hub *hub, const char *fn);
 
 /* Records that user of tenant acked (or was sent) event_id. Returns 0 or -1 on OOM. */
 int acks_add(struct acks *q, int64_t event_id, const char *tenant, const char *user);
+
+/*
+ * acks_add() for an ack that names the acker's role ("resident", "guard",
+ * "admin": a static string, kept, not copied). A batch holding such marks
+ * calls the SQL function with a fourth argument, text[] of roles, so
+ * hub.record_acks() lets only a guard's or admin's ack claim a panic.
+ */
+int acks_add_role(struct acks *q, int64_t event_id, const char *tenant, const char *user,
+                  const char *role);
 
 /* Starts the flush timer. */
 void acks_start(struct acks *q);

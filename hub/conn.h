@@ -68,6 +68,7 @@ struct conn {
     int64_t close_at_ms;      /* lingering until then before closing (0: not lingering) */
     const char *close_reason; /* a string literal */
     json_t *auth_ref;         /* "ref" of the auth frame, echoed in welcome (owned) */
+    json_t *auth_rooms;       /* rooms asked for with the credentials, joined by welcome (owned) */
     int64_t *pending_acks;    /* grown on the first ack:true event (most never get one) */
     unsigned n_pending_acks, cap_pending_acks;
     struct ack_lookup *ack_lookups; /* acks for events not sent here, being checked */

@@ -62,6 +62,67 @@ parse_since(const char *s, int64_t *out)
 }
 
 /*
+ * Splits the ?rooms=a,b value of the upgrade URL (lws has decoded it) into
+ * an array of names, kept until welcome() joins them (an empty value asks
+ * for none). A piece that is not UTF-8 cannot be named in an error frame:
+ * it gets a bad_request of its own and is left out. Returns 0, or -1 on OOM.
+ */
+static int
+url_rooms(struct conn *c, const char *val)
+{
+    if (!*val)
+        return 0;
+    json_t *a = json_array();
+    if (!a)
+        return -1;
+    for (const char *p = val;; p++) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        json_t *name = json_stringn(p, n);
+        if (!name)
+            conn_error(c, "bad_request", "a room in ?rooms= is not UTF-8", NULL);
+        else if (json_array_append_new(a, name)) {
+            json_decref(a);
+            return -1;
+        }
+        if (!end)
+            break;
+        p = end;
+    }
+    json_decref(c->auth_rooms);
+    c->auth_rooms = a;
+    return 0;
+}
+
+/*
+ * Takes the "rooms" of a first auth frame: an array of room names, kept
+ * until welcome() joins them (replacing ?rooms= of the URL). Anything but
+ * an array is refused as a whole with bad_request and no extra room is
+ * joined; an element that is not a string gets its own bad_request and the
+ * others still count.
+ */
+static void
+frame_rooms(struct conn *c, json_t *v, const json_t *ref)
+{
+    if (!json_is_array(v)) {
+        conn_error(c, "bad_request", "rooms must be an array of room names (strings)", ref);
+        return;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(v, i, r)
+    {
+        if (!json_is_string(r)) {
+            char why[64];
+            snprintf(why, sizeof(why), "rooms[%zu] must be a string room name", i);
+            conn_error(c, "bad_request", why, ref);
+        }
+    }
+    json_decref(c->auth_rooms);
+    c->auth_rooms = json_incref(v);
+}
+
+/*
  * Authenticated: the auth deadline goes. Token expiry is not a timer per
  * connection (lws keeps timers in one sorted list, and inserting tens of
  * thousands of far-off deadlines costs O(n) each); the once-a-second
@@ -83,7 +144,77 @@ session_check_expiry(struct conn *c, int64_t wall_s)
     return 1;
 }
 
-/* Joins the automatic rooms and sends welcome. */
+/* Whether c is a member of room already. */
+static int
+is_member(const struct conn *c, const char *room)
+{
+    for (const struct member *m = c->rooms; m; m = m->cnext)
+        if (!strcmp(m->room->name, room))
+            return 1;
+    return 0;
+}
+
+/* Queues an error frame about one room: {"type":"error",...,"room":room}. */
+static void
+room_error(struct conn *c, const char *code, const char *message, const char *room,
+           const json_t *ref)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code", code, "message", message,
+                          "room", room);
+    if (e && ref)
+        json_object_set(e, "ref", (json_t *)ref);
+    if (!e || conn_reply(c, e))
+        log_warn("session", "session %s: cannot send an error about a room", c->session);
+    json_decref(e);
+}
+
+/*
+ * Joins the rooms the client named with its credentials ("rooms" of the
+ * auth frame, or ?rooms= of the upgrade URL) under the rules of subscribe:
+ * a refused room gets its own error naming it (bad_request for a bad name
+ * or beyond HUB_MAX_ROOMS_PER_CONN, forbidden for the role), the others are
+ * joined and appended to rooms (the welcome's list). Called by welcome()
+ * before any replay starts, so a resume covers these rooms too. Returns 0,
+ * or -1 when memory ran out (the connection is then closing).
+ */
+static int
+join_asked(struct conn *c, struct tenant *t, json_t *rooms)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->auth_rooms, i, v)
+    {
+        const char *room = json_string_value(v);
+        if (!room)
+            continue; /* refused when the auth frame was read */
+        int rc = room_may_subscribe(&c->who, room);
+        if (rc == -1) {
+            room_error(c, "bad_request", "room must be 1-100 bytes of [A-Za-z0-9_.:-]", room,
+                       c->auth_ref);
+            continue;
+        }
+        if (rc == -2) {
+            room_error(c, "forbidden", "this role may not subscribe to that room", room,
+                       c->auth_ref);
+            continue;
+        }
+        if (is_member(c, room))
+            continue;
+        if (c->n_rooms >= (unsigned)c->hub->cfg->max_rooms) {
+            room_error(c, "bad_request", "too many rooms on this connection", room, c->auth_ref);
+            continue;
+        }
+        if (reg_join(&c->hub->reg, t, room, c, &c->rooms) < 0) {
+            conn_close(c, 1011, "out of memory");
+            return -1;
+        }
+        c->n_rooms++;
+        json_array_append_new(rooms, json_string(room));
+    }
+    return 0;
+}
+
+/* Joins the automatic rooms and those asked for, and sends welcome. */
 static void
 welcome(struct conn *c, struct tenant *t)
 {
@@ -108,17 +239,31 @@ welcome(struct conn *c, struct tenant *t)
             json_array_append_new(rooms, json_string(unit));
         }
     }
-    /* From here on only sub is needed: the tenant is c->tenant and the unit
-     * rooms are joined (a few dozen bytes less per idle connection). */
+    int joined = join_asked(c, t, rooms);
+    json_decref(c->auth_rooms);
+    c->auth_rooms = NULL;
+    /* From here on the tenant is c->tenant. A resident keeps its units:
+     * on_ack() asks room_may_subscribe() whether an event to unit:<u> was
+     * for it. A guard or admin may be in any unit room anyway, so its
+     * units go (a few dozen bytes less per idle connection). */
     free(c->who.tenant);
     c->who.tenant = NULL;
-    for (size_t i = 0; i < c->who.n_units; i++)
-        free(c->who.units[i]);
-    free(c->who.units);
-    c->who.units = NULL;
-    c->who.n_units = 0;
+    if (c->who.role != AUTH_ROLE_RESIDENT) {
+        for (size_t i = 0; i < c->who.n_units; i++)
+            free(c->who.units[i]);
+        free(c->who.units);
+        c->who.units = NULL;
+        c->who.n_units = 0;
+    }
     c->tenant = t;
     t->n_conns++;
+    if (joined < 0 || c->state == CONN_CLOSING) {
+        /* Out of memory, or the refusals overflowed the queue (4008). */
+        json_decref(rooms);
+        json_decref(c->auth_ref);
+        c->auth_ref = NULL;
+        return;
+    }
     c->state = CONN_READY;
     end_auth_deadline(c);
 
@@ -382,6 +527,19 @@ session_open(struct conn *c)
         }
     }
 
+    /* ?rooms=: a buffer as long as all the query's arguments holds any one. */
+    int args = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (args > 0) {
+        char *rooms = malloc((size_t)args + 8);
+        val = rooms ? lws_get_urlarg_by_name(c->wsi, "rooms=", rooms, args + 8) : NULL;
+        int oom = !rooms || (val && url_rooms(c, val));
+        free(rooms);
+        if (oom) {
+            conn_close(c, 1011, "out of memory");
+            return;
+        }
+    }
+
     int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 0)
         return;
@@ -470,7 +628,7 @@ static void
 ack_accept(struct conn *c, int64_t id)
 {
     c->hub->m.acks++;
-    if (acks_add(c->hub->acks, id, c->tenant->name, c->who.sub))
+    if (acks_add_role(c->hub->acks, id, c->tenant->name, c->who.sub, auth_role_name(c->who.role)))
         log_err("session", "session %s: out of memory recording an ack", c->session);
     log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
 }
@@ -498,7 +656,26 @@ ack_lookup_unlink(struct ack_lookup *l)
     free(l);
 }
 
-/* The database said which tenant the acked event belongs to, if any. */
+/*
+ * Whether the event whose rooms are in column 1 of res (one row per room,
+ * NULL for an event without rooms) was for c: c is in one of them, or could
+ * be by its automatic rooms and its role's rules (room_may_subscribe()), so
+ * it would have been sent the event had it been connected and subscribed.
+ */
+static int
+event_was_for(const struct conn *c, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetisnull(res, i, 1))
+            continue;
+        const char *room = PQgetvalue(res, i, 1);
+        if (is_member(c, room) || room_may_subscribe(&c->who, room) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The database said which tenant and rooms the acked event has, if any. */
 static void
 on_ack_lookup(struct db *db, const PGresult *res, void *ud)
 {
@@ -511,7 +688,11 @@ on_ack_lookup(struct db *db, const PGresult *res, void *ud)
             conn_error(c, "bad_request", "no event has that id", l->ref);
         else if (strcmp(PQgetvalue(res, 0, 0), c->tenant->name))
             conn_error(c, "forbidden", "that event belongs to another tenant", l->ref);
-        else
+        else if (!event_was_for(c, res)) {
+            log_info("session", "session %s: %s %s acked event %lld, which was not for it",
+                     c->session, auth_role_name(c->who.role), c->who.sub, (long long)l->id);
+            conn_error(c, "forbidden", "that event was not for this connection's rooms", l->ref);
+        } else
             ack_accept(c, l->id);
     }
     ack_lookup_unlink(l);
@@ -520,8 +701,10 @@ on_ack_lookup(struct db *db, const PGresult *res, void *ud)
 /*
  * An ack for an event this connection was sent is taken at once; any other
  * id is looked up (at most CONN_MAX_ACK_LOOKUPS at a time per connection)
- * so that acks for unknown events or other tenants' events are refused and
- * recorded nowhere.
+ * so that acks for unknown events, other tenants' events and events to
+ * rooms this connection could not be in (a resident acking a panic to the
+ * guards) are refused and recorded nowhere. An accepted ack carries the
+ * acker's role: only a guard's or admin's claims a panic (hub.record_acks).
  */
 static void
 on_ack(struct conn *c, json_t *msg, const json_t *ref)
@@ -553,8 +736,10 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
     const char *params[1] = {idtext};
     l->c = c;
     l->id = v;
-    l->req = db_query(c->hub->work_db, "SELECT tenant FROM hub.outbox WHERE id = $1", 1, params,
-                      on_ack_lookup, l);
+    l->req = db_query(c->hub->work_db,
+                      "SELECT o.tenant, r.room FROM hub.outbox o "
+                      "LEFT JOIN LATERAL unnest(o.rooms) AS r(room) ON true WHERE o.id = $1",
+                      1, params, on_ack_lookup, l);
     if (!l->req) {
         free(l);
         conn_error(c, "internal", "cannot check that event now; ack again later", ref);
@@ -608,6 +793,9 @@ session_message(struct conn *c, const void *data, size_t len)
     } else if (!strcmp(type, "auth")) {
         const char *token = str_field(msg, "token");
         json_t *since = json_object_get(msg, "since");
+        json_t *rooms = json_object_get(msg, "rooms");
+        if (rooms && token && c->state == CONN_AUTH)
+            frame_rooms(c, rooms, ref);
         if (c->state == CONN_CHECKING) {
             conn_error(c, "bad_request", "authentication already in progress", ref);
         } else if (!token) {
@@ -639,6 +827,8 @@ session_message(struct conn *c, const void *data, size_t len)
 void
 session_closed(struct conn *c)
 {
+    json_decref(c->auth_rooms);
+    c->auth_rooms = NULL;
     while (c->ack_lookups) {
         db_cancel(c->ack_lookups->req);
         ack_lookup_unlink(c->ack_lookups);

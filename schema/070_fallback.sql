@@ -230,7 +230,8 @@ BEGIN
         RETURN 0;
     END IF;
     -- A claimed panic escalates no further: a guard is on it ("escalate by
-    -- SMS if nobody claims"). The claim is the first ack (hub.record_acks).
+    -- SMS if nobody claims"). The claim is the first guard's or admin's ack
+    -- (hub.record_acks).
     IF p_phase = 'fallback' AND EXISTS (SELECT 1 FROM hub.claims c WHERE c.event_id = ev.id) THEN
         RETURN 0;
     END IF;
@@ -600,8 +601,8 @@ $fn$;
 -- WebSocket marks: acks (and the claim of a panic), "sent".
 ------------------------------------------------------------------------------
 
--- Who claimed ("Atender") each panic: the first recipient whose ack was
--- recorded. The primary key is what lets only one claim win across hubs.
+-- Who claimed ("Atender") each panic: the first guard or admin whose ack
+-- was recorded. The primary key is what lets only one claim win across hubs.
 CREATE TABLE IF NOT EXISTS hub.claims (
     event_id   bigint PRIMARY KEY,
     tenant     text NOT NULL,
@@ -614,11 +615,16 @@ CREATE TABLE IF NOT EXISTS hub.claims (
 -- in the arrays count once; an unknown id or another tenant's event writes
 -- nothing. Returns the number of ack rows written.
 --
--- An ack of a 'panic' event claims it if nobody has: the first insert into
--- hub.claims wins (a second hub's concurrent insert waits on the primary key
--- and then does nothing), and only the winner emits 'panic_claimed' to the
--- tenant's guards and admins, naming the guard. Within one batch the first
--- ack in array order wins.
+-- p_roles names each acker's role ('resident', 'guard', 'admin'). An ack of
+-- a 'panic' event by a guard or admin claims it if nobody has: the first
+-- insert into hub.claims wins (a second hub's concurrent insert waits on the
+-- primary key and then does nothing), and only the winner emits
+-- 'panic_claimed' to the tenant's guards and admins, naming the guard.
+-- Within one batch the first such ack in array order wins. Any other ack
+-- (a resident's, or one without a role: p_roles omitted or NULL there) only
+-- counts as reached, and the panic keeps escalating to the staff not
+-- reached. The hub checks that the acker may ack the event at all (its
+-- rooms); this function trusts what it is given.
 -- The tenant's name for user_id: its "User".name when the tenant has that
 -- table (the demo layout), NULL otherwise or when the lookup fails (a
 -- deployment's own layout). The tenant is an identifier: %I, never concatenated.
@@ -640,7 +646,13 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION hub.record_acks(p_ids bigint[], p_tenants text[], p_users text[])
+-- Until v1.1 the function took no roles (and let any ack claim): that
+-- signature goes, so no caller keeps the old rule. Applying twice drops
+-- nothing more (IF EXISTS).
+DROP FUNCTION IF EXISTS hub.record_acks(bigint[], text[], text[]);
+
+CREATE OR REPLACE FUNCTION hub.record_acks(p_ids bigint[], p_tenants text[], p_users text[],
+                                           p_roles text[] DEFAULT NULL)
 RETURNS int
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -667,9 +679,11 @@ BEGIN
     FOR won IN
         WITH firsts AS (
             SELECT DISTINCT ON (u.e) u.e, u.usr, o.tenant, o.data
-              FROM unnest(p_ids, p_tenants, p_users) WITH ORDINALITY AS u(e, t, usr, pos)
+              FROM unnest(p_ids, p_tenants, p_users, coalesce(p_roles, '{}'::text[]))
+                   WITH ORDINALITY AS u(e, t, usr, role, pos)
               JOIN hub.outbox o ON o.id = u.e AND o.tenant = u.t
              WHERE u.usr IS NOT NULL AND o.kind = 'panic'
+               AND u.role IN ('guard', 'admin')
              ORDER BY u.e, u.pos
         ), ins AS (
             INSERT INTO hub.claims AS c (event_id, tenant, user_id, claimed_at)

@@ -62,7 +62,7 @@ export declare class HubError extends Error {
   /** The hub's error frame, when there was one. */
   frame?: Record<string, unknown>;
   ref?: unknown;
-  /** subscribe() rejections: the room. */
+  /** subscribe() rejections and rooms refused at authentication: the room. */
   room?: string;
   /** Errors answering an ack: the event id. */
   ackId?: number;
@@ -90,7 +90,7 @@ export interface HubClientOptions {
   autoAck?: boolean;
   /** Resume after this seq on the first connection (a saved lastSeq). Later connections resume from lastSeq. */
   since?: number;
-  /** Extra rooms to join on every connection (as subscribe() does). */
+  /** Extra rooms to join on every connection (as subscribe() does); named in each auth frame, so a resume covers them. */
   rooms?: string[];
   /** Time source for tests. Default: Date.now and the global timers. */
   clock?: Clock;
@@ -146,7 +146,12 @@ export declare class HubClient {
   subscribe(room: string): Promise<string>;
   /** Resolves with the room once the hub answers unsubscribed (at once while disconnected). */
   unsubscribe(room: string): Promise<string>;
-  /** Acknowledges an event (queued while disconnected). Throws TypeError for an id that is not a positive integer. */
+  /**
+   * Acknowledges an event (queued while disconnected). Only an event meant for
+   * this connection may be acked (else an 'error' with code forbidden and
+   * ackId); only a guard's or admin's ack claims a panic. Throws TypeError for
+   * an id that is not a positive integer.
+   */
   ack(id: number): void;
   /** Closes for good; resolves once the socket is closed. */
   close(): Promise<void>;

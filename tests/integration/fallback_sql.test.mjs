@@ -164,8 +164,12 @@ async function result(id, user, channel, outcome, detail = null, retryMs = 0, on
   return r.next;
 }
 
-async function acks(ids, tenantsOf, users, on = pool) {
-  const [r] = await q('SELECT hub.record_acks($1::bigint[], $2::text[], $3::text[]) AS n', [ids, tenantsOf, users], on);
+// roles: the ackers' roles (hub.record_acks' fourth argument); guards by
+// default, null to call the function without roles.
+async function acks(ids, tenantsOf, users, on = pool, roles = ids.map(() => 'guard')) {
+  const [r] = roles === null
+    ? await q('SELECT hub.record_acks($1::bigint[], $2::text[], $3::text[]) AS n', [ids, tenantsOf, users], on)
+    : await q('SELECT hub.record_acks($1::bigint[], $2::text[], $3::text[], $4::text[]) AS n', [ids, tenantsOf, users, roles], on);
   return r.n;
 }
 
@@ -960,13 +964,27 @@ ftest('record_acks: a panic is claimed once, by the first ack, also when two hub
   assert.equal(claims.length, 21);
   assert.ok(claims.every((c) => c.user_id === c.announced), 'the claim and the announcement name the same guard');
 
+  // A resident's ack, or one without a role, is recorded but claims nothing;
+  // in a batch the first guard's or admin's ack wins.
+  const p2 = await panic();
+  assert.equal(await acks([p2.id], [t], ['res'], pool, ['resident']), 1);
+  assert.equal(await acks([p2.id], [t], ['someone'], pool, null), 1);
+  assert.equal(await acks([p2.id], [t], ['g9'], pool, [null]), 1);
+  assert.deepEqual(await q('SELECT user_id FROM hub.claims WHERE event_id = $1', [p2.id]), []);
+  assert.equal((await claimedEvents()).length, 21, 'an ack without a staff role emitted panic_claimed');
+  assert.equal(await acks([p2.id, p2.id, p2.id], [t, t, t], ['res', 'adm', 'g1'], pool, ['resident', 'admin', 'guard']), 3);
+  assert.deepEqual(await q('SELECT user_id FROM hub.claims WHERE event_id = $1', [p2.id]), [{ user_id: 'adm' }]);
+  ev = await claimedEvents();
+  assert.equal(ev.length, 22);
+  assert.equal(ev.at(-1).data.guardId, 'adm');
+
   // One batch with two acks of one panic: the first in the batch wins; a
   // later ack changes nothing.
   const p3 = await panic();
   assert.equal(await acks([p3.id, p3.id], [t, t], ['g2', 'g1']), 2);
   assert.equal(await acks([p3.id], [t], ['adm']), 1);
   ev = await claimedEvents();
-  assert.equal(ev.length, 22);
+  assert.equal(ev.length, 23);
   assert.deepEqual([ev.at(-1).data.guardId, ev.at(-1).data.guardName], ['g2', 'Luisa Martínez']);
   await disconnect(A);
   await disconnect(B);

@@ -157,6 +157,30 @@ test('a fresh auth frame for the same sub and tenant extends the connection past
   c.close();
 });
 
+test('msgpack: an auth frame with rooms joins them before welcome, which lists them after the automatic rooms', async () => {
+  const c = await connect(hub.wsUrl, { format: 'msgpack', label: 'u-mp-rooms(msgpack)' });
+  c.send({ type: 'auth', token: mintToken(hub.secret, claimsOf('u-mp-rooms')), rooms: ['unit:7', 'unit:8'], ref: 9 });
+  const w = await c.next({ where: (f) => f.type === 'welcome' || f.type === 'error' });
+  assert.equal(w.type, 'welcome', JSON.stringify(w));
+  assert.deepEqual(w.rooms, ['all', 'user:u-mp-rooms', 'role:guard', 'unit:7', 'unit:8']);
+  assert.equal(w.ref, 9);
+  const id = await database.emit(tenant, 'visitor', ['unit:8'], { unitId: '8' });
+  const e = await c.next({ type: 'event', where: (f) => f.id === id });
+  assert.equal(e.room, 'unit:8');
+  c.close();
+});
+
+test('a refresh auth frame\'s rooms are ignored: no room joined, no error, the welcome lists the current rooms', async () => {
+  const c = await login(hub, claimsOf('u-refresh-rooms'));
+  c.send({ type: 'auth', token: mintToken(hub.secret, claimsOf('u-refresh-rooms')), rooms: ['unit:9', 'role:admin'], ref: 'r' });
+  const w = await c.next({ where: (f) => (f.type === 'welcome' || f.type === 'error') && f.ref === 'r' });
+  assert.equal(w.type, 'welcome', JSON.stringify(w));
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'user:u-refresh-rooms']);
+  await assertUsable(c);
+  assert.ok(!c.seen.some((f) => f.type === 'error'), JSON.stringify(c.seen));
+  c.close();
+});
+
 test('a refresh naming another sub → unauthorized, 4001', async () => {
   const c = await login(hub, claimsOf('u-swap'));
   c.send({ type: 'auth', token: mintToken(hub.secret, claimsOf('u-other')) });

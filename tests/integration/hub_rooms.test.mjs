@@ -117,6 +117,122 @@ test('unsubscribe → unsubscribed; events to that room stop', async () => {
   c.close();
 });
 
+// Rooms at authentication (CONTRACT §6): "rooms" in the auth frame, or
+// ?rooms=a,b with header authentication, joined before any replay.
+
+/** Opens a connection and sends {"type":"auth", token, ...extra}; resolves with the client. */
+async function authWith(claims, extra, opts = {}) {
+  const c = await connect(hub.wsUrl, { label: `${claims.sub}(auth+rooms)`, ...opts });
+  c.send({ type: 'auth', token: mintToken(hub.secret, claims), ...extra });
+  return c;
+}
+
+/** The frames up to and including the welcome: [errors before it, welcome]. */
+async function untilWelcome(c) {
+  const errors = [];
+  for (;;) {
+    const f = await c.next({ where: (x) => x.type === 'welcome' || x.type === 'error' });
+    if (f.type === 'welcome') return [errors, f];
+    errors.push(f);
+  }
+}
+
+test('auth with rooms: allowed rooms are joined and listed in welcome; each refused room gets its own error naming it; events arrive through the joined ones', async () => {
+  const c = await authWith({ sub: 'g-authrooms', tenant, role: 'guard' },
+    { rooms: ['unit:302', 'role:admin', 'bad room!', 'unit:303', 'unit:302', 'all'], ref: 'a1' });
+  const [errors, w] = await untilWelcome(c);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'unit:302', 'unit:303', 'user:g-authrooms'], JSON.stringify(w));
+  assert.equal(w.ref, 'a1');
+  assert.deepEqual(errors.map((e) => [e.code, e.room, e.ref]), [['forbidden', 'role:admin', 'a1'], ['bad_request', 'bad room!', 'a1']],
+    JSON.stringify(errors));
+  for (const e of errors) assert.ok(typeof e.message === 'string' && e.message.length > 0);
+  const id = await database.emit(tenant, 'visitor', ['unit:303'], { unitId: '303' });
+  const e = await c.next({ type: 'event', where: (f) => f.id === id });
+  assert.equal(e.room, 'unit:303');
+  const secret = await database.emit(tenant, 'notice', ['role:admin'], {});
+  const mark = await database.emit(tenant, 'marker', ['user:g-authrooms'], {});
+  const next = await c.next({ type: 'event' });
+  assert.equal(next.id, mark, `an event to the refused role:admin (id ${secret}) arrived: ${JSON.stringify(next)}`);
+  c.close();
+});
+
+test('auth with rooms: a resident may name only its own rooms', async () => {
+  const c = await authWith({ sub: 'r-authrooms', tenant, role: 'resident', units: ['101'] }, { rooms: ['unit:101', 'unit:102'] });
+  const [errors, w] = await untilWelcome(c);
+  assert.deepEqual(errors.map((e) => [e.code, e.room]), [['forbidden', 'unit:102']]);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:resident', 'unit:101', 'user:r-authrooms']);
+  c.close();
+});
+
+test('auth with rooms that are not an array of strings → bad_request naming the field; the connection is still authenticated', async () => {
+  const notArray = await authWith({ sub: 'g-authrooms-bad', tenant, role: 'guard' }, { rooms: 'unit:302', ref: 'b1' });
+  const [errors, w] = await untilWelcome(notArray);
+  assert.deepEqual(errors.map((e) => [e.code, e.ref]), [['bad_request', 'b1']]);
+  assert.match(errors[0].message, /rooms must be an array/);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'user:g-authrooms-bad']);
+  notArray.close();
+
+  const mixed = await authWith({ sub: 'g-authrooms-mixed', tenant, role: 'guard' }, { rooms: ['unit:1', 7, null, 'unit:2'] });
+  const [errs, w2] = await untilWelcome(mixed);
+  assert.deepEqual(errs.map((e) => [e.code, e.message]), [
+    ['bad_request', 'rooms[1] must be a string room name'], ['bad_request', 'rooms[2] must be a string room name']]);
+  assert.deepEqual(w2.rooms.slice().sort(), ['all', 'role:guard', 'unit:1', 'unit:2', 'user:g-authrooms-mixed']);
+  await assertUsable(mixed);
+  mixed.close();
+});
+
+test('auth with rooms: HUB_MAX_ROOMS_PER_CONN=5 → rooms beyond it refused with bad_request naming each', async () => {
+  const h = await startHub({ env: { HUB_MAX_ROOMS_PER_CONN: 5 } });
+  const c = await connect(h.wsUrl, { label: 'g-maxrooms' });
+  c.send({ type: 'auth', token: mintToken(h.secret, { sub: 'g-maxrooms', tenant, role: 'guard' }), rooms: ['unit:1', 'unit:2', 'unit:3', 'unit:4'] });
+  const [errors, w] = await untilWelcome(c);
+  assert.deepEqual(errors.map((e) => [e.code, e.room]), [['bad_request', 'unit:3'], ['bad_request', 'unit:4']]);
+  assert.match(errors[0].message, /too many rooms/);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'unit:1', 'unit:2', 'user:g-maxrooms']);
+  c.close();
+  await h.stop();
+});
+
+test('header auth with ?rooms=a,b: joined before welcome, refusals reported', async () => {
+  const token = mintToken(hub.secret, { sub: 'g-urlrooms', tenant, role: 'guard' });
+  const c = await connect(hub.wsUrl, { token, header: true, query: { rooms: 'unit:302,role:admin,unit:304' }, label: 'g-urlrooms' });
+  const [errors, w] = await untilWelcome(c);
+  assert.deepEqual(errors.map((e) => [e.code, e.room]), [['forbidden', 'role:admin']]);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'unit:302', 'unit:304', 'user:g-urlrooms']);
+  c.close();
+});
+
+test('header auth with ?rooms= naming a room that is not UTF-8: bad_request for it, the others joined', async () => {
+  const token = mintToken(hub.secret, { sub: 'g-urlrooms-bad', tenant, role: 'guard' });
+  const c = await connect(`${hub.wsUrl}?rooms=unit:1,%FF,unit:2,bad%20room`, { token, header: true, label: 'g-urlrooms-bad' });
+  const [errors, w] = await untilWelcome(c);
+  assert.deepEqual(errors.map((e) => [e.code, e.room]), [['bad_request', undefined], ['bad_request', 'bad room']], JSON.stringify(errors));
+  assert.match(errors[0].message, /not UTF-8/);
+  assert.deepEqual(w.rooms.slice().sort(), ['all', 'role:guard', 'unit:1', 'unit:2', 'user:g-urlrooms-bad']);
+  await assertUsable(c);
+  c.close();
+});
+
+test('a guard resuming with since and its unit rooms in auth gets the visitor announced while it was offline', async () => {
+  const claims = { sub: 'g-resume-rooms', tenant, role: 'guard' };
+  const first = await authWith(claims, { rooms: ['unit:305'] });
+  const [, w1] = await untilWelcome(first);
+  assert.ok(w1.rooms.includes('unit:305'), JSON.stringify(w1));
+  const seen = await database.emit(tenant, 'visitor', ['unit:305'], { unitId: '305', k: 1 }, { priority: 'high', ack: true });
+  const e1 = await first.next({ type: 'event', where: (f) => f.id === seen });
+  first.close();
+  await first.closed;
+  const missed = await database.emit(tenant, 'visitor', ['unit:305'], { unitId: '305', k: 2 }, { priority: 'high', ack: true });
+  const again = await authWith(claims, { rooms: ['unit:305'], since: e1.seq });
+  const [errors, w2] = await untilWelcome(again);
+  assert.deepEqual(errors, []);
+  assert.ok(w2.rooms.includes('unit:305'), JSON.stringify(w2));
+  const e2 = await again.next({ type: 'event', where: (f) => f.id === missed });
+  assert.equal(e2.room, 'unit:305');
+  assert.equal(e2.data.k, 2);
+  again.close();
+});
+
 test('ping → pong; ping with ref (string, number) → pong echoing it exactly', async () => {
   const c = await resident('r-ping');
   c.send({ type: 'ping' });

@@ -4,8 +4,9 @@
 // connecting → open → (dropped) → reconnecting → connecting … until the app
 // calls close(). On every (re)connection it authenticates with the first
 // frame (never the URL), resumes from the last seq it delivered to the app,
-// joins again the extra rooms the app subscribed to, and sends the acks that
-// could not be sent while the connection was down. Events are delivered at
+// names in that frame the extra rooms the app subscribed to (the hub joins
+// them before it replays, so the resume covers them too), and sends the acks
+// that could not be sent while the connection was down. Events are delivered at
 // most once per id (a bounded memory of recent ids), in the order the hub
 // sent them. Timers and randomness come from options so tests can drive the
 // whole state machine with a fake clock.
@@ -106,6 +107,7 @@ export class HubClient {
   #rooms = new Set(); // extra rooms the app wants on every connection
   #subWaiters = new Map(); // room → [{resolve, reject}] of subscribe() calls not yet answered
   #requests = new Map(); // ref → {type, room, resolve?, reject?} sent on the current socket
+  #authRef = null; // ref of the auth frame on the current socket (its room refusals echo it)
   #queuedAcks = new Set(); // event ids to ack once open
   #refSeq = 0;
   #welcome = null;
@@ -346,6 +348,9 @@ export class HubClient {
       this.#lastFrameAt = this.#clock.now();
       const auth = { type: 'auth', token: this.#token, ref: this.#newRef('auth') };
       if (this.#lastSeq !== undefined) auth.since = this.#lastSeq;
+      // Joined before the replay starts: what these rooms missed is resumed too.
+      if (this.#rooms.size > 0) auth.rooms = [...this.#rooms];
+      this.#authRef = auth.ref;
       this.#send(auth);
     };
     sock.onmessage = (ev) => {
@@ -387,6 +392,7 @@ export class HubClient {
   #onClosed(code, reason) {
     this.#gen++;
     this.#socket = null;
+    this.#authRef = null;
     // Unsubscribes in flight are done: the room is not joined again.
     for (const req of this.#requests.values()) if (req.type === 'unsubscribe') req.resolve(req.room);
     this.#requests.clear();
@@ -451,7 +457,15 @@ export class HubClient {
     if (this.#state !== 'open') return; // a listener closed the client
     this.#emit('welcome', w, { refresh: false });
     if (!this.#isOpen()) return;
-    for (const room of this.#rooms) this.#sendSubscribe(room);
+    // Rooms named in the auth frame and joined are listed in the welcome;
+    // refused ones were reported (and forgotten) before it. Any other room
+    // (asked for after the auth frame went, or a hub that ignores rooms in
+    // auth) is subscribed now.
+    const joined = new Set(Array.isArray(w.rooms) ? w.rooms : []);
+    for (const room of this.#rooms) {
+      if (joined.has(room)) this.#settleRoom(room, null);
+      else this.#sendSubscribe(room);
+    }
     for (const id of this.#queuedAcks) this.#send({ type: 'ack', id, ref: `ack:${id}` });
     this.#queuedAcks.clear();
     this.#schedulePing();
@@ -483,6 +497,14 @@ export class HubClient {
     const err = new HubError(String(f.code ?? 'unknown'), String(f.message ?? 'error from the hub'), { frame: f });
     if (f.ref !== undefined) err.ref = f.ref;
     if (f.code === 'resume_gap' && f.oldest_seq !== undefined) err.oldestSeq = f.oldest_seq;
+    if (typeof f.room === 'string') err.room = f.room;
+    if (f.ref !== undefined && f.ref === this.#authRef && typeof f.room === 'string') {
+      // A room named in the auth frame was refused: forget it, like a refused subscribe.
+      this.#rooms.delete(f.room);
+      if (this.#settleRoom(f.room, err)) return;
+      this.#emit('error', err);
+      return;
+    }
     const req = f.ref !== undefined ? this.#requests.get(f.ref) : undefined;
     if (req) {
       this.#requests.delete(f.ref);

@@ -179,6 +179,53 @@ test('subscribe: allowed rooms resolve and deliver, forbidden ones reject with c
   await hub.stop();
 });
 
+test('a guard subscribed to unit:302 gets, after a reconnect, the visitor announced while it was disconnected', async () => {
+  const T = await database.newTenant('subresume');
+  const hub = await startConsoleHub();
+  const claims = { sub: 'g6', tenant: T, role: 'guard' };
+  // 26 s past exp: accepted, then closed with 4001 a few seconds later. The
+  // visitor is announced while the client is disconnected: before getToken()
+  // hands it the token of its next connection.
+  const short = tokenFor(hub, claims, -26);
+  let announced = false;
+  const g = open(hub, claims, {
+    getToken: async ({ reason }) => {
+      if (reason !== 'unauthorized') return short;
+      if (!announced) await database.insertVisitor(T, { unitId: '302', name: 'Mensajería Servientrega' });
+      announced = true;
+      return tokenFor(hub, claims);
+    },
+  });
+  await g.opened();
+  assert.equal(await g.client.subscribe('unit:302'), 'unit:302');
+  await g.until(() => g.states.some((s) => s.state === 'reconnecting' && s.code === 4001), 'a 4001 close', 30_000);
+  await g.opened(2);
+  await g.until(() => g.events.some((e) => e.kind === 'visitor' && e.data.unitId === '302'), 'the visitor announced while disconnected');
+  const v = g.events.find((e) => e.kind === 'visitor');
+  assert.equal(v.room, 'unit:302');
+  assert.equal(v.data.name, 'Mensajería Servientrega');
+  const w = g.welcomes.at(-1).w;
+  assert.ok(w.rooms.includes('unit:302'), `the reconnect's welcome lists unit:302: ${JSON.stringify(w)}`);
+  assert.deepEqual(g.client.rooms, ['unit:302']);
+  assert.deepEqual(g.errors.filter((e) => e.room), [], g.describe());
+  await g.client.close();
+  await hub.stop();
+});
+
+test('rooms refused at authentication are forgotten and reported with their room', async () => {
+  const T = await database.newTenant('authrooms');
+  const hub = await startConsoleHub();
+  const r = open(hub, { sub: 'r2', tenant: T, role: 'resident', units: ['101'] }, { rooms: ['unit:101', 'unit:999'] });
+  await r.opened();
+  await r.until(() => r.errors.some((e) => e.room === 'unit:999'), 'the refusal of unit:999');
+  const err = r.errors.find((e) => e.room === 'unit:999');
+  assert.equal(err.code, 'forbidden');
+  assert.deepEqual(r.client.rooms, ['unit:101']);
+  assert.ok(r.welcomes[0].w.rooms.includes('unit:101'));
+  await r.client.close();
+  await hub.stop();
+});
+
 test('autoAck acks events that ask for it: hub.deliveries says ws/acked, and the panic is claimed', async () => {
   const T = await database.newTenant('autoack');
   const hub = await startConsoleHub();

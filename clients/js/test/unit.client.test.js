@@ -273,6 +273,44 @@ test('subscribe resolves on the hub reply; forbidden rejects with .code and is n
   await s.hub.close();
 });
 
+test('the extra rooms go in every auth frame; rooms the welcome lists are not subscribed again; a refusal naming the room forgets it', async () => {
+  const s = setup({ rooms: ['unit:302', 'unit:303'] });
+  await flush();
+  const ws = FakeWebSocket.last;
+  ws.open();
+  const auth = ws.sent[0];
+  assert.deepEqual(auth.rooms, ['unit:302', 'unit:303']);
+  const p = s.hub.subscribe('unit:303');
+  ws.deliver({ type: 'error', code: 'forbidden', message: 'this role may not subscribe to that room', room: 'unit:303', ref: auth.ref });
+  await assert.rejects(p, (err) => err instanceof HubError && err.code === 'forbidden' && err.room === 'unit:303');
+  ws.welcome({ rooms: ['all', 'unit:302'] });
+  await flush();
+  assert.equal(ws.sentOf('subscribe').length, 0, 'a room joined at auth was subscribed again');
+  assert.deepEqual(s.hub.rooms, ['unit:302']);
+  assert.equal(s.errors.length, 0, 'the rejected promise was the report');
+
+  // A refusal nobody waits for is an error event; a hub that ignored rooms gets subscribes.
+  ws.serverClose(1006);
+  await s.clock.advance(s.states.at(-1).delay);
+  const ws2 = FakeWebSocket.last;
+  ws2.open();
+  assert.deepEqual(ws2.sent[0].rooms, ['unit:302']);
+  assert.equal(typeof ws2.sent[0].since, 'number');
+  ws2.welcome({ rooms: ['all'] });
+  await flush();
+  assert.deepEqual(ws2.sentOf('subscribe').map((f) => f.room), ['unit:302']);
+  await s.hub.close();
+
+  const t = setup({ rooms: ['role:admin'] });
+  await flush();
+  const ws3 = FakeWebSocket.last;
+  ws3.open();
+  ws3.deliver({ type: 'error', code: 'forbidden', message: 'no', room: 'role:admin', ref: ws3.sent[0].ref });
+  assert.deepEqual(t.errors.map((e) => [e.code, e.room]), [['forbidden', 'role:admin']]);
+  assert.deepEqual(t.hub.rooms, []);
+  await t.hub.close();
+});
+
 test('a subscribe made while disconnected is sent on the next connection', async () => {
   const s = setup();
   await flush();
