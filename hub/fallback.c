@@ -354,6 +354,7 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
     template_free(&text);
 }
 
+        .user_id = user,
 struct claim_ctx {
     struct fallback *fb;
     enum channel ch;
