@@ -68,6 +68,16 @@ void breaker_success(struct breaker *b, int64_t now_ms);
  */
 void breaker_failure(struct breaker *b, int64_t now_ms);
 
+/*
+ * How long, from now_ms, until an open breaker half-opens and lets a probe
+ * through: the rest of the cool-down (at least 1 while it refuses), 0 when
+ * it is closed or half-open. A caller that must wait for the provider
+ * rather than give up (a critical event) retries then; while a half-open
+ * probe is in flight nobody knows when it ends, so the caller picks its own
+ * short delay.
+ */
+int64_t breaker_retry_in_ms(const struct breaker *b, int64_t now_ms);
+
 /* Gives back a permission from breaker_allow() that was not used (the
  * request could not be started): a half-open breaker may probe again. */
 void breaker_release(struct breaker *b);
