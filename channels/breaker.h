@@ -3,7 +3,9 @@
  *
  * When a provider keeps failing, the breaker opens: requests to it are
  * refused at once for a cool-down, and the deliveries go to the next
- * fallback channel instead of queueing behind an outage. After the
+ * fallback channel instead of queueing behind an outage (a critical
+ * event's delivery also waits to be tried again when the breaker
+ * half-opens: breaker_retry_in_ms(), docs/fallback.md §3). After the
  * cool-down one probe request is let through (half-open); its success
  * closes the breaker, its failure opens it for another cool-down.
  *

@@ -5,12 +5,15 @@
 //
 // Own cluster (lib/fallback.mjs). The panic policy is made ordered (push,
 // then SMS) so "the next channel goes at once" is the hub's doing and not
-// fallback_all's; the visitor policy's ack timeout is shortened.
+// fallback_all's; the visitor policy's ack timeout is shortened. The
+// emergency announcement (always push and SMS, critical) is the case of a
+// loaded machine: provider timeouts open the circuit while the hub is
+// halfway through the residents' pushes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  useFallbackFile, uid, newPhone, ms, waitFor,
+  useFallbackFile, uid, newPhone, ms, waitFor, countBy, assertExactlyOnce,
 } from './lib/fallback.mjs';
 
 const ACK_TIMEOUT_MS = 300;
@@ -94,6 +97,55 @@ test('open push circuit: a panic\'s push waits for the half-open probe and ends 
     assert.equal(fx.smsTo(guard.phoneNumber).length, 1);
     assert.deepEqual((await fx.deliveries(panic.id)).map((r) => `${r.user_id === guard.id ? 'guard' : r.user_id} ${r.channel} ${r.status}`),
       ['guard push sent', 'guard sms sent']);
+  } finally {
+    fx.fcm.setMode('ok');
+    await fx.db.sql(`update hub.deliveries set status = 'skipped', detail = 'closed by the test', lease_until = null
+                      where tenant = $1 and status = 'pending'`, [tenant]);
+    await hub.stop();
+  }
+});
+
+test('emergency announcement while FCM times out: the circuit opens, the remaining pushes wait and every resident gets exactly one push when FCM answers again', async () => {
+  const N = 20;
+  const hub = await fx.startHub({
+    env: {
+      HUB_BREAKER_THRESHOLD: THRESHOLD,
+      HUB_BREAKER_COOLDOWN_MS: 2000,
+      HUB_PROVIDER_TIMEOUT_MS: 1000,
+      HUB_PROVIDER_MAX_INFLIGHT: 2,
+      HUB_FALLBACK_MAX_ATTEMPTS: 10,
+    },
+  });
+  const tenant = await fx.newTenant('emergency');
+  try {
+    const users = await fx.addUsersBulk(tenant, N);
+    // FCM stops answering: the first requests time out, which opens the circuit.
+    fx.fcm.setMode('hang');
+    await fx.db.insertAnnouncement(tenant, { type: 'emergency', title: 'Fuga de gas', body: 'Fuga de gas: evacúe por la escalera norte.' });
+    const ev = await fx.lastEvent(tenant, 'announcement');
+    assert.ok(ev, 'no announcement event');
+    // Open: some push met the open circuit (it should wait: checked below).
+    const metCircuit = async () => (await fx.deliveries(ev.id, { channel: 'push' }))
+      .filter((r) => /circuit open/.test(r.detail ?? ''));
+    await waitFor(async () => (await metCircuit()).length > 0, {
+      timeout: 30_000,
+      what: 'push rows that met the open circuit',
+      describe: async () => JSON.stringify(await fx.deliveryCounts(ev.id)),
+    });
+    const hung = fx.fcm.messages.filter((m) => users.tokens.has(m.token) && m.status === 'hang').length;
+    assert.ok(hung >= THRESHOLD, `only ${hung} pushes hung before the circuit opened`);
+    fx.fcm.setMode('ok');
+
+    const rows = await fx.waitSettled(ev.id, { min: 2 * N, timeout: 60_000 });
+    assert.deepEqual(await fx.deliveryCounts(ev.id), { 'push/sent': N, 'sms/sent': N },
+      `rows: ${JSON.stringify(rows.filter((r) => r.channel === 'push' && r.status !== 'sent').slice(0, 5))}`);
+    for (const r of rows.filter((x) => x.channel === 'push')) {
+      assert.ok(r.attempts >= 1 && r.attempts <= 3, `attempts counts requests, not waits: ${JSON.stringify(r)}`);
+    }
+    const accepted = fx.fcm.messages.filter((m) => m.status === 200 && m.data?.event_id === String(ev.id));
+    assertExactlyOnce(countBy(accepted, (m) => m.token), users.tokens, `pushes of event ${ev.id}`);
+    const texts = fx.twilio.messages.filter((m) => m.status === 201 && users.phones.has(m.to));
+    assertExactlyOnce(countBy(texts, (m) => m.to), users.phones, `SMS of event ${ev.id}`);
   } finally {
     fx.fcm.setMode('ok');
     await fx.db.sql(`update hub.deliveries set status = 'skipped', detail = 'closed by the test', lease_until = null
