@@ -76,6 +76,20 @@ breaker_failure(struct breaker *b, int64_t now_ms)
     }
 }
 
+/* The rest of the cool-down; a clock that went backwards counts as its start. */
+int64_t
+breaker_retry_in_ms(const struct breaker *b, int64_t now_ms)
+{
+    if (b->state != BREAKER_OPEN)
+        return 0;
+    if (now_ms < b->opened_at_ms)
+        return b->cooldown_ms > 0 ? b->cooldown_ms : 1;
+    int64_t passed = now_ms - b->opened_at_ms;
+    if (passed >= b->cooldown_ms)
+        return 0;
+    return b->cooldown_ms - passed;
+}
+
 /* Only a half-open breaker holds a permission worth giving back. */
 void
 breaker_release(struct breaker *b)

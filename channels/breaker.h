@@ -3,7 +3,9 @@
  *
  * When a provider keeps failing, the breaker opens: requests to it are
  * refused at once for a cool-down, and the deliveries go to the next
- * fallback channel instead of queueing behind an outage. After the
+ * fallback channel instead of queueing behind an outage (a critical
+ * event's delivery also waits to be tried again when the breaker
+ * half-opens: breaker_retry_in_ms(), docs/fallback.md §3). After the
  * cool-down one probe request is let through (half-open); its success
  * closes the breaker, its failure opens it for another cool-down.
  *
@@ -67,6 +69,16 @@ void breaker_success(struct breaker *b, int64_t now_ms);
  * breaker opened do not stretch the cool-down.
  */
 void breaker_failure(struct breaker *b, int64_t now_ms);
+
+/*
+ * How long, from now_ms, until an open breaker half-opens and lets a probe
+ * through: the rest of the cool-down (at least 1 while it refuses), 0 when
+ * it is closed or half-open. A caller that must wait for the provider
+ * rather than give up (a critical event) retries then; while a half-open
+ * probe is in flight nobody knows when it ends, so the caller picks its own
+ * short delay.
+ */
+int64_t breaker_retry_in_ms(const struct breaker *b, int64_t now_ms);
 
 /* Gives back a permission from breaker_allow() that was not used (the
  * request could not be started): a half-open breaker may probe again. */

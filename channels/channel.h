@@ -42,6 +42,7 @@ struct message {
     const char *html;     /* e-mail HTML part, or NULL */
     int high_priority;    /* critical or high events */
     const char *event_id; /* decimal text */
+    const char *user_id;  /* the recipient, for the push collapse key; may be NULL */
     const char *kind;
     const char *tenant;
 };

@@ -418,6 +418,38 @@ cut_string(const char *s, size_t n, int ellipsis)
     return j;
 }
 
+/* The hash input starts with this label, so the key is ours alone and
+ * cannot be mistaken for a hash of the ids by themselves. */
+#define FCM_COLLAPSE_LABEL "armonia-push-collapse"
+
+int
+fcm_collapse_key(const char *event_id, const char *user_id, char out[FCM_COLLAPSE_KEY_LEN + 1])
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_MD_CTX *md;
+    int ok;
+
+    out[0] = '\0';
+    if (event_id == NULL || *event_id == '\0' || user_id == NULL || *user_id == '\0')
+        return -1;
+    md = EVP_MD_CTX_new();
+    /* NUL after each part: ("1", "23") and ("12", "3") hash differently. */
+    ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+         EVP_DigestUpdate(md, FCM_COLLAPSE_LABEL, sizeof(FCM_COLLAPSE_LABEL)) == 1 &&
+         EVP_DigestUpdate(md, event_id, strlen(event_id) + 1) == 1 &&
+         EVP_DigestUpdate(md, user_id, strlen(user_id) + 1) == 1 &&
+         EVP_DigestFinal_ex(md, digest, &dlen) == 1 && dlen >= FCM_COLLAPSE_KEY_BYTES;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return -1;
+    char enc[FCM_COLLAPSE_KEY_BYTES * 4 / 3 + 4];
+    if (auth_b64url_encode(digest, FCM_COLLAPSE_KEY_BYTES, enc) != FCM_COLLAPSE_KEY_LEN)
+        return -1;
+    memcpy(out, enc, FCM_COLLAPSE_KEY_LEN + 1);
+    return 0;
+}
+
 /* Spends the payload budget on the data map first (it is small and the
  * app needs it), then the title, then the body. */
 char *
@@ -426,7 +458,7 @@ fcm_message_json(const struct message *m)
     json_t *root = NULL, *data = NULL, *notification = NULL, *title = NULL, *body = NULL;
     const char *t, *b;
     size_t budget = FCM_MAX_PAYLOAD, tlen, blen, keep;
-    char *text;
+    char *text, key[FCM_COLLAPSE_KEY_LEN + 1];
 
     if (m == NULL || m->to == NULL || *m->to == '\0')
         return NULL;
@@ -470,6 +502,21 @@ fcm_message_json(const struct message *m)
                      m->high_priority ? "10" : "5");
     if (root == NULL)
         goto err;
+    if (fcm_collapse_key(m->event_id, m->user_id, key) == 0) {
+        /* One key, three places: each platform replaces a notification
+         * that carries the same one. Outside the payload budget (FCM counts
+         * data and notification text only). */
+        json_t *msg = json_object_get(root, "message");
+        if (json_object_set_new(json_object_get(msg, "android"), "notification",
+                                json_pack("{s:s}", "tag", key)) < 0 ||
+            json_object_set_new(json_object_get(json_object_get(msg, "apns"), "headers"),
+                                "apns-collapse-id", json_string(key)) < 0 ||
+            json_object_set_new(msg, "webpush", json_pack("{s:{s:s}}", "headers", "Topic", key)) <
+                0) {
+            json_decref(root);
+            goto err;
+        }
+    }
     text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     json_decref(notification);

@@ -101,11 +101,37 @@ char *fcm_send_url(const char *base, const struct fcm_account *a);
  */
 int fcm_data_key_allowed(const char *key);
 
+/* Raw bytes of SHA-256 kept in a collapse key, and the key's length once
+ * base64url-encoded without padding: 16 bytes, 22 characters, within both
+ * FCM_MAX_APNS_COLLAPSE_ID and FCM_MAX_WEBPUSH_TOPIC. */
+#define FCM_COLLAPSE_KEY_BYTES 16
+#define FCM_COLLAPSE_KEY_LEN 22
+/* APNs' limit on apns-collapse-id, in bytes. */
+#define FCM_MAX_APNS_COLLAPSE_ID 64
+/* Web Push's limit on the Topic header (RFC 8030 §5.4), in characters of
+ * the URL-safe base64 alphabet. */
+#define FCM_MAX_WEBPUSH_TOPIC 32
+
+/*
+ * Writes the collapse key of the push of event event_id to user user_id
+ * into out (FCM_COLLAPSE_KEY_LEN characters and a NUL): the first
+ * FCM_COLLAPSE_KEY_BYTES of SHA-256 over a fixed label, the event id and
+ * the user id, base64url without padding. The same (event, user) always
+ * gives the same key, so a second copy of one push (docs/fallback.md §5)
+ * replaces the first on the device; the user id never leaves in clear.
+ * Returns 0, or -1 (out emptied) when an id is NULL or empty or hashing
+ * fails.
+ */
+int fcm_collapse_key(const char *event_id, const char *user_id, char out[FCM_COLLAPSE_KEY_LEN + 1]);
+
 /*
  * Builds the HTTP v1 request body for m: {"message": {"token": to,
  * "notification": {"title", "body"}, "data": {"event_id", "kind",
  * "tenant"}, "android": {"priority": "HIGH"|"NORMAL"}, "apns": {"headers":
- * {"apns-priority": "10"|"5"}}}}, high values when m->high_priority. Data
+ * {"apns-priority": "10"|"5"}}}}, high values when m->high_priority. When
+ * m has both event_id and user_id, the collapse key of the pair
+ * (fcm_collapse_key()) goes into android.notification.tag, the
+ * apns-collapse-id header and webpush.headers.Topic. Data
  * values are strings; NULL ones are left out. The title is cut to
  * FCM_MAX_TITLE_BYTES and the body shortened (ending in "…") so title,
  * body and data keys and values stay within FCM_MAX_PAYLOAD bytes; a data

@@ -50,6 +50,7 @@ struct fallback {
     size_t results_inflight; /* the first this many are being written */
     lws_sorted_usec_list_t results_sul;
     uint64_t sent, failed, retried, skipped;
+    uint64_t deferred; /* critical rows told to wait for an open circuit */
 };
 
 /* One delivery being sent; owned by the fallback until its result is stored. */
@@ -114,7 +115,7 @@ on_results_stored(struct db *db, const PGresult *res, void *ud)
         free(fb->results[i]);
     memmove(fb->results, fb->results + n, (fb->n_results - n) * sizeof(*fb->results));
     fb->n_results -= n;
-    /* A failed or skipped delivery may have queued the next channel. */
+    /* A failed, skipped or deferred delivery may have queued the next channel. */
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
         for (int i = 0; i < PQntuples(res); i++) {
             enum channel next;
@@ -178,7 +179,8 @@ on_results_timer(lws_sorted_usec_list_t *sul)
 }
 
 /*
- * Queues one outcome: outcome is "sent", "retry", "failed" or "skipped".
+ * Queues one outcome: outcome is "sent", "retry", "failed", "skipped" or
+ * "deferred" (hub.delivery_result() says what each does to the row).
  * Outcomes are written in batches; they stay queued while the database is
  * away. If the hub stops first, the row's lease runs out and another
  * attempt (by this or another hub) takes it: nothing is lost, at worst one
@@ -308,7 +310,21 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
         store_result(fb, event_id, user, ch, "skipped", "channel not configured", 0);
         return;
     }
-    if (!breaker_allow(&p->breaker, hub_now_ms())) {
+    int64_t now = hub_now_ms();
+    if (!breaker_allow(&p->breaker, now)) {
+        if (strcmp(priority, "critical") == 0) {
+            /* A critical event must not lose a channel to an outage: the
+             * row waits until the circuit half-opens (or, while its probe is
+             * in flight, HUB_RETRY_BASE_MS), attempts unchanged, and an
+             * ordered policy's next channel goes at once meanwhile. */
+            int64_t wait = breaker_retry_in_ms(&p->breaker, now);
+            int delay =
+                wait > fb->hub->cfg->retry_base_ms ? (int)wait : fb->hub->cfg->retry_base_ms;
+            fb->deferred++;
+            store_result(fb, event_id, user, ch, "deferred",
+                         "provider unavailable (circuit open): waits for it to half-open", delay);
+            return;
+        }
         fb->skipped++;
         store_result(fb, event_id, user, ch, "skipped", "provider unavailable (circuit open)", 0);
         return;
@@ -338,6 +354,7 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
         .html = text.html,
         .high_priority = strcmp(priority, "normal") != 0,
         .event_id = event_id,
+        .user_id = user,
         .kind = kind,
         .tenant = tenant,
     };

@@ -544,9 +544,14 @@ $fn$;
 --   retry    attempts + 1, due again after p_retry_ms, stays 'pending'
 --   failed   status 'failed', attempts + 1
 --   skipped  status 'skipped', attempts unchanged (no provider request made)
--- Every outcome stores p_detail and frees the lease. A failed or skipped
--- 'fallback' row of an ordered policy (fallback_all false) queues the next
--- channel for that user (hub.fallback_next); the function returns the name
+--   deferred stays 'pending', due again after p_retry_ms, attempts unchanged
+--            (no provider request made: the provider's circuit is open and
+--            the event is critical, so the row waits for the circuit to
+--            half-open instead of being skipped for good)
+-- Every outcome stores p_detail and frees the lease. A failed, skipped or
+-- deferred 'fallback' row of an ordered policy (fallback_all false) queues
+-- the next channel for that user (hub.fallback_next): a deferred row goes on
+-- waiting while the next channel goes at once. The function returns the name
 -- of the channel that got a pending row, NULL otherwise, and wakes the hubs.
 CREATE OR REPLACE FUNCTION hub.delivery_result(p_event bigint, p_user text, p_channel text,
                                                p_outcome text, p_detail text, p_retry_ms int)
@@ -556,19 +561,19 @@ DECLARE
     row_origin text;
     nxt        text;
 BEGIN
-    IF p_outcome IS NULL OR p_outcome NOT IN ('sent', 'retry', 'failed', 'skipped') THEN
-        RAISE EXCEPTION 'hub.delivery_result: outcome must be sent, retry, failed or skipped, got %',
+    IF p_outcome IS NULL OR p_outcome NOT IN ('sent', 'retry', 'failed', 'skipped', 'deferred') THEN
+        RAISE EXCEPTION 'hub.delivery_result: outcome must be sent, retry, failed, skipped or deferred, got %',
             hub.quote_for_error(p_outcome) USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     UPDATE hub.deliveries d
-       SET status = CASE p_outcome WHEN 'retry' THEN 'pending' ELSE p_outcome END,
-           attempts = d.attempts + CASE p_outcome WHEN 'skipped' THEN 0 ELSE 1 END,
+       SET status = CASE WHEN p_outcome IN ('retry', 'deferred') THEN 'pending' ELSE p_outcome END,
+           attempts = d.attempts + CASE WHEN p_outcome IN ('skipped', 'deferred') THEN 0 ELSE 1 END,
            detail = p_detail,
-           next_attempt_at = CASE p_outcome
-                                 WHEN 'retry' THEN now() + greatest(coalesce(p_retry_ms, 0), 0)
-                                                           * interval '1 millisecond'
-                                 ELSE d.next_attempt_at END,
+           next_attempt_at = CASE WHEN p_outcome IN ('retry', 'deferred')
+                                  THEN now() + greatest(coalesce(p_retry_ms, 0), 0)
+                                               * interval '1 millisecond'
+                                  ELSE d.next_attempt_at END,
            lease_until = NULL,
            updated_at = now()
      WHERE d.event_id = p_event AND d.user_id = p_user AND d.channel = p_channel
@@ -578,7 +583,7 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    IF p_outcome IN ('failed', 'skipped') AND row_origin = 'fallback' THEN
+    IF p_outcome IN ('failed', 'skipped', 'deferred') AND row_origin = 'fallback' THEN
         -- The outcome above stands even if queueing the next channel fails
         -- (e.g. the tenant's layout is broken): otherwise the row would stay
         -- pending, its lease would run out and it would be sent again.

@@ -8,6 +8,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { login, runHub, freePort } from './lib/harness.mjs';
 import {
   useFallbackFile, uid, newPhone, sleep, ms,
@@ -49,6 +50,12 @@ async function payment(userId, status = 'COMPLETED', amount = 150000) {
   const ev = await fx.lastEvent(tenant, 'payment');
   assert.ok(ev && ev.data.paymentId === id, `no payment event for ${id}: ${JSON.stringify(ev)}`);
   return ev;
+}
+
+/** The collapse key channels/fcm_auth.c derives for (event, user): docs/fallback.md §5. */
+function collapseKey(eventId, userId) {
+  return createHash('sha256').update(`armonia-push-collapse\0${eventId}\0${userId}\0`).digest()
+    .subarray(0, 16).toString('base64url');
 }
 
 function residentClaims(u) {
@@ -186,6 +193,38 @@ test('FCM answers 500, 500, 200 → one push after retries, attempts = 3, no SMS
     assert.deepEqual(pushes.map((p) => p.status), [500, 500, 200]);
     assert.equal(fx.smsTo(u.phoneNumber).length, 0, 'an SMS went out although the push got through on retry');
     assert.equal(await fx.delivery(ev.id, u.id, 'sms'), undefined);
+  } finally {
+    fx.fcm.setMode('ok');
+  }
+});
+
+test('every push carries one collapse key per (event, user) in android tag, apns-collapse-id and web push Topic: a retry repeats it, another resident differs', async () => {
+  // docs/fallback.md §5: a second copy of a push must replace the first on
+  // the device, so every copy of (event, user) carries the same key.
+  const unitId = `U${uid(3)}`;
+  const a = await fx.addUser(tenant, resident({ unitId, deviceToken: `tok-${uid(8)}` }));
+  const b = await fx.addUser(tenant, resident({ unitId, deviceToken: `tok-${uid(8)}` }));
+  fx.fcm.setMode('sequence', [500, 500]);
+  try {
+    const ev = await visitorFor(unitId);
+    for (const u of [a, b]) {
+      const row = await fx.waitDelivery(ev.id, u.id, 'push', { timeout: 20_000 });
+      assert.equal(row.status, 'sent', JSON.stringify(row));
+    }
+    const keys = new Map();
+    for (const u of [a, b]) {
+      const pushes = fx.pushesTo(u.deviceToken);
+      const expected = collapseKey(ev.id, u.id);
+      for (const p of pushes) {
+        assert.deepEqual([p.androidTag, p.apnsCollapseId, p.webpushTopic], [expected, expected, expected],
+          `push ${pushes.indexOf(p) + 1} of ${pushes.length} to ${u.id}: ${JSON.stringify(p)}`);
+      }
+      assert.ok(!expected.includes(u.id));
+      keys.set(u.id, expected);
+    }
+    assert.ok(fx.pushesTo(a.deviceToken).length + fx.pushesTo(b.deviceToken).length >= 4,
+      'the two 500s were not retried: no push was sent twice');
+    assert.notEqual(keys.get(a.id), keys.get(b.id), 'two residents share a collapse key');
   } finally {
     fx.fcm.setMode('ok');
   }

@@ -806,6 +806,40 @@ ftest('result: sent, retry, failed, skipped; only a pending row changes; a repea
   await rejects22023(() => result(id, 'k', 'push', null), /outcome/, 'outcome NULL');
 });
 
+ftest('result: deferred (open circuit, critical event) keeps the row pending without an attempt, due after retry_ms, and queues the next channel once', async () => {
+  const t = await newTenant('deferred');
+  const kind = await newKind({ fallback: ['push', 'sms'] });
+  await addUser(t, { id: 'g', token: 'tok-g', phone: '+573001112233' });
+  const id = await emit(t, kind, ['all'], { priority: 'critical', ack: true });
+  await planOwn([id]);
+  assert.deepEqual(await claimOwn([id], 'push').then((r) => r.map((x) => [x.user_id, x.priority])), [['g', 'critical']]);
+  const push = async () => (await q(`SELECT status, attempts, detail, lease_until,
+                                            extract(epoch FROM next_attempt_at - now()) * 1000 AS due_in_ms
+                                       FROM hub.deliveries WHERE event_id = $1 AND user_id = 'g' AND channel = 'push'`, [id]))[0];
+
+  const wait = 'provider unavailable (circuit open): waits for it to half-open';
+  assert.equal(await result(id, 'g', 'push', 'deferred', wait, 30_000), 'sms', 'the next channel goes at once');
+  let p = await push();
+  assert.deepEqual([p.status, p.attempts, p.detail, p.lease_until], ['pending', 0, wait, null]);
+  assert.ok(Number(p.due_in_ms) > 25_000 && Number(p.due_in_ms) <= 30_000, `due in ${p.due_in_ms} ms`);
+  assert.deepEqual(await claimOwn([id], 'push'), [], 'a deferred row was claimed before it was due');
+  assert.deepEqual(await summary(id), [`g push pending (${wait})`, 'g sms pending']);
+
+  // Due again (the circuit half-opened) and still refused: deferred again,
+  // no second SMS row, still no attempt counted.
+  await q(`UPDATE hub.deliveries SET next_attempt_at = now() WHERE event_id = $1 AND channel = 'push'`, [id]);
+  assert.equal((await claimOwn([id], 'push')).length, 1);
+  assert.equal(await result(id, 'g', 'push', 'deferred', wait, 0), null, 'the SMS is queued already');
+  assert.equal((await push()).attempts, 0);
+  // The probe goes and works.
+  assert.equal((await claimOwn([id], 'push')).length, 1);
+  assert.equal(await result(id, 'g', 'push', 'sent', 'projects/p/messages/9'), null);
+  p = await push();
+  assert.deepEqual([p.status, p.attempts], ['sent', 1]);
+  assert.equal(await result(id, 'g', 'push', 'deferred', wait, 0), null, 'a late deferral changes nothing');
+  assert.equal((await push()).status, 'sent');
+});
+
 ftest('result: a failed or skipped fallback row queues the next channel, through missing addresses, to exhaustion; always and fallback_all rows do not', async () => {
   const t = await newTenant('chain');
   const kind = await newKind({ fallback: ['push', 'sms', 'email'] });

@@ -34,6 +34,10 @@ const CLOCK_SKEW_SECONDS = 60;
 const DEFAULT_TOKEN_SECONDS = 3599;
 /** FCM's cap on the payload of a message to a token. */
 const MAX_PAYLOAD_BYTES = 4096;
+/** APNs refuses an apns-collapse-id longer than this many bytes. */
+const MAX_APNS_COLLAPSE_ID_BYTES = 64;
+/** Web Push (RFC 8030 §5.4): a Topic is at most 32 characters of the URL-safe base64 alphabet. */
+const WEBPUSH_TOPIC = /^[A-Za-z0-9_-]{1,32}$/;
 
 const FCM_ERROR = 'type.googleapis.com/google.firebase.fcm.v1.FcmError';
 const BAD_REQUEST = 'type.googleapis.com/google.rpc.BadRequest';
@@ -310,6 +314,11 @@ export async function startFcm({ port = 0, log = console.log, tokenLifetimeSec =
       data: null,
       androidPriority: null,
       apnsPriority: null,
+      // The collapse keys: a later notification with the same one replaces
+      // the earlier on the device (Android tag, APNs collapse id, Web Push Topic).
+      androidTag: null,
+      apnsCollapseId: null,
+      webpushTopic: null,
       validateOnly: false,
       status: null,
       errorCode: null,
@@ -330,6 +339,9 @@ export async function startFcm({ port = 0, log = console.log, tokenLifetimeSec =
       record.data = message.data ?? null;
       record.androidPriority = message.android?.priority ?? null;
       record.apnsPriority = message.apns?.headers?.['apns-priority'] ?? null;
+      record.androidTag = message.android?.notification?.tag ?? null;
+      record.apnsCollapseId = message.apns?.headers?.['apns-collapse-id'] ?? null;
+      record.webpushTopic = message.webpush?.headers?.Topic ?? null;
       record.validateOnly = body.validate_only === true;
     }
 
@@ -423,6 +435,12 @@ const MESSAGE_FIELDS = ['name', 'data', 'notification', 'android', 'webpush', 'a
 const NOTIFICATION_FIELDS = ['title', 'body', 'image'];
 const ANDROID_FIELDS = ['collapse_key', 'priority', 'ttl', 'restricted_package_name', 'data', 'notification', 'fcm_options', 'direct_boot_ok'];
 const APNS_FIELDS = ['headers', 'payload', 'fcm_options', 'live_activity_token'];
+const ANDROID_NOTIFICATION_FIELDS = ['title', 'body', 'icon', 'color', 'sound', 'tag', 'click_action',
+  'body_loc_key', 'body_loc_args', 'title_loc_key', 'title_loc_args', 'channel_id', 'ticker', 'sticky',
+  'event_time', 'local_only', 'notification_priority', 'default_sound', 'default_vibrate_timings',
+  'default_light_settings', 'vibrate_timings', 'visibility', 'notification_count', 'light_settings', 'image',
+  'bypass_proxy_notification', 'proxy'];
+const WEBPUSH_FIELDS = ['headers', 'data', 'notification', 'fcm_options'];
 
 /** The first thing wrong with a messages:send body, or null. */
 function validateRequest(body) {
@@ -476,6 +494,12 @@ function validateRequest(body) {
       return { field: 'message.android.ttl', description: `Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration), ${JSON.stringify(a.ttl)}` };
     }
     if (a.data !== undefined && (v = validateStringMap(a.data, 'message.android.data'))) return v;
+    if (a.notification !== undefined) {
+      const n = a.notification;
+      if (!isObject(n)) return { field: 'message.android.notification', description: "Invalid value at 'message.android.notification': an object is required." };
+      if ((v = unknown(n, ANDROID_NOTIFICATION_FIELDS, 'message.android.notification'))) return v;
+      if (n.tag !== undefined && typeof n.tag !== 'string') return notString('message.android.notification.tag', n.tag);
+    }
   }
   if (m.apns !== undefined) {
     const a = m.apns;
@@ -487,6 +511,10 @@ function validateRequest(body) {
       if (p !== undefined && !['5', '10', '1'].includes(p)) {
         return { field: 'message.apns.headers', description: `Invalid apns-priority header ${JSON.stringify(p)}: APNs accepts 10, 5 or 1.` };
       }
+      const cid = a.headers['apns-collapse-id'];
+      if (cid !== undefined && (cid === '' || Buffer.byteLength(cid) > MAX_APNS_COLLAPSE_ID_BYTES)) {
+        return { field: 'message.apns.headers', description: `Invalid apns-collapse-id header ${JSON.stringify(cid)}: APNs wants 1 to ${MAX_APNS_COLLAPSE_ID_BYTES} bytes.` };
+      }
     }
     if (a.payload !== undefined && !isObject(a.payload)) {
       return { field: 'message.apns.payload', description: "Invalid value at 'message.apns.payload': an object is required." };
@@ -494,6 +522,16 @@ function validateRequest(body) {
   }
   for (const k of ['webpush', 'fcm_options']) {
     if (m[k] !== undefined && !isObject(m[k])) return { field: `message.${k}`, description: `Invalid value at 'message.${k}': an object is required.` };
+  }
+  if (m.webpush !== undefined) {
+    if ((v = unknown(m.webpush, WEBPUSH_FIELDS, 'message.webpush'))) return v;
+    if (m.webpush.headers !== undefined) {
+      if ((v = validateStringMap(m.webpush.headers, 'message.webpush.headers'))) return v;
+      const topic = m.webpush.headers.Topic;
+      if (topic !== undefined && !WEBPUSH_TOPIC.test(topic)) {
+        return { field: 'message.webpush.headers', description: `Invalid Topic header ${JSON.stringify(topic)}: Web Push wants at most 32 characters of the URL-safe base64 alphabet.` };
+      }
+    }
   }
 
   // FCM counts the keys and values of data plus the notification text.

@@ -226,6 +226,35 @@ describe('FCM stand-in', () => {
     assert.equal(r.body.error.status, 'INVALID_ARGUMENT');
   });
 
+  test('collapse keys (android tag, apns-collapse-id, web push Topic) are recorded and held to the platforms\' limits', async () => {
+    const tok = await accessToken();
+    const before = fcm.messages.length;
+    const key = 'sreVd-wHQtPDB3NDjkdZkg';
+    let r = await send(tok, {
+      ...push,
+      android: { priority: 'HIGH', notification: { tag: key } },
+      apns: { headers: { 'apns-priority': '10', 'apns-collapse-id': key } },
+      webpush: { headers: { Topic: key } },
+    });
+    assert.equal(r.status, 200);
+    const rec = fcm.messages[before];
+    assert.equal(rec.androidTag, key);
+    assert.equal(rec.apnsCollapseId, key);
+    assert.equal(rec.webpushTopic, key);
+    r = await send(tok, { ...push, apns: { headers: { 'apns-collapse-id': 'x'.repeat(65) } } });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, /apns-collapse-id/);
+    r = await send(tok, { ...push, webpush: { headers: { Topic: 'x'.repeat(33) } } });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, /Topic/);
+    r = await send(tok, { ...push, webpush: { headers: { Topic: 'a+b/c=' } } });
+    assert.equal(r.status, 400);
+    r = await send(tok, { ...push, android: { notification: { tag: 7 } } });
+    assert.equal(r.body.error.details[0].fieldViolations[0].field, 'message.android.notification.tag');
+    r = await send(tok, { ...push, android: { notification: { label: 'x' } } });
+    assert.match(r.body.error.message, /Unknown name "label" at 'message.android.notification'/);
+  });
+
   test('token "unregistered…" → 404 UNREGISTERED; "mismatch…" → 403 SENDER_ID_MISMATCH', async () => {
     const tok = await accessToken();
     let r = await send(tok, { ...push, token: 'unregistered-dev-1' });

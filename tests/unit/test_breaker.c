@@ -193,6 +193,28 @@ test_zero_cooldown_probes_at_once(void **state)
     assert_int_equal(breaker_allow(&b, 50), 0);
 }
 
+/* A critical delivery refused by an open breaker is told when to come back:
+ * the moment the breaker will let its probe through. */
+static void
+test_retry_in_is_the_rest_of_the_cooldown(void **state)
+{
+    struct breaker b;
+
+    breaker_init(&b, 1, 1000);
+    assert_int_equal(breaker_retry_in_ms(&b, 0), 0);
+    breaker_failure(&b, 5000);
+    assert_int_equal(breaker_retry_in_ms(&b, 5000), 1000);
+    assert_int_equal(breaker_retry_in_ms(&b, 5400), 600);
+    assert_false(breaker_allow(&b, 5999));
+    assert_int_equal(breaker_retry_in_ms(&b, 5999), 1);
+    assert_int_equal(breaker_retry_in_ms(&b, 4000), 1000); /* clock went backwards */
+    assert_int_equal(breaker_retry_in_ms(&b, 6000), 0);
+    assert_true(breaker_allow(&b, 6000));               /* the probe */
+    assert_int_equal(breaker_retry_in_ms(&b, 6000), 0); /* half-open: unknown */
+    breaker_success(&b, 6100);
+    assert_int_equal(breaker_retry_in_ms(&b, 6100), 0);
+}
+
 static void
 test_state_names(void **state)
 {
@@ -207,6 +229,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init),
+        cmocka_unit_test(test_retry_in_is_the_rest_of_the_cooldown),
         cmocka_unit_test(test_closed_allows_everything),
         cmocka_unit_test(test_opens_at_threshold),
         cmocka_unit_test(test_success_resets_the_count),

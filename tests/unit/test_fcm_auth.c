@@ -613,11 +613,116 @@ test_message_refused(void **state)
     assert_null(fcm_message_json(&m));
 }
 
+/* The three collapse fields of a built message; asserts they are one key. */
+static const char *
+collapse_fields(json_t *msg)
+{
+    const char *tag, *apns, *topic;
+
+    tag = json_string_value(
+        json_object_get(json_object_get(json_object_get(msg, "android"), "notification"), "tag"));
+    apns = json_string_value(json_object_get(
+        json_object_get(json_object_get(msg, "apns"), "headers"), "apns-collapse-id"));
+    topic = json_string_value(
+        json_object_get(json_object_get(json_object_get(msg, "webpush"), "headers"), "Topic"));
+    assert_non_null(tag);
+    assert_non_null(apns);
+    assert_non_null(topic);
+    assert_string_equal(tag, apns);
+    assert_string_equal(tag, topic);
+    return tag;
+}
+
+static void
+test_collapse_key_per_event_and_user(void **state)
+{
+    struct message m = {.to = "tok-a",
+                        .title = "Alerta",
+                        .body = "Ayuda",
+                        .high_priority = 1,
+                        .event_id = "48213",
+                        .user_id = "guard-7",
+                        .kind = "panic"};
+    char *first_text, *again_text, *other_user_text, *other_event_text, *swap_text;
+    json_t *r1, *r2, *r3, *r4, *r5;
+    const char *first, *again, *other_user, *other_event, *swapped;
+    char key[FCM_COLLAPSE_KEY_LEN + 1];
+
+    first_text = fcm_message_json(&m);
+    m.to = "tok-b"; /* a second send (another attempt, another device): same key */
+    again_text = fcm_message_json(&m);
+    m.user_id = "guard-8";
+    other_user_text = fcm_message_json(&m);
+    m.user_id = "guard-7";
+    m.event_id = "48214";
+    other_event_text = fcm_message_json(&m);
+    m.event_id = "4821"; /* ("4821", "3guard-7") must not meet ("48213", "guard-7") */
+    m.user_id = "3guard-7";
+    swap_text = fcm_message_json(&m);
+
+    first = collapse_fields(message_of(first_text, &r1));
+    again = collapse_fields(message_of(again_text, &r2));
+    other_user = collapse_fields(message_of(other_user_text, &r3));
+    other_event = collapse_fields(message_of(other_event_text, &r4));
+    swapped = collapse_fields(message_of(swap_text, &r5));
+    assert_string_equal(first, again);
+    assert_string_not_equal(first, other_user);
+    assert_string_not_equal(first, other_event);
+    assert_string_not_equal(first, swapped);
+
+    /* Within APNs' and Web Push's limits, URL-safe base64, no user id in clear. */
+    assert_int_equal(strlen(first), FCM_COLLAPSE_KEY_LEN);
+    assert_true(strlen(first) <= FCM_MAX_WEBPUSH_TOPIC);
+    assert_true(strlen(first) <= FCM_MAX_APNS_COLLAPSE_ID);
+    assert_int_equal(strspn(first, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789-_"),
+                     strlen(first));
+    assert_null(strstr(first_text, "guard-7"));
+    assert_int_equal(fcm_collapse_key("48213", "guard-7", key), 0);
+    assert_string_equal(key, first);
+    /* The value itself is fixed: devices compare keys across hub versions. */
+    assert_string_equal(key, "sreVd-wHQtPDB3NDjkdZkg");
+
+    json_decref(r1);
+    json_decref(r2);
+    json_decref(r3);
+    json_decref(r4);
+    json_decref(r5);
+    free(first_text);
+    free(again_text);
+    free(other_user_text);
+    free(other_event_text);
+    free(swap_text);
+}
+
+static void
+test_collapse_key_needs_both_ids(void **state)
+{
+    struct message m = {.to = "tok", .title = "t", .body = "b", .event_id = "1"};
+    char key[FCM_COLLAPSE_KEY_LEN + 1] = "x";
+    char *text = fcm_message_json(&m);
+    json_t *root, *msg = message_of(text, &root);
+
+    /* Without a user there is no key, and no empty fields either. */
+    assert_null(json_object_get(msg, "webpush"));
+    assert_null(json_object_get(json_object_get(msg, "android"), "notification"));
+    assert_null(json_object_get(json_object_get(json_object_get(msg, "apns"), "headers"),
+                                "apns-collapse-id"));
+    assert_int_equal(fcm_collapse_key("1", NULL, key), -1);
+    assert_string_equal(key, "");
+    assert_int_equal(fcm_collapse_key("", "u", key), -1);
+    assert_int_equal(fcm_collapse_key(NULL, "u", key), -1);
+    json_decref(root);
+    free(text);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good_account),
+        cmocka_unit_test(test_collapse_key_per_event_and_user),
+        cmocka_unit_test(test_collapse_key_needs_both_ids),
         cmocka_unit_test(test_parse_pkcs1_key_and_missing_type),
         cmocka_unit_test(test_parse_http_token_uri),
         cmocka_unit_test(test_parse_missing_fields),
