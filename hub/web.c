@@ -63,6 +63,12 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("catchups_total", "Connections that fell behind a burst and caught up from the outbox.",
             m->catchups);
     COUNTER("events_purged_total", "Outbox events deleted past retention.", m->events_purged);
+    COUNTER("outbox_read_failures_total",
+            "Listener queries (LISTEN, newest seq, page read) that failed and were retried.",
+            m->outbox_failures);
+    COUNTER("outbox_safety_reads_total",
+            "Outbox reads made because HUB_OUTBOX_SAFETY_MS passed without one.",
+            m->outbox_safety_reads);
 #undef COUNTER
 #undef GAUGE
     if (fclose(f)) {
