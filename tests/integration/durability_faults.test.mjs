@@ -1,0 +1,281 @@
+// durability_faults.test.mjs - single listener queries fail while the
+// database connection stays up: cancelled statements, lock timeouts, a
+// terminated session in the middle of a burst. Nothing may wait for the next
+// notification: every committed event reaches a connected guard once, in seq
+// order, soon after the fault ends, and /healthz follows whether the outbox
+// can be read (docs/design-seq.md "When a read fails").
+//
+// The faults lock hub.outbox exclusively and set lock_timeout on the hub's
+// sessions, so this file runs on a cluster of its own, never the shared
+// HUB_PGDIR one. The hub's sessions are told apart by application_name
+// ('armonia-hub listener'; a hub older than that is recognised by the
+// statements its listener runs).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { useLifecycle, startHub, waitHealth } from './lib/harness.mjs';
+import {
+  useStreams, openStream, assertExactStream, privateCluster, emitMany, hubMetrics, watchHealth, nowMs, sleep, within,
+} from './lib/durability.mjs';
+
+useLifecycle();
+useStreams();
+
+// How long the faults last: a scenario's length, not a bound on the hub.
+const FAULT_MS = 1500;
+// The hub's lock_timeout in the lock scenarios: its reads fail this fast.
+const HUB_LOCK_TIMEOUT_MS = 200;
+// The promise under test: HUB_OUTBOX_SAFETY_MS (1 s by default) plus a
+// read; generous for a loaded machine.
+const AFTER_FAULT_BOUND_MS = 5000;
+// How long the listener's queries are cancelled in a loop.
+const STORM_MS = 3000;
+
+let cl;
+
+before(async () => {
+  cl = await privateCluster('armonia-dur-faults-');
+});
+
+after(async () => {
+  if (cl) await cl.destroy();
+});
+
+/** The hub's listener session: pid and what it is doing, or null. */
+async function listener() {
+  const rows = await cl.db.sql(
+    `select pid, state, wait_event_type as wait, query from pg_stat_activity
+      where application_name like 'armonia-hub%' and pid <> pg_backend_pid()
+        and (application_name = 'armonia-hub listener'
+             or query like '%FROM hub.outbox WHERE seq > $1 ORDER BY seq%'
+             or query like 'SELECT coalesce(max(seq), 0) FROM hub.outbox%'
+             or query = 'LISTEN hub_outbox')
+      order by backend_start desc limit 1`,
+  );
+  return rows[0] ?? null;
+}
+
+/** Polls cond() every 10 ms; rejects naming what after timeout ms. */
+async function waitFor(what, cond, timeout = 20_000) {
+  const deadline = nowMs() + timeout;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (nowMs() > deadline) throw new Error(`${what}: not within ${timeout} ms`);
+    await sleep(10);
+  }
+}
+
+/** The listener session, once it is waiting for a lock on hub.outbox. */
+function listenerWaitingForLock() {
+  return waitFor('the listener waiting for the lock on hub.outbox', async () => {
+    const l = await listener();
+    return l && l.state === 'active' && l.wait === 'Lock' ? l : null;
+  });
+}
+
+/**
+ * Commits one panic for the guards and, in the same instant, takes an
+ * exclusive lock on hub.outbox: the lock request queues behind the
+ * emitting transaction, so it is granted at its commit, before the read the
+ * commit's notification causes. Resolves with {id, unlock()} while the lock
+ * is held.
+ */
+async function panicThenLock(T, data) {
+  const e = await cl.db.client();
+  const l = await cl.db.client();
+  try {
+    await e.query('begin');
+    const id = await cl.db.emit(T, 'panic', ['role:guard'], data, { priority: 'critical', on: e });
+    await l.query('begin');
+    const [{ pid }] = (await l.query('select pg_backend_pid() as pid')).rows;
+    const locked = l.query('lock table hub.outbox in access exclusive mode');
+    await waitFor('the lock request queued behind the emitting transaction', async () => {
+      const [r] = await cl.db.sql("select wait_event_type as w from pg_stat_activity where pid = $1", [pid]);
+      return r?.w === 'Lock';
+    });
+    await e.query('commit');
+    await locked;
+    e.release();
+    return {
+      id,
+      async unlock() {
+        await l.query('commit');
+        l.release();
+      },
+    };
+  } catch (err) {
+    e.release(true);
+    l.release(true);
+    throw err;
+  }
+}
+
+/** DATABASE_URL of the cluster with lock_timeout set for the hub's sessions only. */
+function urlWithLockTimeout(ms) {
+  // libpq decodes %20, not '+' (which URLSearchParams would write).
+  return `${cl.url}${cl.url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c lock_timeout=${ms}`)}`;
+}
+
+test("pg_cancel_backend of the listener's queries in a loop while panics are emitted → every panic reaches the guard once, in seq order", async () => {
+  const T = await cl.db.newTenant('cancel');
+  const hub = await startHub({ databaseUrl: cl.url });
+  try {
+    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
+    // The cancel loop runs inside PostgreSQL (a round trip from here per
+    // cancel would miss most reads, which take a millisecond): every 0.2 ms
+    // for STORM_MS it cancels whatever the listener is running (LISTEN, the
+    // newest seq, page reads, their PREPARE).
+    const l0 = await waitFor('the listener session', listener);
+    const storm = cl.db.sql(
+      `do $$ declare t0 timestamptz := clock_timestamp(); begin
+         while clock_timestamp() - t0 < interval '${STORM_MS} milliseconds' loop
+           perform pg_cancel_backend(${Number(l0.pid)});
+           perform pg_sleep(0.0002);
+         end loop; end $$`,
+    );
+    const t0 = nowMs();
+    let emitted = 0;
+    while (nowMs() - t0 < STORM_MS - 500) {
+      await cl.db.emit(T, 'panic', ['role:guard'], { i: emitted++ }, { priority: 'critical' });
+      await sleep(3);
+    }
+    await storm;
+    const failed = (await hubMetrics(hub.port)).armonia_outbox_read_failures_total;
+    console.log(`# ${emitted} panics emitted during the cancel storm; failed listener queries so far: ${failed}`);
+    // And one cancel that surely hits: the read of the last panic, held on a
+    // lock until it is cancelled; no notification follows.
+    const last = await panicThenLock(T, { last: true });
+    try {
+      const l = await listenerWaitingForLock();
+      await cl.db.sql('select pg_cancel_backend($1)', [l.pid]);
+      await waitFor('the cancelled read to end', async () => {
+        const x = await listener();
+        return x && x.wait !== 'Lock';
+      });
+    } finally {
+      await last.unlock();
+    }
+    await guard.untilId(last.id, { timeout: 15_000, what: `the last panic (id ${last.id}), its read cancelled` });
+    const [row] = await cl.db.sql('select seq::text as s from hub.outbox where id = $1', [last.id]);
+    await assertExactStream(cl.db, T, guard, { after: 0, upto: Number(row.s) });
+    assert.equal(guard.duplicates, 0, guard.describe());
+    assert.equal(guard.outOfOrder, 0, guard.describe());
+    const m = await hubMetrics(hub.port);
+    assert.ok(m.armonia_outbox_read_failures_total >= 1, `no failed read counted: ${JSON.stringify(m)}`);
+    await waitHealth(hub.port, 200, 10_000);
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('reads fail on lock_timeout for a while, then the lock goes → the panic emitted during the fault arrives within 5 s, with no further notification', async () => {
+  const T = await cl.db.newTenant('locktimeout');
+  const hub = await startHub({ databaseUrl: urlWithLockTimeout(HUB_LOCK_TIMEOUT_MS) });
+  try {
+    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
+    const health = watchHealth(hub.port);
+    let endedAt;
+    let fault;
+    try {
+      fault = await panicThenLock(T, { during: 'fault' });
+      try {
+        // The notification's read waits for the lock and fails after
+        // lock_timeout; the fault goes on for FAULT_MS.
+        await listenerWaitingForLock();
+        await sleep(FAULT_MS);
+        assert.equal(guard.idSet.has(fault.id), false, 'the panic arrived while hub.outbox was locked');
+      } finally {
+        await fault.unlock();
+        endedAt = nowMs();
+      }
+      await guard.untilId(fault.id, { timeout: 30_000, what: `the panic emitted during the fault (id ${fault.id})` });
+    } finally {
+      await health.stop();
+    }
+    const latency = Math.round(guard.arrivals[guard.ids.indexOf(fault.id)] - endedAt);
+    console.log(`FAULT_RECOVERY_MS=${latency} healthz=${health.statuses().join('→')}`);
+    assert.ok(latency < AFTER_FAULT_BOUND_MS, `the panic arrived ${latency} ms after the fault ended (bound ${AFTER_FAULT_BOUND_MS} ms)`);
+    const m = await hubMetrics(hub.port);
+    assert.ok(m.armonia_outbox_read_failures_total >= 1, `no failed read counted: ${JSON.stringify(m)}`);
+    assert.ok(health.statuses().includes(503), `/healthz never said 503 while reads failed: ${health.statuses()}`);
+    await waitHealth(hub.port, 200, 10_000);
+    assert.equal(guard.duplicates, 0, guard.describe());
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('the newest-seq read fails at start (hub.outbox locked) → /healthz 503, then 200 once the lock goes, without a reconnection', async () => {
+  const l = await cl.db.client();
+  let hubP;
+  let releasedAt;
+  try {
+    await l.query('begin');
+    await l.query('lock table hub.outbox in access exclusive mode');
+    hubP = startHub({ databaseUrl: urlWithLockTimeout(HUB_LOCK_TIMEOUT_MS), healthTimeout: 60_000 });
+    hubP.catch(() => {});
+    // The hub's first read of the newest seq ran into the lock and failed.
+    await waitFor('the newest-seq read failing on the lock', async () => {
+      const [r] = await cl.db.sql(
+        `select 1 from pg_stat_activity where application_name like 'armonia-hub%'
+          and query like 'SELECT coalesce(max(seq), 0) FROM hub.outbox%' and state = 'idle'`,
+      );
+      return !!r;
+    });
+    await sleep(FAULT_MS);
+  } finally {
+    await l.query('commit').catch(() => {});
+    l.release();
+    releasedAt = nowMs();
+  }
+  const hub = await within(AFTER_FAULT_BOUND_MS, '/healthz 200 after the lock went', hubP);
+  try {
+    console.log(`# /healthz 200 ${Math.round(nowMs() - releasedAt)} ms after the lock went`);
+    assert.match(hub.logs(), /reading the newest seq failed/, 'the fault did not happen: no failed newest-seq read logged');
+    const m = await hubMetrics(hub.port);
+    assert.equal(m.armonia_db_reconnects_total, 0, 'the hub reconnected to recover: the fault was meant to leave the connection up');
+    // And it delivers.
+    const T = await cl.db.newTenant('cursor');
+    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { label: 'guard' });
+    const id = await cl.db.emit(T, 'panic', ['role:guard'], {}, { priority: 'critical' });
+    await guard.untilId(id, { timeout: 15_000 });
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('pg_terminate_backend of the listener in the middle of a burst larger than HUB_OUTBOX_BATCH → every event arrives once, in order', async () => {
+  const T = await cl.db.newTenant('terminate');
+  const hub = await startHub({ databaseUrl: cl.url, env: { HUB_OUTBOX_BATCH: 50, HUB_DB_RETRY_MAX_MS: 200 } });
+  try {
+    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
+    const n = 4000;
+    const burst = emitMany(cl.db, T, n, { rooms: ['role:guard'], kind: 'burst' });
+    let terminated = 0;
+    // Terminate the listener as soon as it reads pages of the burst, and
+    // again each time it is back, three times in all.
+    while (terminated < 3) {
+      const l = await waitFor('the listener reading', async () => {
+        const x = await listener();
+        return x && (terminated > 0 || guard.count > 0) ? x : null;
+      }, 30_000);
+      const [r] = await cl.db.sql('select pg_terminate_backend($1) as ok', [l.pid]);
+      if (r.ok) terminated++;
+      await waitFor('a new listener session', async () => {
+        const x = await listener();
+        return x && x.pid !== l.pid;
+      }, 30_000);
+    }
+    const { last } = await burst;
+    console.log(`# terminated the listener ${terminated} times; ${guard.count} of ${n} events had arrived by then`);
+    await guard.untilId(last, { timeout: 60_000, what: `the burst's last event (id ${last})` });
+    const [row] = await cl.db.sql('select seq::text as s from hub.outbox where id = $1', [last]);
+    await assertExactStream(cl.db, T, guard, { after: 0, upto: Number(row.s) });
+    const m = await hubMetrics(hub.port);
+    assert.ok(m.armonia_db_reconnects_total >= 1, `the listener was never lost: ${JSON.stringify(m)}`);
+    await waitHealth(hub.port, 200, 15_000);
+  } finally {
+    await hub.stop();
+  }
+});
