@@ -29,7 +29,9 @@ const HUB_LOCK_TIMEOUT_MS = 200;
 // read; generous for a loaded machine.
 const AFTER_FAULT_BOUND_MS = 5000;
 // How long the listener's queries are cancelled in a loop.
-const STORM_MS = 3000;
+const STORM_MS = 5000;
+// Every how many panics one has its read cancelled for sure.
+const CYCLE_EVERY = 40;
 
 let cl;
 
@@ -48,9 +50,8 @@ async function listener() {
       where application_name like 'armonia-hub%' and pid <> pg_backend_pid()
         and (application_name = 'armonia-hub listener'
              or query like '%FROM hub.outbox WHERE seq > $1 ORDER BY seq%'
-             or query like 'SELECT coalesce(max(seq), 0) FROM hub.outbox%'
              or query = 'LISTEN hub_outbox')
-      order by backend_start desc limit 1`,
+      order by application_name = 'armonia-hub listener' desc, backend_start desc limit 1`,
   );
   return rows[0] ?? null;
 }
@@ -67,11 +68,17 @@ async function waitFor(what, cond, timeout = 20_000) {
 }
 
 /** The listener session, once it is waiting for a lock on hub.outbox. */
-function listenerWaitingForLock() {
-  return waitFor('the listener waiting for the lock on hub.outbox', async () => {
-    const l = await listener();
-    return l && l.state === 'active' && l.wait === 'Lock' ? l : null;
-  });
+async function listenerWaitingForLock() {
+  let seen = null;
+  try {
+    return await waitFor('the listener waiting for the lock on hub.outbox', async () => {
+      const l = (seen = await listener());
+      return l && l.state === 'active' && l.wait === 'Lock' ? l : null;
+    });
+  } catch (err) {
+    err.message += `; the listener last seen: ${JSON.stringify(seen)}`;
+    throw err;
+  }
 }
 
 /**
@@ -111,6 +118,35 @@ async function panicThenLock(T, data) {
   }
 }
 
+/**
+ * Emits one panic and cancels the listener's read of it: the read waits on
+ * a lock on hub.outbox until pg_cancel_backend() ends it, then the lock
+ * goes. Resolves with {id, held}: held is false when no read was seen
+ * waiting within waitMs (another cancel got it first, and the hub did not
+ * read again meanwhile); the lock goes all the same.
+ */
+async function cancelHeldRead(T, data, { waitMs = 20_000 } = {}) {
+  const p = await panicThenLock(T, data);
+  let held = false;
+  try {
+    const l = await waitFor('the listener waiting for the lock on hub.outbox', async () => {
+      const x = await listener();
+      return x && x.state === 'active' && x.wait === 'Lock' ? x : null;
+    }, waitMs).catch(() => null);
+    if (l) {
+      await cl.db.sql('select pg_cancel_backend($1)', [l.pid]);
+      held = true;
+      await waitFor('the cancelled read to end', async () => {
+        const x = await listener();
+        return x && x.wait !== 'Lock';
+      });
+    }
+  } finally {
+    await p.unlock();
+  }
+  return { id: p.id, held };
+}
+
 /** DATABASE_URL of the cluster with lock_timeout set for the hub's sessions only. */
 function urlWithLockTimeout(ms) {
   // libpq decodes %20, not '+' (which URLSearchParams would write).
@@ -122,10 +158,12 @@ test("pg_cancel_backend of the listener's queries in a loop while panics are emi
   const hub = await startHub({ databaseUrl: cl.url });
   try {
     const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
-    // The cancel loop runs inside PostgreSQL (a round trip from here per
-    // cancel would miss most reads, which take a millisecond): every 0.2 ms
-    // for STORM_MS it cancels whatever the listener is running (LISTEN, the
-    // newest seq, page reads, their PREPARE).
+    // Two kinds of cancel at once. A loop inside PostgreSQL (a round trip
+    // from here per cancel would be slower still) signals the listener every
+    // 0.2 ms for STORM_MS, whatever it runs (LISTEN, a page read, its
+    // PREPARE); most of its reads take less than that and escape. And every
+    // CYCLE_EVERY panics, one whose read surely is cancelled: held on a lock
+    // until it is.
     const l0 = await waitFor('the listener session', listener);
     const storm = cl.db.sql(
       `do $$ declare t0 timestamptz := clock_timestamp(); begin
@@ -136,26 +174,24 @@ test("pg_cancel_backend of the listener's queries in a loop while panics are emi
     );
     const t0 = nowMs();
     let emitted = 0;
+    let held = 0;
     while (nowMs() - t0 < STORM_MS - 500) {
-      await cl.db.emit(T, 'panic', ['role:guard'], { i: emitted++ }, { priority: 'critical' });
+      if (emitted % CYCLE_EVERY === CYCLE_EVERY - 1) {
+        // The storm may cancel this read first; the next notification or
+        // the hub's retry reads again (HUB_OUTBOX_SAFETY_MS is 1 s).
+        if ((await cancelHeldRead(T, { i: emitted++ }, { waitMs: 3000 })).held) held++;
+      } else {
+        await cl.db.emit(T, 'panic', ['role:guard'], { i: emitted++ }, { priority: 'critical' });
+      }
       await sleep(3);
     }
     await storm;
+    // The last panic's read is cancelled too; no notification follows.
+    const last = await cancelHeldRead(T, { last: true });
+    assert.ok(last.held, "the last panic's read was never seen waiting on the lock");
+    held++;
     const failed = (await hubMetrics(hub.port)).armonia_outbox_read_failures_total;
-    console.log(`# ${emitted} panics emitted during the cancel storm; failed listener queries so far: ${failed}`);
-    // And one cancel that surely hits: the read of the last panic, held on a
-    // lock until it is cancelled; no notification follows.
-    const last = await panicThenLock(T, { last: true });
-    try {
-      const l = await listenerWaitingForLock();
-      await cl.db.sql('select pg_cancel_backend($1)', [l.pid]);
-      await waitFor('the cancelled read to end', async () => {
-        const x = await listener();
-        return x && x.wait !== 'Lock';
-      });
-    } finally {
-      await last.unlock();
-    }
+    console.log(`# ${emitted + 1} panics, ${held} of their reads cancelled while held on a lock, the listener (pid ${l0.pid}) signalled every 0.2 ms for ${STORM_MS} ms; failed listener queries counted: ${failed}`);
     await guard.untilId(last.id, { timeout: 15_000, what: `the last panic (id ${last.id}), its read cancelled` });
     const [row] = await cl.db.sql('select seq::text as s from hub.outbox where id = $1', [last.id]);
     await assertExactStream(cl.db, T, guard, { after: 0, upto: Number(row.s) });
