@@ -3,7 +3,8 @@
 // terminated session in the middle of a burst. Nothing may wait for the next
 // notification: every committed event reaches a connected guard once, in seq
 // order, soon after the fault ends, and /healthz follows whether the outbox
-// can be read (docs/design-seq.md "When a read fails").
+// can be read (docs/design-seq.md "When a read fails"). And a commit whose
+// notification never comes is read within HUB_OUTBOX_SAFETY_MS.
 //
 // The faults lock hub.outbox exclusively and set lock_timeout on the hub's
 // sessions, so this file runs on a cluster of its own, never the shared
@@ -13,7 +14,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useLifecycle, startHub, waitHealth } from './lib/harness.mjs';
+import { useLifecycle, startHub, waitHealth, runHub } from './lib/harness.mjs';
 import {
   useStreams, openStream, assertExactStream, privateCluster, emitMany, hubMetrics, watchHealth, nowMs, sleep, within,
 } from './lib/durability.mjs';
@@ -313,5 +314,37 @@ test('pg_terminate_backend of the listener in the middle of a burst larger than 
     await waitHealth(hub.port, 200, 15_000);
   } finally {
     await hub.stop();
+  }
+});
+
+test('an event committed without a notification (as when LISTEN failed) is read within HUB_OUTBOX_SAFETY_MS by the safety net', async () => {
+  const T = await cl.db.newTenant('safety');
+  const safetyMs = 300;
+  const hub = await startHub({ databaseUrl: cl.url, env: { HUB_OUTBOX_SAFETY_MS: safetyMs } });
+  try {
+    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { label: 'guard' });
+    // hub.emit() without its pg_notify(): the row alone, numbered at commit.
+    const t0 = nowMs();
+    const [row] = await cl.db.sql(
+      "insert into hub.outbox (tenant, kind, rooms, data, priority) values ($1, 'panic', '{role:guard}', '{}', 'critical') returning id::text as id",
+      [T],
+    );
+    const id = Number(row.id);
+    await guard.untilId(id, { timeout: 15_000, what: `the panic committed without a notification (id ${id})` });
+    const ms = Math.round(guard.arrivals[guard.ids.indexOf(id)] - t0);
+    console.log(`SAFETY_READ_MS=${ms} (HUB_OUTBOX_SAFETY_MS=${safetyMs})`);
+    assert.ok(ms < AFTER_FAULT_BOUND_MS, `read ${ms} ms after its commit (HUB_OUTBOX_SAFETY_MS=${safetyMs}, bound ${AFTER_FAULT_BOUND_MS} ms)`);
+    const m = await hubMetrics(hub.port);
+    assert.ok(m.armonia_outbox_safety_reads_total >= 1, `no safety-net read counted: ${JSON.stringify(m)}`);
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('HUB_OUTBOX_SAFETY_MS of 0, or not a number: exit 2 naming the variable and the range', async () => {
+  for (const bad of ['0', '9', 'soon']) {
+    const r = await runHub({ env: { DATABASE_URL: cl.url, JWT_SECRET_KEY: 'x'.repeat(32), HUB_OUTBOX_SAFETY_MS: bad } });
+    assert.equal(r.code, 2, `HUB_OUTBOX_SAFETY_MS=${bad}: expected exit 2, got ${JSON.stringify({ code: r.code, signal: r.signal, timedOut: r.timedOut })}; stderr: ${r.stderr}`);
+    assert.match(r.stderr, /HUB_OUTBOX_SAFETY_MS: expected an integer from 10 to 600000/, `HUB_OUTBOX_SAFETY_MS=${bad}: ${r.stderr}`);
   }
 });
