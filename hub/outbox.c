@@ -65,6 +65,7 @@ result_is(const PGresult *res, ExecStatusType want, const char *what)
     return 1;
 }
 
+/* The backoff after a failed listener query is over: try what is missing. */
 static void
 on_retry(lws_sorted_usec_list_t *sul)
 {
