@@ -16,7 +16,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useLifecycle, startHub, waitHealth, runHub } from './lib/harness.mjs';
 import {
-  useStreams, openStream, assertExactStream, privateCluster, emitMany, hubMetrics, watchHealth, nowMs, sleep, within,
+  useStreams, openStream, streamBarrier, assertExactStream, privateCluster, emitMany, hubMetrics, watchHealth, nowMs, sleep, within,
 } from './lib/durability.mjs';
 
 useLifecycle();
@@ -148,6 +148,17 @@ async function cancelHeldRead(T, data, { waitMs = 20_000 } = {}) {
   return { id: p.id, held };
 }
 
+/**
+ * A guard of tenant T connected to hub without a resume, live once a
+ * marker event has reached it: the faults below must hit the listener's
+ * reads only (a replay that fails on them closes its connection, by design).
+ */
+async function liveGuard(hub, T) {
+  const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { label: 'guard' });
+  await streamBarrier(cl.db, T, [guard]);
+  return guard;
+}
+
 /** DATABASE_URL of the cluster with lock_timeout set for the hub's sessions only. */
 function urlWithLockTimeout(ms) {
   // libpq decodes %20, not '+' (which URLSearchParams would write).
@@ -158,7 +169,7 @@ test("pg_cancel_backend of the listener's queries in a loop while panics are emi
   const T = await cl.db.newTenant('cancel');
   const hub = await startHub({ databaseUrl: cl.url });
   try {
-    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
+    const guard = await liveGuard(hub, T);
     // Two kinds of cancel at once. A loop inside PostgreSQL (a round trip
     // from here per cancel would be slower still) signals the listener every
     // 0.2 ms for STORM_MS, whatever it runs (LISTEN, a page read, its
@@ -210,7 +221,7 @@ test('reads fail on lock_timeout for a while, then the lock goes → the panic e
   const T = await cl.db.newTenant('locktimeout');
   const hub = await startHub({ databaseUrl: urlWithLockTimeout(HUB_LOCK_TIMEOUT_MS) });
   try {
-    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
+    const guard = await liveGuard(hub, T);
     const health = watchHealth(hub.port);
     let endedAt;
     let fault;
@@ -286,8 +297,9 @@ test('pg_terminate_backend of the listener in the middle of a burst larger than 
   const T = await cl.db.newTenant('terminate');
   const hub = await startHub({ databaseUrl: cl.url, env: { HUB_OUTBOX_BATCH: 50, HUB_DB_RETRY_MAX_MS: 200 } });
   try {
-    const guard = await openStream(hub, { sub: 'g1', tenant: T, role: 'guard' }, { since: 0, label: 'guard' });
+    const guard = await liveGuard(hub, T);
     const n = 4000;
+    const before = guard.count;
     const burst = emitMany(cl.db, T, n, { rooms: ['role:guard'], kind: 'burst' });
     let terminated = 0;
     // Terminate the listener as soon as it reads pages of the burst, and
@@ -295,7 +307,7 @@ test('pg_terminate_backend of the listener in the middle of a burst larger than 
     while (terminated < 3) {
       const l = await waitFor('the listener reading', async () => {
         const x = await listener();
-        return x && (terminated > 0 || guard.count > 0) ? x : null;
+        return x && (terminated > 0 || guard.count > before) ? x : null;
       }, 30_000);
       const [r] = await cl.db.sql('select pg_terminate_backend($1) as ok', [l.pid]);
       if (r.ok) terminated++;
@@ -305,7 +317,7 @@ test('pg_terminate_backend of the listener in the middle of a burst larger than 
       }, 30_000);
     }
     const { last } = await burst;
-    console.log(`# terminated the listener ${terminated} times; ${guard.count} of ${n} events had arrived by then`);
+    console.log(`# terminated the listener ${terminated} times; ${guard.count - before} of ${n} events had arrived by then`);
     await guard.untilId(last, { timeout: 60_000, what: `the burst's last event (id ${last})` });
     const [row] = await cl.db.sql('select seq::text as s from hub.outbox where id = $1', [last]);
     await assertExactStream(cl.db, T, guard, { after: 0, upto: Number(row.s) });
