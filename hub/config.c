@@ -61,6 +61,9 @@ static const struct opt opts[] = {
      "never)"},
     {"HUB_OUTBOX_POLL_MS", "outbox-poll-ms", OPT_INT, OFF(outbox_poll_ms), 1, 1000, "5",
      "outbox read interval while notifications are off (HUB_OUTBOX_QUIET_JOBS)"},
+    {"HUB_OUTBOX_SAFETY_MS", "outbox-safety-ms", OPT_INT, OFF(outbox_safety_ms), 10, 600000, "1000",
+     "longest time the connected listener goes without reading the outbox, whatever happens to "
+     "notifications; also the longest wait before a failed read is retried"},
     {"HUB_DB_RETRY_MAX_MS", "db-retry-max-ms", OPT_INT, OFF(db_retry_max_ms), 100, 600000, "5000",
      "longest wait between database reconnection attempts"},
     {"HUB_TENANT_CACHE_MS", "tenant-cache-ms", OPT_INT, OFF(tenant_cache_ms), 0, 86400000, "60000",

@@ -27,6 +27,8 @@ struct hub_config {
     int outbox_quiet_jobs;   /* HUB_OUTBOX_QUIET_JOBS: fan-outs waiting that make the
                                 listener stop taking notifications, 64 (0: never) */
     int outbox_poll_ms;      /* HUB_OUTBOX_POLL_MS: outbox read interval meanwhile, 5 */
+    int outbox_safety_ms;    /* HUB_OUTBOX_SAFETY_MS: longest time without an outbox read
+                                (and longest retry delay of a failed one), 1 s */
     int db_retry_max_ms;     /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
     int tenant_cache_ms;     /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
     int max_rooms;           /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */

@@ -310,7 +310,10 @@ db_connect(struct db *db)
                                        "keepalives_count",
                                        "dbname",
                                        NULL};
-    const char *vals[] = {"armonia-hub", "1", "10", "5", "3", db->conninfo, NULL};
+    /* "armonia-hub listener": pg_stat_activity tells the sessions apart. */
+    char app[64];
+    snprintf(app, sizeof(app), "armonia-hub %s", db->name);
+    const char *vals[] = {app, "1", "10", "5", "3", db->conninfo, NULL};
     db->state = DB_CONNECTING;
     db->pg = PQconnectStartParams(keys, vals, 1);
     if (!db->pg || PQstatus(db->pg) == CONNECTION_BAD) {

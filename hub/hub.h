@@ -39,8 +39,10 @@ struct hub_metrics {
     uint64_t bad_frames;
     uint64_t db_reconnects;
     uint64_t events_purged;
-    uint64_t catchups; /* connections that fell behind and caught up from the outbox */
+    uint64_t catchups;             /* connections that fell behind and caught up from the outbox */
     uint64_t events_undeliverable; /* outbox rows with malformed rooms or data (router.c) */
+    uint64_t outbox_failures;      /* listener queries (LISTEN, cursor, page) that failed */
+    uint64_t outbox_safety_reads;  /* reads the safety net made (outbox_safety_ms) */
 };
 
 struct hub {
@@ -51,13 +53,26 @@ struct hub {
     struct registry reg;
     struct db *listen_db; /* LISTEN and outbox reading */
     struct db *work_db;   /* tenant checks and other requests */
-    int listening;        /* LISTEN is active on listen_db: /healthz says ok */
+    int listening;        /* the outbox can be read (cursor known, last read ok): /healthz ok */
     int64_t cursor;       /* newest outbox seq routed */
     int cursor_known;     /* cursor has been read from the database */
     int reading;          /* an outbox read is in flight */
     int read_again;       /* a notification came during that read */
     int quiet;            /* behind: UNLISTENed, reading every outbox_poll_ms (outbox.c) */
     lws_sorted_usec_list_t poll_sul;
+
+    /* The listener's fault handling (outbox.c). */
+    int outbox_up;                    /* listen_db is connected: on_up ran, on_down did not since */
+    int notified;                     /* LISTEN OUTBOX_CHANNEL is in effect on listen_db */
+    int listen_pending;               /* a LISTEN OUTBOX_CHANNEL is on its way */
+    int cursor_pending;               /* the newest-seq query is on its way */
+    int read_fails;                   /* cursor or page reads failed in a row (backoff) */
+    int listen_fails;                 /* LISTENs failed in a row */
+    int64_t retry_at;                 /* hub_now_ms() the retry_sul retry is due, 0: none */
+    int64_t last_read_ms;             /* hub_now_ms() when the last page read was sent */
+    lws_sorted_usec_list_t retry_sul; /* the next attempt after a failed listener query */
+    lws_sorted_usec_list_t safety_sul; /* the safety net's read (outbox_safety_ms) */
+
     size_t n_conns;     /* open WebSocket connections */
     struct conn *conns; /* all of them (utlist DL list through conn->prev/next) */
     int draining;       /* stopping: no new connections, the open ones closed with 1001 */

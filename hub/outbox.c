@@ -17,6 +17,16 @@
  * reads once more, for what committed in between. A critical event waits at
  * most one interval longer to be read meanwhile; it is then sent at once, as
  * always (router.h).
+ *
+ * Faults. A listener query can fail while the connection stays up: a
+ * cancelled statement, a lock or statement timeout, memory. Every failure
+ * is retried after a delay that doubles from OUTBOX_RETRY_BASE_MS up to
+ * HUB_OUTBOX_SAFETY_MS, so nothing waits for the next notification, which
+ * may never come. And as a safety net the connected listener reads the
+ * outbox whenever HUB_OUTBOX_SAFETY_MS passed without a read, so a lost or
+ * never-sent notification (a LISTEN that failed, say) costs at most that
+ * long. /healthz says ok while the outbox can be read: the cursor is known
+ * and the last read did not fail.
  */
 #include "outbox.h"
 #include "conn.h"
@@ -31,8 +41,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* First retry delay after a failed listener query; doubles per failure in a
+ * row, capped at HUB_OUTBOX_SAFETY_MS. */
+#define OUTBOX_RETRY_BASE_MS 50
+
 static void outbox_read(struct hub *hub);
+static void outbox_kick(struct hub *hub);
 static void quiet_end(struct hub *hub);
+static void on_listen(struct db *db, const PGresult *res, void *ud);
+static void on_cursor(struct db *db, const PGresult *res, void *ud);
 
 /* True when res has status want; otherwise logs what failed (res NULL: the
  * connection was lost, which db.c reports). */
@@ -48,13 +65,153 @@ result_is(const PGresult *res, ExecStatusType want, const char *what)
     return 1;
 }
 
+/* The backoff after a failed listener query is over: try what is missing. */
+static void
+on_retry(lws_sorted_usec_list_t *sul)
+{
+    struct hub *hub = lws_container_of(sul, struct hub, retry_sul);
+    hub->retry_at = 0;
+    outbox_kick(hub);
+}
+
+/* True while a failed read waits out its delay: no read is sent meanwhile. */
+static int
+backing_off(const struct hub *hub)
+{
+    return hub->read_fails && hub->retry_at && hub_now_ms() < hub->retry_at;
+}
+
+/*
+ * A listener query failed with the connection up (res is its error result,
+ * or NULL when it could not even be queued): counts it, logs the first
+ * failure of a run as a warning and the rest at debug level (a cancel loop
+ * must not flood the log), and schedules outbox_kick() after the backoff of
+ * *fails, which it increments. The connection's loss is on_down's business.
+ */
+static void
+outbox_failed(struct hub *hub, int *fails, const char *what, const PGresult *res)
+{
+    char why[200];
+    snprintf(why, sizeof(why), "%s", res ? PQresultErrorMessage(res) : "could not be queued");
+    why[strcspn(why, "\r\n")] = '\0';
+    int max = hub->cfg->outbox_safety_ms;
+    int delay = *fails < 16 ? OUTBOX_RETRY_BASE_MS << *fails : max;
+    if (delay > max)
+        delay = max;
+    (*fails)++;
+    hub->m.outbox_failures++;
+    if (*fails == 1)
+        log_warn("outbox", "%s failed: %s; retrying in %d ms", what, why, delay);
+    else
+        log_debug("outbox", "%s failed again (%d in a row): %s; retrying in %d ms", what, *fails,
+                  why, delay);
+    int64_t due = hub_now_ms() + delay;
+    if (hub->retry_at && hub->retry_at <= due)
+        return; /* an earlier retry is already scheduled and does it all */
+    hub->retry_at = due;
+    lws_sul_schedule(hub->ctx, 0, &hub->retry_sul, on_retry, (lws_usec_t)delay * 1000);
+}
+
+/* A cursor or page read succeeded: the outbox is readable again. */
+static void
+read_ok(struct hub *hub)
+{
+    if (hub->read_fails)
+        log_info("outbox", "reading the outbox again after %d failed reads", hub->read_fails);
+    hub->read_fails = 0;
+    hub->listening = 1;
+}
+
+/* A cursor or page read failed with the connection up. */
+static void
+read_failed(struct hub *hub, const char *what, const PGresult *res)
+{
+    hub->listening = 0;
+    outbox_failed(hub, &hub->read_fails, what, res);
+}
+
+static void on_safety(lws_sorted_usec_list_t *sul);
+
+/* Schedules the safety net's next look, HUB_OUTBOX_SAFETY_MS after the last read. */
+static void
+safety_later(struct hub *hub)
+{
+    int64_t wait = hub->last_read_ms + hub->cfg->outbox_safety_ms - hub_now_ms();
+    if (hub->reading || wait <= 0 || wait > hub->cfg->outbox_safety_ms)
+        wait = hub->cfg->outbox_safety_ms;
+    lws_sul_schedule(hub->ctx, 0, &hub->safety_sul, on_safety, (lws_usec_t)wait * 1000);
+}
+
+/*
+ * The safety net: reads when HUB_OUTBOX_SAFETY_MS passed without a read,
+ * whatever happened to notifications. A read in flight or a failed one
+ * waiting out its backoff (never longer than the same interval) covers it.
+ */
+static void
+on_safety(lws_sorted_usec_list_t *sul)
+{
+    struct hub *hub = lws_container_of(sul, struct hub, safety_sul);
+    if (!hub->outbox_up)
+        return;
+    if (hub->cursor_known && !hub->reading && !backing_off(hub) &&
+        hub_now_ms() - hub->last_read_ms >= hub->cfg->outbox_safety_ms) {
+        hub->m.outbox_safety_reads++;
+        outbox_read(hub);
+    }
+    safety_later(hub);
+}
+
+/* Sends LISTEN OUTBOX_CHANNEL (on_listen takes the answer). */
+static void
+listen_now(struct hub *hub)
+{
+    if (hub->listen_pending)
+        return;
+    if (!db_query(hub->listen_db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_listen, hub)) {
+        outbox_failed(hub, &hub->listen_fails, "LISTEN " OUTBOX_CHANNEL, NULL);
+        return;
+    }
+    hub->listen_pending = 1;
+}
+
+/*
+ * Does whatever the connected listener still lacks: LISTEN (unless the
+ * quiet mode turned it off), the cursor, then a page read. Every failure
+ * path ends here again through the retry timer.
+ */
+static void
+outbox_kick(struct hub *hub)
+{
+    if (!hub->outbox_up)
+        return;
+    if (!hub->notified && !hub->quiet)
+        listen_now(hub);
+    if (hub->cursor_known) {
+        outbox_read(hub);
+        return;
+    }
+    if (hub->cursor_pending || backing_off(hub))
+        return;
+    if (!db_query(hub->listen_db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL,
+                  on_cursor, hub)) {
+        read_failed(hub, "reading the newest seq", NULL);
+        return;
+    }
+    hub->cursor_pending = 1;
+}
+
 static void
 on_rows(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
     hub->reading = 0;
-    if (!result_is(res, PGRES_TUPLES_OK, "reading hub.outbox"))
+    if (!res)
+        return; /* the connection went: on_up reads again */
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        read_failed(hub, "reading hub.outbox", res);
         return;
+    }
+    read_ok(hub);
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         struct event ev;
@@ -84,8 +241,8 @@ on_rows(struct db *db, const PGresult *res, void *ud)
 static void
 outbox_read(struct hub *hub)
 {
-    if (!hub->listening || !hub->cursor_known)
-        return;
+    if (!hub->outbox_up || !hub->cursor_known || backing_off(hub))
+        return; /* the retry timer reads when the delay is over */
     if (hub->reading || router_busy(hub)) {
         hub->read_again = 1;
         return;
@@ -99,10 +256,13 @@ outbox_read(struct hub *hub)
     snprintf(limit, sizeof(limit), "%d", hub->cfg->outbox_batch);
     const char *params[2] = {cursor, limit};
     hub->read_again = 0;
-    if (db_query_prepared(hub->listen_db, stmt, sql, 2, params, on_rows, hub)) {
-        hub->reading = 1;
-        hub->m.outbox_reads++;
+    if (!db_query_prepared(hub->listen_db, stmt, sql, 2, params, on_rows, hub)) {
+        read_failed(hub, "reading hub.outbox", NULL);
+        return;
     }
+    hub->reading = 1;
+    hub->last_read_ms = hub_now_ms();
+    hub->m.outbox_reads++;
 }
 
 static void on_poll(lws_sorted_usec_list_t *sul);
@@ -129,32 +289,17 @@ on_poll(lws_sorted_usec_list_t *sul)
 static void
 quiet_begin(struct hub *hub)
 {
-    if (hub->quiet || !hub->cfg->outbox_quiet_jobs ||
+    if (hub->quiet || hub->listen_pending || !hub->cfg->outbox_quiet_jobs ||
         hub->fan_jobs < (size_t)hub->cfg->outbox_quiet_jobs)
         return;
     if (!db_query(hub->listen_db, "UNLISTEN " OUTBOX_CHANNEL, 0, NULL, NULL, NULL))
         return;
     hub->quiet = 1;
+    hub->notified = 0;
     hub->m.outbox_quiet++;
     log_debug("outbox", "%zu broadcasts waiting: reading every %d ms instead of on notifications",
               hub->fan_jobs, hub->cfg->outbox_poll_ms);
     poll_later(hub);
-}
-
-static void
-on_relisten(struct db *db, const PGresult *res, void *ud)
-{
-    struct hub *hub = ud;
-    if (!res)
-        return; /* the connection went: on_up listens again */
-    if (!result_is(res, PGRES_COMMAND_OK, "LISTEN " OUTBOX_CHANNEL)) {
-        /* Still deaf: keep reading on the timer; the next catch-up retries. */
-        hub->quiet = 1;
-        poll_later(hub);
-        return;
-    }
-    /* What committed between the last read and now had no notification. */
-    outbox_read(hub);
 }
 
 /* Caught up: notifications on again, then one more read. */
@@ -164,13 +309,17 @@ quiet_end(struct hub *hub)
     lws_sul_cancel(&hub->poll_sul);
     hub->quiet = 0;
     log_debug("outbox", "caught up: reading on notifications again");
-    db_query(hub->listen_db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_relisten, hub);
+    /* on_listen reads once more, for what committed without a notification. */
+    listen_now(hub);
 }
 
 void
 outbox_stop(struct hub *hub)
 {
     lws_sul_cancel(&hub->poll_sul);
+    lws_sul_cancel(&hub->retry_sul);
+    lws_sul_cancel(&hub->safety_sul);
+    hub->retry_at = 0;
     hub->quiet = 0;
 }
 
@@ -185,11 +334,16 @@ static void
 on_cursor(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    if (!result_is(res, PGRES_TUPLES_OK, "reading the newest seq"))
+    hub->cursor_pending = 0;
+    if (!res)
+        return; /* the connection went: on_up asks again */
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        read_failed(hub, "reading the newest seq", res);
         return;
+    }
     hub->cursor = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     hub->cursor_known = 1;
-    hub->listening = 1;
+    read_ok(hub);
     log_info("outbox", "listening on %s, starting after seq %lld", OUTBOX_CHANNEL,
              (long long)hub->cursor);
     outbox_read(hub);
@@ -198,20 +352,29 @@ on_cursor(struct db *db, const PGresult *res, void *ud)
         replay_resume(c);
 }
 
+/*
+ * LISTEN answered, after a (re)connection or at the end of the quiet mode.
+ * Once it is in effect, one read picks up what committed before it without
+ * a notification; the first time, the cursor query queued behind it does.
+ */
 static void
 on_listen(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    if (!result_is(res, PGRES_COMMAND_OK, "LISTEN " OUTBOX_CHANNEL))
-        return;
-    /* /healthz says ok only once the cursor is known too (on_cursor). */
-    if (!hub->cursor_known) {
-        db_query(db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL, on_cursor, hub);
+    hub->listen_pending = 0;
+    if (!res)
+        return; /* the connection went: on_up listens again */
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        /* Still read by the safety net meanwhile. */
+        outbox_failed(hub, &hub->listen_fails, "LISTEN " OUTBOX_CHANNEL, res);
         return;
     }
-    hub->listening = 1;
-    log_info("outbox", "listening on %s", OUTBOX_CHANNEL);
-    outbox_read(hub);
+    hub->notified = 1;
+    if (hub->listen_fails)
+        log_info("outbox", "listening on %s again", OUTBOX_CHANNEL);
+    hub->listen_fails = 0;
+    if (hub->cursor_known)
+        outbox_read(hub);
 }
 
 /* The fallback's channels are listened to here too (fallback.h says why). */
@@ -234,18 +397,27 @@ on_up(struct db *db, void *ud)
     db_query(db, "SET plan_cache_mode = force_generic_plan", 0, NULL, NULL, NULL);
     db_query(db, "LISTEN " FALLBACK_CHANNEL_DELIVERIES, 0, NULL, NULL, NULL);
     db_query(db, "LISTEN " FALLBACK_CHANNEL_POLICIES, 0, NULL, on_fallback_listen, hub);
-    db_query(db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_listen, hub);
+    hub->outbox_up = 1;
+    hub->last_read_ms = hub_now_ms();
+    outbox_kick(hub); /* LISTEN, then the cursor or a read */
+    safety_later(hub);
 }
 
 static void
 on_down(struct db *db, void *ud, const char *why)
 {
     struct hub *hub = ud;
-    if (hub->listening)
+    if (hub->outbox_up)
         hub->m.db_reconnects++;
     hub->listening = 0;
     hub->reading = 0;
     hub->read_again = 0;
+    hub->outbox_up = 0;
+    hub->notified = 0;
+    hub->listen_pending = 0;
+    hub->cursor_pending = 0;
+    hub->read_fails = 0;
+    hub->listen_fails = 0;
     outbox_stop(hub); /* the next session LISTENs in on_up */
 }
 

@@ -69,6 +69,12 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("events_undeliverable_total",
             "Outbox rows delivered to nobody: rooms or data malformed (written around hub.emit()).",
             m->events_undeliverable);
+    COUNTER("outbox_read_failures_total",
+            "Listener queries (LISTEN, newest seq, page read) that failed and were retried.",
+            m->outbox_failures);
+    COUNTER("outbox_safety_reads_total",
+            "Outbox reads made because HUB_OUTBOX_SAFETY_MS passed without one.",
+            m->outbox_safety_reads);
 #undef COUNTER
 #undef GAUGE
     if (fclose(f)) {

@@ -574,7 +574,7 @@ export async function outageAndRecovery(cluster, hub, stream, tenant, { how = 'r
   let unseenDown = false;
   try {
     if (how === 'terminate') {
-      const rows = await cluster.db.sql("select pg_terminate_backend(pid) as t from pg_stat_activity where application_name = 'armonia-hub'");
+      const rows = await cluster.db.sql("select pg_terminate_backend(pid) as t from pg_stat_activity where application_name like 'armonia-hub%'");
       terminated = rows.filter((r) => r.t).length;
       upAt = nowMs();
       probeId = await cluster.db.emit(tenant, 'probe', ['all'], { how });
