@@ -68,6 +68,8 @@ export declare class HubError extends Error {
   ackId?: number;
   /** resume_gap: the oldest seq the hub still had. */
   oldestSeq?: number;
+  /** resume_gap when the resume point is beyond the hub's newest seq: that newest seq (the client then resumes from the welcome's last_seq). */
+  newestSeq?: number;
   constructor(code: string, message: string, extra?: Record<string, unknown>);
 }
 

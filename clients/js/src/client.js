@@ -497,6 +497,16 @@ export class HubClient {
     const err = new HubError(String(f.code ?? 'unknown'), String(f.message ?? 'error from the hub'), { frame: f });
     if (f.ref !== undefined) err.ref = f.ref;
     if (f.code === 'resume_gap' && f.oldest_seq !== undefined) err.oldestSeq = f.oldest_seq;
+    if (f.code === 'resume_gap' && f.newest_seq !== undefined) {
+      // The seq we resumed from is beyond everything the hub has (a restored
+      // backup, another database): the hub continues after the welcome's
+      // last_seq, so the next resume must start there too, or every later
+      // reconnect would ask from the same impossible point and miss what
+      // happened while disconnected.
+      err.newestSeq = f.newest_seq;
+      const from = this.#welcome?.last_seq;
+      this.#lastSeq = Number.isSafeInteger(from) ? from : Number.isSafeInteger(f.newest_seq) ? f.newest_seq : undefined;
+    }
     if (typeof f.room === 'string') err.room = f.room;
     if (f.ref !== undefined && f.ref === this.#authRef && typeof f.room === 'string') {
       // A room named in the auth frame was refused: forget it, like a refused subscribe.

@@ -372,6 +372,24 @@ test('resume_gap is reported with oldestSeq and the replay is delivered', async 
   await s.hub.close();
 });
 
+test('resume_gap with newestSeq: a since beyond the hub\'s newest is dropped for the welcome\'s last_seq', async () => {
+  const s = setup({ since: 1_000_000 });
+  const ws1 = await connectNow({ last_seq: 40 });
+  assert.equal(ws1.sent[0].since, 1_000_000);
+  ws1.deliver({ type: 'error', code: 'resume_gap', message: 'since is beyond the newest event', newest_seq: 40 });
+  assert.equal(s.errors[0].code, 'resume_gap');
+  assert.equal(s.errors[0].newestSeq, 40);
+  assert.equal(s.hub.lastSeq, 40, 'the impossible resume point is forgotten');
+  ws1.deliver(ev(7, 41));
+  assert.equal(s.hub.lastSeq, 41);
+  ws1.serverClose(1006);
+  await s.clock.advance(250);
+  const ws2 = FakeWebSocket.last;
+  ws2.open();
+  assert.equal(ws2.sent[0].since, 41, 'the next resume starts from what was delivered, not from the old since');
+  await s.hub.close();
+});
+
 test('close() stops for good; getToken() returning nothing stops too', async () => {
   const s = setup();
   const ws = await connectNow();
