@@ -178,8 +178,13 @@ export class FallbackFixture {
         HUB_FALLBACK_TICK_MS: 100,
         HUB_RETRY_BASE_MS: 50,
         HUB_RETRY_CAP_MS: 2000,
-        HUB_DELIVERY_LEASE_MS: 5000,
-        HUB_PROVIDER_TIMEOUT_MS: 3000,
+        // A request the hub gives up on may still have been accepted by the
+        // stand-in, and is then sent again (docs/fallback.md §5): on a loaded
+        // machine a stand-in in this process can take seconds to answer, so
+        // the tests keep the shipped lease and a timeout no answer reaches.
+        // Tests of timeouts set their own (fallback_circuit, fallback_resilience).
+        HUB_DELIVERY_LEASE_MS: 60_000,
+        HUB_PROVIDER_TIMEOUT_MS: 30_000,
         ...this.providerEnv(channels),
         ...env,
       },
