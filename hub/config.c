@@ -63,8 +63,8 @@ static const struct opt opts[] = {
      "a connection is closed with 4001 this long after its first authentication, whatever "
      "in-band refreshes extend (0: only token expiry ends it)"},
     {"HUB_TRUSTED_PROXIES", "trusted-proxies", OPT_STR, OFF(trusted_proxies), 0, 0, NULL,
-     "reverse proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For or "
-     "X-Real-IP is logged with authentication failures (unset: only the peer address)"},
+     "reverse proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is "
+     "logged with authentication failures (unset: only the peer address)"},
     {"HUB_RATE_LIMIT", "rate-limit", OPT_INT, OFF(rate_limit), 1, 1000000, "50",
      "inbound frames per second per connection (sustained)"},
     {"HUB_RATE_BURST", "rate-burst", OPT_INT, OFF(rate_burst), 1, 1000000, "100",

@@ -156,30 +156,26 @@ hop_addr(const char *s, size_t len, char out[PEER_ADDR_LEN], int *family, unsign
 }
 
 int
-peer_forwarded(const char *xff, const char *real_ip, const struct peer_net *nets, size_t n,
-               char out[PEER_ADDR_LEN])
+peer_forwarded(const char *xff, const struct peer_net *nets, size_t n, char out[PEER_ADDR_LEN])
 {
     int family;
     unsigned char bytes[16];
 
-    if (xff && *xff) {
-        size_t end = strlen(xff);
-        for (int hops = 0; hops < PEER_MAX_HOPS; hops++) {
-            size_t start = end;
-            while (start > 0 && xff[start - 1] != ',')
-                start--;
-            if (hop_addr(xff + start, end - start, out, &family, bytes) < 0)
-                return -1;
-            bool trusted = false;
-            for (size_t i = 0; i < n && !trusted; i++)
-                trusted = net_contains(&nets[i], family, bytes);
-            if (!trusted || start == 0)
-                return 0; /* the leftmost hop is the client, trusted or not */
-            end = start - 1;
-        }
+    if (xff == NULL || *xff == '\0')
         return -1;
+    size_t end = strlen(xff);
+    for (int hops = 0; hops < PEER_MAX_HOPS; hops++) {
+        size_t start = end;
+        while (start > 0 && xff[start - 1] != ',')
+            start--;
+        if (hop_addr(xff + start, end - start, out, &family, bytes) < 0)
+            return -1;
+        bool trusted = false;
+        for (size_t i = 0; i < n && !trusted; i++)
+            trusted = net_contains(&nets[i], family, bytes);
+        if (!trusted || start == 0)
+            return 0; /* the leftmost hop is the client, trusted or not */
+        end = start - 1;
     }
-    if (real_ip && *real_ip)
-        return hop_addr(real_ip, strlen(real_ip), out, &family, bytes);
     return -1;
 }

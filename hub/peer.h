@@ -4,7 +4,7 @@
  * The hub logs the address of every client whose authentication fails, so
  * tools such as fail2ban can act on it. Behind a reverse proxy the socket's
  * peer is the proxy: when it is one of HUB_TRUSTED_PROXIES, the address the
- * proxy forwarded (X-Forwarded-For, else X-Real-IP) is logged beside it.
+ * proxy forwarded (X-Forwarded-For) is logged beside it.
  * Forwarded headers are client-controlled text: only well-formed addresses
  * come out of here, never the header as sent.
  */
@@ -43,13 +43,12 @@ bool peer_in_nets(const char *addr, const struct peer_net *nets, size_t n);
 
 /*
  * The client address a trusted proxy forwarded: the rightmost hop of xff
- * (X-Forwarded-For, may be NULL) that is not itself a trusted proxy, else
- * real_ip (X-Real-IP, may be NULL). Writes it in canonical form to out
+ * (X-Forwarded-For, may be NULL) that is not itself a trusted proxy, or the
+ * leftmost when every hop is one. Writes it in canonical form to out
  * (PEER_ADDR_LEN bytes) and returns 0, or returns -1 when there is no
  * well-formed address to give (a malformed hop stops the walk: what lies
  * left of it cannot be trusted).
  */
-int peer_forwarded(const char *xff, const char *real_ip, const struct peer_net *nets, size_t n,
-                   char out[PEER_ADDR_LEN]);
+int peer_forwarded(const char *xff, const struct peer_net *nets, size_t n, char out[PEER_ADDR_LEN]);
 
 #endif

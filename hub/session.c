@@ -575,16 +575,14 @@ note_forwarded(struct conn *c)
 {
     const struct hub_config *cfg = c->hub->cfg;
     char peer[PEER_ADDR_LEN + 8], addr[PEER_ADDR_LEN];
-    char xff[PEER_FWD_HDR_MAX], real_ip[PEER_ADDR_LEN + 8];
+    char xff[PEER_FWD_HDR_MAX];
 
     if (!cfg->n_proxies || !lws_get_peer_simple(c->wsi, peer, sizeof(peer)) ||
         !peer_in_nets(peer, cfg->proxies, cfg->n_proxies))
         return 0;
     if (lws_hdr_copy(c->wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) < 0)
-        xff[0] = '\0'; /* absent, or longer than any chain we would walk */
-    if (lws_hdr_custom_copy(c->wsi, real_ip, sizeof(real_ip), "x-real-ip:", 10) < 0)
-        real_ip[0] = '\0';
-    if (peer_forwarded(xff, real_ip, cfg->proxies, cfg->n_proxies, addr) < 0)
+        return 0; /* absent, or longer than any chain we would walk */
+    if (peer_forwarded(xff, cfg->proxies, cfg->n_proxies, addr) < 0)
         return 0;
     c->forwarded = strdup(addr);
     return c->forwarded ? 0 : -1;
