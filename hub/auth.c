@@ -6,7 +6,8 @@
  * auth_verify() checks, in this order: the token's size and shape, the
  * header (only HS256, decided before any signature is computed), the
  * signature (compared in constant time), and only then parses the claims
- * the contract names. Every rejection carries a static reason that is safe
+ * the contract names, then the operator's policy (lifetime, audience,
+ * issuer). Every rejection carries a static reason that is safe
  * to send to the client and never quotes the token.
  *
  * Nothing here logs; the caller decides what the operator sees.
@@ -331,13 +332,114 @@ read_text_claim(const json_t *v, size_t max, bool (*ok)(unsigned char), char **d
 }
 
 /*
- * Applies the contract's claim rules to the verified claims object and
- * fills c. The time claims come first because an expired token is the
- * rejection a user most often meets. Returns 0, or -1 with *why set; on
- * failure c may hold partial results that the caller frees.
+ * Applies the lifetime rule of policy: when a longest lifetime is set, iat
+ * is required, may not lie in the future (beyond the leeway: a token dated
+ * ahead would stretch its own limit), and exp - iat may not exceed it.
+ * Without the rule an iat is only checked to be a number. Returns 0, or -1
+ * with *why set.
  */
 static int
-read_claims(json_t *claims, int64_t now, struct auth_claims *c, const char **why)
+check_lifetime(json_t *claims, int64_t now, const struct auth_policy *policy, struct auth_claims *c,
+               const char **why)
+{
+    json_t *v = claim_get(claims, "iat");
+    int64_t max_ttl = policy ? policy->max_ttl_s : 0;
+
+    if (v == NULL) {
+        if (max_ttl > 0) {
+            *why = "missing claim iat (required: token lifetimes are limited)";
+            return -1;
+        }
+        return 0;
+    }
+    if (numeric_date(v, false, &c->iat) < 0) {
+        *why = "claim iat must be a number of seconds since the epoch";
+        return -1;
+    }
+    if (max_ttl <= 0)
+        return 0;
+    if (c->iat > now + AUTH_LEEWAY_S) {
+        *why = "token issued in the future (iat)";
+        return -1;
+    }
+    /* Unsigned: an iat far in the past would overflow a signed difference. */
+    if (c->exp > c->iat && (uint64_t)c->exp - (uint64_t)c->iat > (uint64_t)max_ttl) {
+        *why = "token lifetime (exp - iat) exceeds the limit";
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the JSON string v is exactly want (no embedded NUL tricks). */
+static bool
+json_string_is(const json_t *v, const char *want)
+{
+    return json_is_string(v) && json_string_length(v) == strlen(want) &&
+           strcmp(json_string_value(v), want) == 0;
+}
+
+/*
+ * Applies the audience and issuer rules of policy (RFC 7519 §4.1.1,
+ * §4.1.3). With an audience configured, aud must be it or an array holding
+ * it. Without one, a token that names any audience is refused: it was
+ * issued for some other service that shares the secret, and RFC 7519 asks
+ * a recipient not named in aud to reject it. With an issuer configured, iss
+ * must equal it. Returns 0, or -1 with *why set.
+ */
+static int
+check_audience_issuer(json_t *claims, const struct auth_policy *policy, const char **why)
+{
+    const char *want_aud = policy ? policy->audience : NULL;
+    const char *want_iss = policy ? policy->issuer : NULL;
+    json_t *v;
+
+    v = claim_get(claims, "aud");
+    if (want_aud == NULL && v != NULL) {
+        *why = "token names an audience (aud) and this hub expects none";
+        return -1;
+    }
+    if (want_aud != NULL) {
+        bool found = false;
+        if (v == NULL) {
+            *why = "missing claim aud";
+            return -1;
+        }
+        if (json_is_array(v)) {
+            size_t i;
+            json_t *a;
+            json_array_foreach(v, i, a) found = found || json_string_is(a, want_aud);
+        } else {
+            found = json_string_is(v, want_aud);
+        }
+        if (!found) {
+            *why = "token audience (aud) does not include this hub";
+            return -1;
+        }
+    }
+    if (want_iss != NULL) {
+        v = claim_get(claims, "iss");
+        if (v == NULL) {
+            *why = "missing claim iss";
+            return -1;
+        }
+        if (!json_string_is(v, want_iss)) {
+            *why = "token issuer (iss) not accepted";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Applies the contract's claim rules and the operator's policy to the
+ * verified claims object and fills c. The time claims come first because
+ * an expired token is the rejection a user most often meets. Returns 0, or
+ * -1 with *why set; on failure c may hold partial results that the caller
+ * frees.
+ */
+static int
+read_claims(json_t *claims, int64_t now, const struct auth_policy *policy, struct auth_claims *c,
+            const char **why)
 {
     json_t *v;
 
@@ -354,6 +456,10 @@ read_claims(json_t *claims, int64_t now, struct auth_claims *c, const char **why
         *why = "token expired";
         return -1;
     }
+    if (now <= INT64_MAX - AUTH_MAX_EXP_AHEAD_S && c->exp > now + AUTH_MAX_EXP_AHEAD_S) {
+        *why = "token exp too far in the future";
+        return -1;
+    }
     v = claim_get(claims, "nbf");
     if (v != NULL) {
         if (numeric_date(v, true, &c->nbf) < 0) {
@@ -365,6 +471,9 @@ read_claims(json_t *claims, int64_t now, struct auth_claims *c, const char **why
             return -1;
         }
     }
+    if (check_lifetime(claims, now, policy, c, why) < 0 ||
+        check_audience_issuer(claims, policy, why) < 0)
+        return -1;
 
     if (read_text_claim(claim_get(claims, "sub"), AUTH_MAX_ID_LEN, is_id_char, &c->sub,
                         "missing claim sub", "claim sub must be " AUTH_ID_RULE, why) < 0)
@@ -521,6 +630,14 @@ int
 auth_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
             struct auth_claims *out, const char **why)
 {
+    return auth_verify_policy(token, len, secret, secret_len, now, NULL, out, why);
+}
+
+int
+auth_verify_policy(const char *token, size_t len, const void *secret, size_t secret_len,
+                   int64_t now, const struct auth_policy *policy, struct auth_claims *out,
+                   const char **why)
+{
     struct auth_claims c;
     unsigned char *buf = NULL;
     json_t *claims = NULL;
@@ -598,7 +715,7 @@ auth_verify(const char *token, size_t len, const void *secret, size_t secret_len
         *why = "malformed token claims (expected a JSON object)";
         goto err;
     }
-    if (read_claims(claims, now, &c, why) < 0)
+    if (read_claims(claims, now, policy, &c, why) < 0)
         goto err;
 
     json_decref(claims);

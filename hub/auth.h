@@ -6,6 +6,8 @@
  * constant time. Base64url is decoded strictly (no padding, no foreign
  * characters, no non-zero trailing bits). Claims follow the contract:
  * sub, tenant (alias schemaName), role, optional units, exp, optional nbf.
+ * A policy (struct auth_policy) adds the operator's token rules: the
+ * longest lifetime (exp - iat), the audience and the issuer.
  */
 #ifndef HUB_AUTH_H
 #define HUB_AUTH_H
@@ -20,6 +22,12 @@
 #define AUTH_MAX_TENANT_LEN 63
 /* Most units one token may name. */
 #define AUTH_MAX_UNITS 32
+/*
+ * Furthest exp accepted, in seconds from now, whatever the policy: 400
+ * days, so a token issued for a year still works while exp = 1e300 (a
+ * token that never ends) is refused. HUB_JWT_MAX_TTL_S bounds it further.
+ */
+#define AUTH_MAX_EXP_AHEAD_S (400 * 86400)
 
 enum auth_role { AUTH_ROLE_RESIDENT = 0, AUTH_ROLE_GUARD = 1, AUTH_ROLE_ADMIN = 2 };
 
@@ -31,6 +39,18 @@ struct auth_claims {
     size_t n_units;
     int64_t exp; /* seconds since the epoch */
     int64_t nbf; /* seconds since the epoch, 0 when absent */
+    int64_t iat; /* seconds since the epoch, 0 when absent */
+};
+
+/*
+ * The operator's rules on top of the contract's (HUB_JWT_* settings). The
+ * strings are borrowed from the configuration.
+ */
+struct auth_policy {
+    int64_t max_ttl_s;    /* longest exp - iat, iat then required and not in the future; 0: off */
+    const char *audience; /* aud (string or array) must contain it; NULL: a token with aud is
+                             refused, since it was issued for some other service */
+    const char *issuer;   /* iss must equal it; NULL: iss is not looked at */
 };
 
 /*
@@ -43,6 +63,16 @@ struct auth_claims {
  */
 int auth_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
                 struct auth_claims *out, const char **why);
+
+/*
+ * auth_verify() under policy (NULL: the defaults, as auth_verify()). The
+ * extra reasons are "token lifetime (exp - iat) exceeds the limit",
+ * "missing claim iat", "token issued in the future", "token audience does
+ * not include this hub", "token issuer not accepted", ...
+ */
+int auth_verify_policy(const char *token, size_t len, const void *secret, size_t secret_len,
+                       int64_t now, const struct auth_policy *policy, struct auth_claims *out,
+                       const char **why);
 
 void auth_claims_free(struct auth_claims *c);
 

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "peer.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -49,6 +50,21 @@ static const struct opt opts[] = {
      "phone is dropped about 110 s later); 0 turns probing off"},
     {"HUB_AUTH_TIMEOUT_MS", "auth-timeout-ms", OPT_INT, OFF(auth_timeout_ms), 100, 600000, "10000",
      "time a connection has to authenticate"},
+    {"HUB_JWT_MAX_TTL_S", "jwt-max-ttl-s", OPT_INT, OFF(jwt_max_ttl_s), 0, 400 * 86400, "0",
+     "longest token lifetime (exp - iat) accepted; when set, iat is required and may not lie in "
+     "the future (0: no bound beyond the built-in one: exp at most 400 days ahead)"},
+    {"HUB_JWT_AUDIENCE", "jwt-audience", OPT_STR, OFF(jwt_audience), 0, 0, NULL,
+     "a token's aud (string or array) must include this (unset: tokens naming any aud are "
+     "refused)"},
+    {"HUB_JWT_ISSUER", "jwt-issuer", OPT_STR, OFF(jwt_issuer), 0, 0, NULL,
+     "a token's iss must equal this (unset: iss is not checked)"},
+    {"HUB_SESSION_MAX_AGE_S", "session-max-age-s", OPT_INT, OFF(session_max_age_s), 0, 400 * 86400,
+     "86400",
+     "a connection is closed with 4001 this long after its first authentication, whatever "
+     "in-band refreshes extend (0: only token expiry ends it)"},
+    {"HUB_TRUSTED_PROXIES", "trusted-proxies", OPT_STR, OFF(trusted_proxies), 0, 0, NULL,
+     "reverse proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is "
+     "logged with authentication failures (unset: only the peer address)"},
     {"HUB_RATE_LIMIT", "rate-limit", OPT_INT, OFF(rate_limit), 1, 1000000, "50",
      "inbound frames per second per connection (sustained)"},
     {"HUB_RATE_BURST", "rate-burst", OPT_INT, OFF(rate_burst), 1, 1000000, "100",
@@ -250,6 +266,19 @@ config_load(struct hub_config *cfg, int argc, char **argv)
     }
     PQconninfoFree(ci);
     cfg->jwt_secret_len = strlen(cfg->jwt_secret);
+    if (cfg->trusted_proxies) {
+        const char *why = "out of memory";
+        cfg->proxies = calloc(PEER_MAX_NETS, sizeof(*cfg->proxies));
+        int n = cfg->proxies
+                    ? peer_nets_parse(cfg->trusted_proxies, cfg->proxies, PEER_MAX_NETS, &why)
+                    : -1;
+        if (n < 0) {
+            fprintf(stderr, "armonia-hub: HUB_TRUSTED_PROXIES: %s, got '%s'\n", why,
+                    cfg->trusted_proxies);
+            return 2;
+        }
+        cfg->n_proxies = (size_t)n;
+    }
     return 0;
 }
 
@@ -263,5 +292,9 @@ config_free(struct hub_config *cfg)
                      &cfg->smtp_user,       &cfg->smtp_password,     &cfg->console_dir};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
+    free(cfg->jwt_audience);
+    free(cfg->jwt_issuer);
+    free(cfg->trusted_proxies);
+    free(cfg->proxies);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct peer_net;
+
 struct hub_config {
     char *database_url; /* DATABASE_URL, required */
     char *jwt_secret;   /* JWT_SECRET_KEY, required */
@@ -61,6 +63,15 @@ struct hub_config {
     int fallback_tick_ms;    /* HUB_FALLBACK_TICK_MS: how often due fallbacks are looked for */
     char *console_dir;       /* HUB_CONSOLE_DIR: clients/js, served at /console and /js */
     int lease_ms;            /* HUB_DELIVERY_LEASE_MS: a claimed delivery is this hub's for */
+
+    /* Token policy, and the client addresses logged with authentication failures. */
+    int jwt_max_ttl_s;     /* HUB_JWT_MAX_TTL_S: longest exp - iat (iat then required), 0 = off */
+    char *jwt_audience;    /* HUB_JWT_AUDIENCE: aud must include it; NULL: aud refused (owned) */
+    char *jwt_issuer;      /* HUB_JWT_ISSUER: iss must equal it; NULL: not checked (owned) */
+    int session_max_age_s; /* HUB_SESSION_MAX_AGE_S: a connection's life across refreshes */
+    char *trusted_proxies; /* HUB_TRUSTED_PROXIES: proxies whose forwarded address is logged */
+    struct peer_net *proxies; /* the above, parsed (owned); n_proxies entries */
+    size_t n_proxies;
 };
 
 /*

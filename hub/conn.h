@@ -47,6 +47,8 @@ struct conn {
     struct hub *hub;
     int fd;                   /* the socket, written directly when lws holds nothing; -1: TLS */
     struct auth_claims who;   /* owned once authenticated (or checking) */
+    int64_t auth_at_s;        /* wall time of the first authentication: the session's age */
+    char *forwarded;          /* client address a trusted proxy forwarded (owned), or NULL */
     struct tenant *tenant;    /* set when READY */
     struct member *rooms;     /* own memberships */
     struct conn *wnext;       /* in tenant->waiters while CHECKING */

@@ -13,6 +13,7 @@
 #include "hub.h"
 #include "acks.h"
 #include "log.h"
+#include "peer.h"
 #include "replay.h"
 #include "room.h"
 
@@ -26,11 +27,29 @@
 /* A failed tenant lookup is remembered this long before it is asked again. */
 #define TENANT_NEGATIVE_CACHE_MS 5000
 
+/*
+ * Logs one line per authentication failure, for the operator and for tools
+ * such as fail2ban: "auth failure from ADDR[ (forwarded ADDR)]: why
+ * (session S)". The peer address comes from the socket; the forwarded one
+ * only from a trusted proxy's headers. why is a static reason: the token
+ * is never logged.
+ */
+static void
+log_auth_failure(struct conn *c, const char *why)
+{
+    char peer[PEER_ADDR_LEN + 8];
+    if (!c->wsi || !lws_get_peer_simple(c->wsi, peer, sizeof(peer)) || !*peer)
+        snprintf(peer, sizeof(peer), "unknown");
+    log_info("session", "auth failure from %s%s%s%s: %s (session %s)", peer,
+             c->forwarded ? " (forwarded " : "", c->forwarded ? c->forwarded : "",
+             c->forwarded ? ")" : "", why, c->session);
+}
+
 static void
 reject(struct conn *c, const char *why, const json_t *ref)
 {
     c->hub->m.auth_failures++;
-    log_info("session", "session %s: authentication failed: %s", c->session, why);
+    log_auth_failure(c, why);
     conn_error(c, "unauthorized", why, ref);
     conn_close(c, 4001, "unauthorized");
 }
@@ -134,9 +153,36 @@ end_auth_deadline(struct conn *c)
     lws_sul_cancel(&c->sul);
 }
 
+/*
+ * Whether the session has lived HUB_SESSION_MAX_AGE_S since its first
+ * authentication: in-band refreshes extend a token, never a session, so a
+ * stolen token that is refreshed forever still has to sign in again (and
+ * its tenant is checked again) once a session is that old.
+ */
+static int
+session_too_old(const struct conn *c, int64_t wall_s)
+{
+    int max_age = c->hub->cfg->session_max_age_s;
+    return max_age > 0 && wall_s - c->auth_at_s >= max_age;
+}
+
+/* Ends a session past HUB_SESSION_MAX_AGE_S: error unauthorized, then 4001. */
+static void
+end_old_session(struct conn *c, const json_t *ref)
+{
+    log_info("session", "session %s: %s of %s signed in %d s ago or more: closing, sign in again",
+             c->session, c->who.sub, c->who.tenant, c->hub->cfg->session_max_age_s);
+    conn_error(c, "unauthorized", "session too old; sign in again", ref);
+    conn_close(c, 4001, "session too old; sign in again");
+}
+
 int
 session_check_expiry(struct conn *c, int64_t wall_s)
 {
+    if (c->state == CONN_READY && session_too_old(c, wall_s)) {
+        end_old_session(c, NULL);
+        return 1;
+    }
     if (c->state != CONN_READY || c->who.exp > INT64_MAX - AUTH_LEEWAY_S ||
         wall_s <= c->who.exp + AUTH_LEEWAY_S)
         return 0;
@@ -385,11 +431,23 @@ admit(struct conn *c)
 static void
 authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
 {
+    const struct hub_config *cfg = c->hub->cfg;
+    const struct auth_policy policy = {
+        .max_ttl_s = cfg->jwt_max_ttl_s,
+        .audience = cfg->jwt_audience,
+        .issuer = cfg->jwt_issuer,
+    };
     struct auth_claims who;
     const char *why;
-    if (auth_verify(token, len, c->hub->cfg->jwt_secret, c->hub->cfg->jwt_secret_len, hub_wall_s(),
-                    &who, &why)) {
+    int64_t now_s = hub_wall_s();
+    if (auth_verify_policy(token, len, cfg->jwt_secret, cfg->jwt_secret_len, now_s, &policy, &who,
+                           &why)) {
         reject(c, why, ref);
+        return;
+    }
+    if (c->state == CONN_READY && session_too_old(c, now_s)) {
+        auth_claims_free(&who);
+        end_old_session(c, ref);
         return;
     }
     if (c->state == CONN_READY) {
@@ -422,6 +480,7 @@ authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
         return;
     }
     c->who = who;
+    c->auth_at_s = now_s;
     json_decref(c->auth_ref);
     c->auth_ref = ref ? json_incref((json_t *)ref) : NULL;
     admit(c);
@@ -505,10 +564,38 @@ new_session_id(char out[17])
     used += 8;
 }
 
+/*
+ * Behind a trusted proxy (HUB_TRUSTED_PROXIES), keeps the client address
+ * it forwarded, for the log: the headers are gone once the upgrade is over.
+ * Headers from any other peer are not believed. Returns 0, or -1 when out
+ * of memory.
+ */
+static int
+note_forwarded(struct conn *c)
+{
+    const struct hub_config *cfg = c->hub->cfg;
+    char peer[PEER_ADDR_LEN + 8], addr[PEER_ADDR_LEN];
+    char xff[PEER_FWD_HDR_MAX];
+
+    if (!cfg->n_proxies || !lws_get_peer_simple(c->wsi, peer, sizeof(peer)) ||
+        !peer_in_nets(peer, cfg->proxies, cfg->n_proxies))
+        return 0;
+    if (lws_hdr_copy(c->wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) < 0)
+        return 0; /* absent, or longer than any chain we would walk */
+    if (peer_forwarded(xff, cfg->proxies, cfg->n_proxies, addr) < 0)
+        return 0;
+    c->forwarded = strdup(addr);
+    return c->forwarded ? 0 : -1;
+}
+
 void
 session_open(struct conn *c)
 {
     new_session_id(c->session);
+    if (note_forwarded(c)) {
+        conn_close(c, 1011, "out of memory");
+        return;
+    }
     c->since = -1;
     c->tokens = c->hub->cfg->rate_burst;
     c->tokens_at_ms = hub_now_ms();
@@ -829,6 +916,8 @@ session_closed(struct conn *c)
 {
     json_decref(c->auth_rooms);
     c->auth_rooms = NULL;
+    free(c->forwarded);
+    c->forwarded = NULL;
     while (c->ack_lookups) {
         db_cancel(c->ack_lookups->req);
         ack_lookup_unlink(c->ack_lookups);

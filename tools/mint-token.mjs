@@ -1,6 +1,9 @@
 // Mints an HS256 token the way the Armonía backend does, for the demo and for
 // trying the hub by hand:
 //   node tools/mint-token.mjs SECRET '{"sub":"guard-1","tenant":"demo","role":"guard"}' [ttl_s]
+// iat and exp are set from now and ttl_s (keep ttl_s within HUB_JWT_MAX_TTL_S when
+// the hub sets it); add "aud" / "iss" to the claims for a hub that sets
+// HUB_JWT_AUDIENCE / HUB_JWT_ISSUER.
 import { createHmac } from 'node:crypto';
 
 const [secret, claimsJson, ttl = '86400'] = process.argv.slice(2);

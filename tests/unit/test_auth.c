@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,7 @@ assert_claims_empty(const struct auth_claims *c)
     assert_int_equal(c->role, 0);
     assert_int_equal(c->exp, 0);
     assert_int_equal(c->nbf, 0);
+    assert_int_equal(c->iat, 0);
 }
 
 /* Verifies tok, expects rejection with exactly reason, and an empty result. */
@@ -473,16 +475,164 @@ test_exp_real_number_expired(void **state)
 }
 
 static void
-test_exp_huge_accepted(void **state)
+test_exp_too_far_refused(void **state)
+{
+    char claims[160];
+    struct auth_claims c;
+
+    expect_claims_reject(
+        "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":9223372036854775807}",
+        "token exp too far in the future");
+    expect_claims_reject("{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":1e300}",
+                         "token exp too far in the future");
+    snprintf(claims, sizeof claims,
+             "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":%lld}",
+             (long long)(NOW + AUTH_MAX_EXP_AHEAD_S + 1));
+    expect_claims_reject(claims, "token exp too far in the future");
+    /* A token issued for a year (and up to the 400-day horizon) still works. */
+    snprintf(claims, sizeof claims,
+             "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":%lld}",
+             (long long)(NOW + AUTH_MAX_EXP_AHEAD_S));
+    expect_claims_accept(claims, &c);
+    assert_int_equal(c.exp, NOW + AUTH_MAX_EXP_AHEAD_S);
+    auth_claims_free(&c);
+}
+
+/* Verifies claims under policy; returns auth_verify_policy()'s result. */
+static int
+verify_policy_claims(const char *claims, const struct auth_policy *policy, const char **why)
 {
     struct auth_claims c;
-    expect_claims_accept(
-        "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":9223372036854775807}", &c);
-    assert_int_equal(c.exp, INT64_MAX);
-    auth_claims_free(&c);
-    expect_claims_accept("{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":1e300}", &c);
-    assert_int_equal(c.exp, INT64_MAX);
-    auth_claims_free(&c);
+    char *tok = mint(claims);
+    int rc = auth_verify_policy(tok, strlen(tok), SECRET, strlen(SECRET), NOW, policy, &c, why);
+    if (rc == 0)
+        auth_claims_free(&c);
+    else
+        assert_claims_empty(&c);
+    free(tok);
+    return rc;
+}
+
+/* Mints claims with exp and iat (omitted when has_iat is false) plus extra JSON members. */
+static char *
+claims_iat(int64_t exp, bool has_iat, int64_t iat, const char *extra)
+{
+    char *claims = malloc(512);
+    assert_non_null(claims);
+    if (has_iat)
+        snprintf(claims, 512,
+                 "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":%lld,\"iat\":%lld%s}",
+                 (long long)exp, (long long)iat, extra);
+    else
+        snprintf(claims, 512, "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":%lld%s}",
+                 (long long)exp, extra);
+    return claims;
+}
+
+/* Expects claims refused under policy with exactly reason. */
+static void
+expect_policy_reject(char *claims, const struct auth_policy *policy, const char *reason)
+{
+    const char *why = NULL;
+    assert_int_equal(verify_policy_claims(claims, policy, &why), -1);
+    assert_non_null(why);
+    assert_string_equal(why, reason);
+    free(claims);
+}
+
+/* Expects claims accepted under policy. */
+static void
+expect_policy_accept(char *claims, const struct auth_policy *policy)
+{
+    const char *why = NULL;
+    assert_int_equal(verify_policy_claims(claims, policy, &why), 0);
+    assert_null(why);
+    free(claims);
+}
+
+static void
+test_iat_without_ttl(void **state)
+{
+    struct auth_policy none = {0};
+
+    /* No lifetime limit: iat may be absent, old or (clock skew) ahead, but must be a number. */
+    expect_policy_accept(claims_iat(NOW + 3600, false, 0, ""), &none);
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW + 3000, ""), &none);
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW - 30 * 86400, ""), NULL);
+    expect_policy_reject(
+        strdup(
+            "{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":1764266400,\"iat\":\"x\"}"),
+        NULL, "claim iat must be a number of seconds since the epoch");
+}
+
+static void
+test_ttl_limit(void **state)
+{
+    struct auth_policy week = {.max_ttl_s = 7 * 86400};
+
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW - 60, ""), &week);
+    expect_policy_accept(claims_iat(NOW + 7 * 86400 - 60, true, NOW - 60, ""), &week);
+    expect_policy_reject(claims_iat(NOW + 7 * 86400, true, NOW - 60, ""), &week,
+                         "token lifetime (exp - iat) exceeds the limit");
+    expect_policy_reject(claims_iat(NOW + 3600, false, 0, ""), &week,
+                         "missing claim iat (required: token lifetimes are limited)");
+    /* Dated ahead to stretch the limit: refused, beyond the leeway. */
+    expect_policy_reject(claims_iat(NOW + 8 * 86400, true, NOW + 2 * 86400, ""), &week,
+                         "token issued in the future (iat)");
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW + AUTH_LEEWAY_S, ""), &week);
+    /* An iat far in the past does not overflow the difference into a pass. */
+    expect_policy_reject(claims_iat(NOW + 3600, true, INT64_MIN + 1, ""), &week,
+                         "token lifetime (exp - iat) exceeds the limit");
+    expect_policy_reject(strdup("{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"guard\",\"exp\":"
+                                "1764266400,\"iat\":-1e300}"),
+                         &week, "token lifetime (exp - iat) exceeds the limit");
+    /* The fixed horizon applies under any policy. */
+    expect_policy_reject(claims_iat(NOW + AUTH_MAX_EXP_AHEAD_S + 10, true, NOW, ""), &week,
+                         "token exp too far in the future");
+}
+
+static void
+test_audience(void **state)
+{
+    struct auth_policy none = {0};
+    struct auth_policy hub = {.audience = "armonia-hub"};
+
+    /* No audience configured: a token meant for another service is refused. */
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW, ""), &none);
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"aud\":\"payments\""), &none,
+                         "token names an audience (aud) and this hub expects none");
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"aud\":[]"), NULL,
+                         "token names an audience (aud) and this hub expects none");
+    /* Configured: a string equal to it, or an array holding it. */
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW, ",\"aud\":\"armonia-hub\""), &hub);
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW, ",\"aud\":[\"web\",\"armonia-hub\"]"),
+                         &hub);
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ""), &hub, "missing claim aud");
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"aud\":\"payments\""), &hub,
+                         "token audience (aud) does not include this hub");
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"aud\":[\"web\",7]"), &hub,
+                         "token audience (aud) does not include this hub");
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"aud\":\"ARMONIA-HUB\""), &hub,
+                         "token audience (aud) does not include this hub");
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"aud\":{\"armonia-hub\":1}"), &hub,
+                         "token audience (aud) does not include this hub");
+}
+
+static void
+test_issuer(void **state)
+{
+    struct auth_policy none = {0};
+    struct auth_policy iss = {.issuer = "https://api.armonia.example"};
+
+    expect_policy_accept(claims_iat(NOW + 3600, true, NOW, ",\"iss\":\"anyone\""), &none);
+    expect_policy_accept(
+        claims_iat(NOW + 3600, true, NOW, ",\"iss\":\"https://api.armonia.example\""), &iss);
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ""), &iss, "missing claim iss");
+    expect_policy_reject(claims_iat(NOW + 3600, true, NOW, ",\"iss\":\"https://evil.example\""),
+                         &iss, "token issuer (iss) not accepted");
+    expect_policy_reject(
+        claims_iat(NOW + 3600, true, NOW, ",\"iss\":[\"https://api.armonia.example\"]"), &iss,
+        "token issuer (iss) not accepted");
 }
 
 static void
@@ -1066,7 +1216,11 @@ main(void)
         cmocka_unit_test(test_expired_exactly_at_leeway_accepted),
         cmocka_unit_test(test_exp_real_number_accepted),
         cmocka_unit_test(test_exp_real_number_expired),
-        cmocka_unit_test(test_exp_huge_accepted),
+        cmocka_unit_test(test_exp_too_far_refused),
+        cmocka_unit_test(test_iat_without_ttl),
+        cmocka_unit_test(test_ttl_limit),
+        cmocka_unit_test(test_audience),
+        cmocka_unit_test(test_issuer),
         cmocka_unit_test(test_exp_missing),
         cmocka_unit_test(test_exp_not_a_number),
         cmocka_unit_test(test_nbf_in_future),
