@@ -571,6 +571,7 @@ db_free(struct db *db)
         PQclear(db->res);
     if (db->pg)
         PQfinish(db->pg);
+    db->state = DB_IDLE; /* a callback below cannot queue another query */
     db_fail_all(db);
     free(db->conninfo);
     free(db);
