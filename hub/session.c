@@ -641,7 +641,11 @@ ack_accept(struct conn *c, int64_t id)
  */
 #define ACK_LOOKUP_BATCH 100
 
-/* One ack waiting for the database to say whose event it names. */
+/*
+ * One ack waiting for the database to say whose event it names. Owned by
+ * the hub list that holds it (waiting, or the batch in flight); its
+ * connection only points at it.
+ */
 struct ack_lookup {
     struct ack_lookup *next;  /* in conn->ack_lookups (while c is set) */
     struct ack_lookup *qnext; /* in hub->ack_wait_head or hub->ack_batch */
