@@ -96,6 +96,11 @@ static const struct opt opts[] = {
      "5000",
      "a connection the hub closes (4008, 4001, 4029, 1009, 1001, ...) is dropped this long after "
      "the decision if its close has not gone out by then (the client does not read)"},
+    {"HUB_ACK_LOOKUPS_MAX", "ack-lookups-max", OPT_INT, OFF(ack_lookups_max), 1, 1000000, "256",
+     "acks for events not sent on their connection being checked in the database at once, "
+     "hub-wide; more get rate_limited"},
+    {"HUB_ACK_LOOKUP_RATE", "ack-lookup-rate", OPT_INT, OFF(ack_lookup_rate), 1, 1000000, "20",
+     "such checks one connection may start per second (bursts of 32); more get rate_limited"},
     {"FIREBASE_SERVICE_ACCOUNT_KEY", "firebase-service-account-key", OPT_STR, OFF(firebase_key), 0,
      0, NULL, "service-account JSON for FCM push (unset, with no file: push disabled)"},
     {"FIREBASE_SERVICE_ACCOUNT_FILE", "firebase-service-account-file", OPT_STR,

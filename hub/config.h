@@ -40,6 +40,8 @@ struct hub_config {
     int slow_consumer_ms;    /* HUB_SLOW_CONSUMER_MS: unwritten this long -> 4008 */
     int shutdown_timeout_ms; /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
     int close_timeout_ms;    /* HUB_CLOSE_TIMEOUT_MS: a closing connection is gone by then, 5 s */
+    int ack_lookups_max;     /* HUB_ACK_LOOKUPS_MAX: acks checked in the database at once, 256 */
+    int ack_lookup_rate;     /* HUB_ACK_LOOKUP_RATE: such checks per second per connection, 20 */
 
     /* Fallback channels (CONTRACT §1, §4); NULL when not configured. */
     char *firebase_key;      /* FIREBASE_SERVICE_ACCOUNT_KEY (JSON text) */

@@ -41,6 +41,8 @@ struct ring {
 #define CONN_MAX_PENDING_ACKS 64
 /* Acks for events not sent on this connection checked at once. */
 #define CONN_MAX_ACK_LOOKUPS 32
+/* Look-ups a connection may start at once before HUB_ACK_LOOKUP_RATE paces it. */
+#define CONN_ACK_LOOKUP_BURST CONN_MAX_ACK_LOOKUPS
 
 struct conn {
     struct lws *wsi;
@@ -75,6 +77,8 @@ struct conn {
     unsigned n_pending_acks, cap_pending_acks;
     struct ack_lookup *ack_lookups; /* acks for events not sent here, being checked */
     unsigned n_ack_lookups;
+    double ack_tokens;        /* look-ups it may still start now (HUB_ACK_LOOKUP_RATE bucket) */
+    int64_t ack_tokens_at_ms; /* when ack_tokens was last refilled; 0: never (bucket full) */
     unsigned n_rooms;
     unsigned replaying : 1;      /* replay.c owns delivery until it catches up */
     unsigned replay_waiting : 1; /* replay paused until the queue drains */

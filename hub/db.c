@@ -57,7 +57,8 @@ struct db {
     struct soon kick;                      /* asks lws for POLLOUT from outside its callbacks */
     const char *prepared[DB_MAX_PREPARED]; /* statements this connection has */
     int nprepared;
-    int preparing; /* what is on the wire is the head's PQsendPrepare */
+    int preparing;              /* what is on the wire is the head's PQsendPrepare */
+    struct db_req *urgent_tail; /* last db_query_urgent() request still queued, or NULL */
 };
 
 static int
@@ -107,7 +108,7 @@ static void
 db_fail_all(struct db *db)
 {
     struct db_req *q = db->head;
-    db->head = db->tail = NULL;
+    db->head = db->tail = db->urgent_tail = NULL;
     while (q) {
         struct db_req *next = q->next;
         if (q->cb)
@@ -227,6 +228,8 @@ db_drain(struct db *db)
         db->head = req->next;
         if (!db->head)
             db->tail = NULL;
+        if (db->urgent_tail == req)
+            db->urgent_tail = NULL;
         if (req->cb)
             req->cb(db, res, req->ud);
         PQclear(res);
@@ -452,9 +455,13 @@ db_query(struct db *db, const char *sql, int nparams, const char *const *params,
     return db_query_prepared(db, NULL, sql, nparams, params, cb, ud);
 }
 
-struct db_req *
-db_query_prepared(struct db *db, const char *stmt, const char *sql, int nparams,
-                  const char *const *params, db_result_cb cb, void *ud)
+/*
+ * Copies one query into a new request and queues it: at the back, or when
+ * urgent behind the query on the wire and the urgent ones queued before it.
+ */
+static struct db_req *
+db_enqueue(struct db *db, const char *stmt, const char *sql, int nparams, const char *const *params,
+           db_result_cb cb, void *ud, int urgent)
 {
     if (db->state != DB_UP)
         return NULL;
@@ -473,16 +480,70 @@ db_query_prepared(struct db *db, const char *stmt, const char *sql, int nparams,
         if (params[i] && !(r->params[i] = strdup(params[i])))
             goto err;
     }
-    if (db->tail)
-        db->tail->next = r;
-    else
+    struct db_req *after = NULL; /* r goes after this one; NULL: at the head */
+    if (!urgent)
+        after = db->tail;
+    else if (db->urgent_tail)
+        after = db->urgent_tail;
+    else if (db->inflight)
+        after = db->head;
+    if (after) {
+        r->next = after->next;
+        after->next = r;
+    } else {
+        r->next = db->head;
         db->head = r;
-    db->tail = r;
+    }
+    if (!r->next)
+        db->tail = r;
+    if (urgent)
+        db->urgent_tail = r;
     db_pump(db);
     return r;
 err:
     req_free(r);
     return NULL;
+}
+
+struct db_req *
+db_query_prepared(struct db *db, const char *stmt, const char *sql, int nparams,
+                  const char *const *params, db_result_cb cb, void *ud)
+{
+    return db_enqueue(db, stmt, sql, nparams, params, cb, ud, 0);
+}
+
+struct db_req *
+db_query_urgent(struct db *db, const char *sql, int nparams, const char *const *params,
+                db_result_cb cb, void *ud)
+{
+    return db_enqueue(db, NULL, sql, nparams, params, cb, ud, 1);
+}
+
+char *
+db_text_array(const char *const *items, size_t n)
+{
+    size_t cap = 3; /* {} and the NUL */
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(items[i]) + 3; /* every byte escaped, two quotes, a comma */
+    char *lit = malloc(cap);
+    if (!lit)
+        return NULL;
+    char *p = lit;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *q = items[i]; *q; q++) {
+            if (*q == '"' || *q == '\\')
+                *p++ = '\\';
+            *p++ = *q;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return lit;
 }
 
 void
@@ -510,6 +571,7 @@ db_free(struct db *db)
         PQclear(db->res);
     if (db->pg)
         PQfinish(db->pg);
+    db->state = DB_IDLE; /* a callback below cannot queue another query */
     db_fail_all(db);
     free(db->conninfo);
     free(db);

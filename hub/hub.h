@@ -18,6 +18,7 @@ struct acks;
 struct fallback;
 struct fanout;
 struct listener;
+struct ack_lookup;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -43,6 +44,9 @@ struct hub_metrics {
     uint64_t events_undeliverable; /* outbox rows with malformed rooms or data (router.c) */
     uint64_t outbox_failures;      /* listener queries (LISTEN, cursor, page) that failed */
     uint64_t outbox_safety_reads;  /* reads the safety net made (outbox_safety_ms) */
+    uint64_t ack_lookups;          /* acks checked against the database (session.c) */
+    uint64_t ack_lookup_queries;   /* queries those checks took (several acks each) */
+    uint64_t ack_lookups_refused;  /* acks refused with rate_limited instead of a check */
 };
 
 struct hub {
@@ -86,6 +90,10 @@ struct hub {
     lws_sorted_usec_list_t auth_sul;
     lws_sorted_usec_list_t purge_sul;
     lws_sorted_usec_list_t stall_sul;
+    /* Acks for events not sent on their connection, checked in batches (session.c). */
+    struct ack_lookup *ack_wait_head, *ack_wait_tail; /* waiting for the next query, FIFO */
+    struct ack_lookup *ack_batch; /* checked by the query in flight (NULL: none in flight) */
+    size_t ack_lookups_out;       /* waiting or in flight; at most cfg->ack_lookups_max */
     struct hub_metrics m;
 };
 

@@ -96,26 +96,50 @@ on_page(struct db *db, const PGresult *res, void *ud)
     replay_resume(c);
 }
 
-/* Asks for the next page (the caller checked the queue has room). */
+/*
+ * The connection's rooms as a text[] literal for the page query (built by
+ * db_text_array(), which sizes and escapes it whatever the names hold).
+ * Returns a string the caller frees, or NULL when memory ran out.
+ */
+static char *
+replay_rooms_literal(const struct conn *c)
+{
+    size_t n = 0;
+    for (struct member *m = c->rooms; m; m = m->cnext)
+        n++;
+    const char **names = malloc((n ? n : 1) * sizeof(*names));
+    if (!names)
+        return NULL;
+    n = 0;
+    for (struct member *m = c->rooms; m; m = m->cnext)
+        names[n++] = m->room->name;
+    char *lit = db_text_array(names, n);
+    free(names);
+    return lit;
+}
+
+/*
+ * Asks for the next page (the caller checked the queue has room). A
+ * connection in no room (it left even its automatic ones) has nothing in
+ * the outbox to replay: it is caught up at once, without a query.
+ */
 static void
 replay_page(struct conn *c)
 {
     struct hub *hub = c->hub;
-    /* The connection's rooms as a text[] literal; room names need no escaping. */
-    size_t cap = 2;
-    for (struct member *m = c->rooms; m; m = m->cnext)
-        cap += strlen(m->room->name) + 3;
-    char *rooms = malloc(cap);
+    if (!c->rooms) {
+        if (hub->cursor > c->last_seq)
+            c->last_seq = hub->cursor;
+        c->replaying = 0;
+        log_debug("replay", "session %s: in no room, caught up at seq %lld", c->session,
+                  (long long)c->last_seq);
+        return;
+    }
+    char *rooms = replay_rooms_literal(c);
     if (!rooms) {
         conn_close(c, 1011, "out of memory");
         return;
     }
-    char *p = rooms;
-    *p++ = '{';
-    for (struct member *m = c->rooms; m; m = m->cnext)
-        p += sprintf(p, "%s\"%s\"", m == c->rooms ? "" : ",", m->room->name);
-    *p++ = '}';
-    *p = '\0';
 
     /* A page reads one window of seq numbers at most, so its cost stays
      * bounded whatever the planner knows about the table. */
@@ -143,7 +167,7 @@ replay_page(struct conn *c)
         "WHERE tenant = $1 AND seq > $2 AND seq <= $3 AND rooms && $4::text[] "
         "ORDER BY tenant, seq LIMIT $5) o) p "
         "WHERE replay_before < $6 ORDER BY seq";
-    c->replay_req = db_query(hub->work_db, sql, 6, params, on_page, c);
+    c->replay_req = db_query_urgent(hub->work_db, sql, 6, params, on_page, c);
     free(rooms);
     if (!c->replay_req)
         replay_fail(c);
@@ -213,10 +237,11 @@ replay_start(struct conn *c)
     c->welcome_seq = c->tenant->last_seq; /* what the welcome just said */
     c->replay_upto = c->hub->cursor;
     const char *params[1] = {c->tenant->name};
-    c->replay_req = db_query(c->hub->work_db,
-                             "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0), "
-                             "(SELECT coalesce(max(seq), 0) FROM hub.outbox WHERE tenant = $1)",
-                             1, params, on_horizon, c);
+    c->replay_req =
+        db_query_urgent(c->hub->work_db,
+                        "SELECT coalesce((SELECT purged_through FROM hub.outbox_horizon), 0), "
+                        "(SELECT coalesce(max(seq), 0) FROM hub.outbox WHERE tenant = $1)",
+                        1, params, on_horizon, c);
     if (!c->replay_req)
         replay_fail(c);
 }

@@ -720,78 +720,216 @@ ack_accept(struct conn *c, int64_t id)
     log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
 }
 
-/* One ack waiting for the database to say whose event it names. */
+/*
+ * Ids one look-up query checks at most. Acks that arrive while a query is
+ * in flight wait and go together in the next one, so a flood of acks costs
+ * the work connection one query at a time, whatever its rate, and a resume
+ * (db_query_urgent) waits behind one query at most.
+ */
+#define ACK_LOOKUP_BATCH 100
+
+/*
+ * One ack waiting for the database to say whose event it names. Owned by
+ * the hub list that holds it (waiting, or the batch in flight); its
+ * connection only points at it.
+ */
 struct ack_lookup {
-    struct ack_lookup *next; /* in conn->ack_lookups */
-    struct conn *c;
-    struct db_req *req;
+    struct ack_lookup *next;  /* in conn->ack_lookups (while c is set) */
+    struct ack_lookup *qnext; /* in hub->ack_wait_head or hub->ack_batch */
+    struct conn *c;           /* NULL once c closed (a batch in flight frees it) */
     int64_t id;
-    json_t *ref; /* owned */
+    json_t *ref;           /* owned */
+    unsigned in_batch : 1; /* in the query in flight, not waiting */
 };
 
+/* Takes l off its connection's list (the hub's lists are the caller's). */
 static void
-ack_lookup_unlink(struct ack_lookup *l)
+ack_lookup_detach(struct ack_lookup *l)
 {
     struct conn *c = l->c;
+    if (!c)
+        return;
     for (struct ack_lookup **pp = &c->ack_lookups; *pp; pp = &(*pp)->next)
         if (*pp == l) {
             *pp = l->next;
             c->n_ack_lookups--;
             break;
         }
+    l->c = NULL;
+}
+
+static void
+ack_lookup_free(struct hub *hub, struct ack_lookup *l)
+{
+    ack_lookup_detach(l);
+    hub->ack_lookups_out--;
     json_decref(l->ref);
     free(l);
 }
 
 /*
- * Whether the event whose rooms are in column 1 of res (one row per room,
- * NULL for an event without rooms) was for c: c is in one of them, or could
- * be by its automatic rooms and its role's rules (room_may_subscribe()), so
- * it would have been sent the event had it been connected and subscribed.
+ * The verdict on l from the batch's rows (columns: id, tenant, room; one
+ * row per room of each event found, room NULL for an event without rooms;
+ * ids holds column 0 parsed): unknown, another tenant's, not for c (c is in
+ * none of its rooms and could not be by its automatic rooms and its role's
+ * rules, room_may_subscribe()), or accepted.
  */
-static int
-event_was_for(const struct conn *c, const PGresult *res)
+static void
+ack_verdict(struct ack_lookup *l, const PGresult *res, const int64_t *ids)
 {
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (PQgetisnull(res, i, 1))
+    struct conn *c = l->c;
+    int found = 0, other_tenant = 0, was_for = 0;
+    for (int i = 0; res && i < PQntuples(res); i++) {
+        if (ids[i] != l->id)
             continue;
-        const char *room = PQgetvalue(res, i, 1);
+        found = 1;
+        if (strcmp(PQgetvalue(res, i, 1), c->tenant->name)) {
+            other_tenant = 1;
+            break;
+        }
+        if (PQgetisnull(res, i, 2))
+            continue;
+        const char *room = PQgetvalue(res, i, 2);
         if (is_member(c, room) || room_may_subscribe(&c->who, room) == 0)
-            return 1;
+            was_for = 1;
     }
-    return 0;
+    if (!res)
+        conn_error(c, "internal", "cannot check that event now; ack again later", l->ref);
+    else if (!found)
+        conn_error(c, "bad_request", "no event has that id", l->ref);
+    else if (other_tenant)
+        conn_error(c, "forbidden", "that event belongs to another tenant", l->ref);
+    else if (!was_for) {
+        log_info("session", "session %s: %s %s acked event %lld, which was not for it", c->session,
+                 auth_role_name(c->who.role), c->who.sub, (long long)l->id);
+        conn_error(c, "forbidden", "that event was not for this connection's rooms", l->ref);
+    } else
+        ack_accept(c, l->id);
 }
 
-/* The database said which tenant and rooms the acked event has, if any. */
+static void ack_lookup_send(struct hub *hub);
+
+/* The database answered the batch in flight (res NULL: the connection was lost). */
 static void
-on_ack_lookup(struct db *db, const PGresult *res, void *ud)
+on_ack_batch(struct db *db, const PGresult *res, void *ud)
 {
-    struct ack_lookup *l = ud;
-    struct conn *c = l->c;
-    if (c->tenant && (c->state == CONN_READY || c->state == CONN_CLOSING)) {
-        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-            conn_error(c, "internal", "cannot check that event now; ack again later", l->ref);
-        else if (PQntuples(res) == 0)
-            conn_error(c, "bad_request", "no event has that id", l->ref);
-        else if (strcmp(PQgetvalue(res, 0, 0), c->tenant->name))
-            conn_error(c, "forbidden", "that event belongs to another tenant", l->ref);
-        else if (!event_was_for(c, res)) {
-            log_info("session", "session %s: %s %s acked event %lld, which was not for it",
-                     c->session, auth_role_name(c->who.role), c->who.sub, (long long)l->id);
-            conn_error(c, "forbidden", "that event was not for this connection's rooms", l->ref);
-        } else
-            ack_accept(c, l->id);
+    struct hub *hub = ud;
+    struct ack_lookup *l = hub->ack_batch;
+    hub->ack_batch = NULL;
+    if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_err("session", "ack look-up: %s", PQresultErrorMessage(res));
+        res = NULL;
     }
-    ack_lookup_unlink(l);
+    int n = res ? PQntuples(res) : 0;
+    int64_t *ids = n ? malloc((size_t)n * sizeof(*ids)) : NULL;
+    if (n && !ids) {
+        log_err("session", "out of memory checking acks");
+        res = NULL;
+    }
+    for (int i = 0; res && i < n; i++)
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    while (l) {
+        struct ack_lookup *next = l->qnext;
+        struct conn *c = l->c;
+        if (c && c->tenant && (c->state == CONN_READY || c->state == CONN_CLOSING))
+            ack_verdict(l, res, ids);
+        ack_lookup_free(hub, l);
+        l = next;
+    }
+    free(ids);
+    ack_lookup_send(hub);
+}
+
+/*
+ * Sends the acks waiting (ACK_LOOKUP_BATCH at most) in one query, unless
+ * one is in flight already: its answer sends the next.
+ */
+static void
+ack_lookup_send(struct hub *hub)
+{
+    if (hub->ack_batch || !hub->ack_wait_head)
+        return;
+    char list[ACK_LOOKUP_BATCH * 21 + 3], *p = list;
+    struct ack_lookup *first = hub->ack_wait_head, *last = NULL;
+    int k = 0;
+    *p++ = '{';
+    for (struct ack_lookup *l = first; l && k < ACK_LOOKUP_BATCH; l = l->qnext, k++) {
+        p += sprintf(p, "%s%lld", k ? "," : "", (long long)l->id);
+        l->in_batch = 1;
+        last = l;
+    }
+    *p++ = '}';
+    *p = '\0';
+    hub->ack_wait_head = last->qnext;
+    if (!hub->ack_wait_head)
+        hub->ack_wait_tail = NULL;
+    last->qnext = NULL;
+    const char *params[1] = {list};
+    if (db_query(hub->work_db,
+                 "SELECT o.id, o.tenant, r.room FROM hub.outbox o "
+                 "LEFT JOIN LATERAL unnest(o.rooms) AS r(room) ON true "
+                 "WHERE o.id = ANY($1::bigint[])",
+                 1, params, on_ack_batch, hub)) {
+        hub->ack_batch = first;
+        hub->m.ack_lookup_queries++;
+        return;
+    }
+    /* The database is down: every waiting ack is told so (and the batch
+     * taken now first, since nothing is in flight to answer them). */
+    last->qnext = hub->ack_wait_head;
+    hub->ack_wait_head = hub->ack_wait_tail = NULL;
+    for (struct ack_lookup *l = first; l; l = l->qnext)
+        l->in_batch = 1; /* off the queue: a close meanwhile leaves them to this loop */
+    for (struct ack_lookup *l = first, *next; l; l = next) {
+        next = l->qnext;
+        if (l->c)
+            conn_error(l->c, "internal", "cannot check that event now; ack again later", l->ref);
+        ack_lookup_free(hub, l);
+    }
+}
+
+/*
+ * Whether c may start one more look-up now: under CONN_MAX_ACK_LOOKUPS of
+ * its own, its HUB_ACK_LOOKUP_RATE bucket (CONN_ACK_LOOKUP_BURST deep) not
+ * empty, and the hub under HUB_ACK_LOOKUPS_MAX in all. Otherwise the ack
+ * gets rate_limited, saying which, and is recorded nowhere.
+ */
+static int
+ack_lookup_allowed(struct conn *c, const json_t *ref)
+{
+    struct hub *hub = c->hub;
+    int64_t now = hub_now_ms();
+    if (!c->ack_tokens_at_ms)
+        c->ack_tokens = CONN_ACK_LOOKUP_BURST;
+    else
+        c->ack_tokens += (double)(now - c->ack_tokens_at_ms) * hub->cfg->ack_lookup_rate / 1000.0;
+    if (c->ack_tokens > CONN_ACK_LOOKUP_BURST)
+        c->ack_tokens = CONN_ACK_LOOKUP_BURST;
+    c->ack_tokens_at_ms = now;
+    const char *why = NULL;
+    if (c->n_ack_lookups >= CONN_MAX_ACK_LOOKUPS)
+        why = "too many acks for events this connection was not sent";
+    else if (c->ack_tokens < 1)
+        why = "acks for events this connection was not sent come too fast; ack again later";
+    else if (hub->ack_lookups_out >= (size_t)hub->cfg->ack_lookups_max)
+        why = "the hub is checking too many acks now; ack again later";
+    if (why) {
+        hub->m.ack_lookups_refused++;
+        conn_error(c, "rate_limited", why, ref);
+        return 0;
+    }
+    c->ack_tokens -= 1;
+    return 1;
 }
 
 /*
  * An ack for an event this connection was sent is taken at once; any other
- * id is looked up (at most CONN_MAX_ACK_LOOKUPS at a time per connection)
- * so that acks for unknown events, other tenants' events and events to
- * rooms this connection could not be in (a resident acking a panic to the
- * guards) are refused and recorded nowhere. An accepted ack carries the
- * acker's role: only a guard's or admin's claims a panic (hub.record_acks).
+ * id is looked up (within ack_lookup_allowed()'s bounds, batched with the
+ * other connections' look-ups) so that acks for unknown events, other
+ * tenants' events and events to rooms this connection could not be in (a
+ * resident acking a panic to the guards) are refused and recorded nowhere.
+ * An accepted ack carries the acker's role: only a guard's or admin's
+ * claims a panic (hub.record_acks).
  */
 static void
 on_ack(struct conn *c, json_t *msg, const json_t *ref)
@@ -809,33 +947,57 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
             return;
         }
     }
-    if (c->n_ack_lookups >= CONN_MAX_ACK_LOOKUPS) {
-        conn_error(c, "rate_limited", "too many acks for events this connection was not sent", ref);
+    if (!ack_lookup_allowed(c, ref))
         return;
-    }
     struct ack_lookup *l = calloc(1, sizeof(*l));
     if (!l) {
         conn_close(c, 1011, "out of memory");
         return;
     }
-    char idtext[24];
-    snprintf(idtext, sizeof(idtext), "%lld", (long long)v);
-    const char *params[1] = {idtext};
+    struct hub *hub = c->hub;
     l->c = c;
     l->id = v;
-    l->req = db_query(c->hub->work_db,
-                      "SELECT o.tenant, r.room FROM hub.outbox o "
-                      "LEFT JOIN LATERAL unnest(o.rooms) AS r(room) ON true WHERE o.id = $1",
-                      1, params, on_ack_lookup, l);
-    if (!l->req) {
-        free(l);
-        conn_error(c, "internal", "cannot check that event now; ack again later", ref);
-        return;
-    }
     l->ref = ref ? json_incref((json_t *)ref) : NULL;
     l->next = c->ack_lookups;
     c->ack_lookups = l;
     c->n_ack_lookups++;
+    if (hub->ack_wait_tail)
+        hub->ack_wait_tail->qnext = l;
+    else
+        hub->ack_wait_head = l;
+    hub->ack_wait_tail = l;
+    hub->ack_lookups_out++;
+    hub->m.ack_lookups++;
+    ack_lookup_send(hub);
+}
+
+/*
+ * c is closing: its waiting look-ups are dropped, those in the query in
+ * flight are left to its answer (which frees them).
+ */
+static void
+ack_lookups_drop(struct conn *c)
+{
+    struct hub *hub = c->hub;
+    while (c->ack_lookups) {
+        struct ack_lookup *l = c->ack_lookups;
+        if (l->in_batch) {
+            ack_lookup_detach(l);
+            continue;
+        }
+        struct ack_lookup *prev = NULL;
+        for (struct ack_lookup *q = hub->ack_wait_head; q; prev = q, q = q->qnext)
+            if (q == l) {
+                if (prev)
+                    prev->qnext = l->qnext;
+                else
+                    hub->ack_wait_head = l->qnext;
+                if (hub->ack_wait_tail == l)
+                    hub->ack_wait_tail = prev;
+                break;
+            }
+        ack_lookup_free(hub, l);
+    }
 }
 
 void
@@ -918,10 +1080,7 @@ session_closed(struct conn *c)
     c->auth_rooms = NULL;
     free(c->forwarded);
     c->forwarded = NULL;
-    while (c->ack_lookups) {
-        db_cancel(c->ack_lookups->req);
-        ack_lookup_unlink(c->ack_lookups);
-    }
+    ack_lookups_drop(c);
     if (c->who.tenant && !c->tenant) {
         struct tenant *t = reg_tenant(&c->hub->reg, c->who.tenant, 0);
         if (t)

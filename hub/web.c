@@ -75,6 +75,15 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("outbox_safety_reads_total",
             "Outbox reads made because HUB_OUTBOX_SAFETY_MS passed without one.",
             m->outbox_safety_reads);
+    COUNTER("ack_lookups_total",
+            "Acks for events not sent on their connection, checked in the database.",
+            m->ack_lookups);
+    COUNTER("ack_lookup_queries_total", "Queries those checks took (a batch of acks each).",
+            m->ack_lookup_queries);
+    COUNTER("ack_lookups_refused_total",
+            "Acks refused with rate_limited (HUB_ACK_LOOKUP_RATE, HUB_ACK_LOOKUPS_MAX) instead of "
+            "a check.",
+            m->ack_lookups_refused);
 #undef COUNTER
 #undef GAUGE
     if (fclose(f)) {
