@@ -75,9 +75,11 @@ ALTER FUNCTION hub.tenant_user_name(text, text)
 
 -- No function of schema hub is anybody's by default (PostgreSQL grants
 -- EXECUTE to PUBLIC on every new function): what a role may call is granted
--- below by name. Functions this role creates here later start the same way.
+-- below by name. This runs on every application, so a function added to the
+-- schema later is closed too (and a hub call of it fails a test until it is
+-- granted here). (A per-schema ALTER DEFAULT PRIVILEGES cannot take away
+-- PUBLIC's global default, hence this.)
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA hub FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA hub REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA hub TO armonia_hub, armonia_producer;
 
