@@ -442,7 +442,11 @@ async function startDb(bins) {
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query("SELECT hub.create_demo_tenant('bench')");
-  for (let t = 0; t < CFG.tenants; t++) await admin.query(`CREATE SCHEMA IF NOT EXISTS t${String(t).padStart(3, '0')}`);
+  for (let t = 0; t < CFG.tenants; t++) {
+    const name = `t${String(t).padStart(3, '0')}`;
+    await admin.query(`CREATE SCHEMA IF NOT EXISTS ${name}`);
+    await admin.query('SELECT hub.register_tenant($1)', [name]);
+  }
   // The event source: one armonia-producer for the whole run; each fire is
   // a stream of its own, answered by id when its last statement returns.
   const prod = spawn(bins.producer, ['--url', url, '--conns', '1', '--inflight', '256', '--msg', MSG], { stdio: ['pipe', 'pipe', 'inherit'] });

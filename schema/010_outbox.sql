@@ -91,8 +91,10 @@ $do$;
 -- and a big transaction's commit turns quadratic. Each row's event fires
 -- once; a savepoint rolled back undoes the number and fires it again.) A transaction's rows get one contiguous
 -- block of seq (nobody else can draw while it holds the lock), in insert order.
+-- SECURITY DEFINER with a fixed search_path: a deferred trigger runs as
+-- whoever commits, and producers (080_roles.sql) may not write hub.outbox.
 CREATE OR REPLACE FUNCTION hub.outbox_assign_seq() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp
 AS $fn$
 BEGIN
     -- Held until after this transaction is visible (or rolled back).

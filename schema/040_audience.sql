@@ -12,9 +12,12 @@
 --   unit:U                            users whose "unitId" is U
 --   anything else                     nobody (e.g. a custom room only live sockets join)
 -- Each user appears once, ordered by id.
+-- It reads tenant schemas, so it runs as the schema's owner (SECURITY
+-- DEFINER, fixed search_path) and only for registered tenants (hub.is_tenant);
+-- nobody but administrators may call it directly (080_roles.sql).
 CREATE OR REPLACE FUNCTION hub.audience(tenant text, rooms text[])
 RETURNS TABLE (user_id text, device_token text, phone text, email text, locale text)
-LANGUAGE plpgsql STABLE AS $fn$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $fn$
 DECLARE
     everyone boolean;
     ids      text[];
@@ -22,7 +25,7 @@ DECLARE
     units    text[];
 BEGIN
     IF NOT hub.is_tenant(audience.tenant) THEN
-        RAISE EXCEPTION 'hub.audience: tenant must name an existing tenant schema, got %',
+        RAISE EXCEPTION 'hub.audience: tenant must name an existing registered tenant schema, got %',
             hub.quote_for_error(audience.tenant) USING ERRCODE = 'invalid_parameter_value';
     END IF;
 

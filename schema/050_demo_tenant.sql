@@ -88,7 +88,9 @@ $fn$;
 -- Ids are text defaulting to a random UUID, timestamps default to now(), so
 -- an insert names only the other columns. No foreign keys: a test or demo may
 -- record a panic for a user it never created. Calling it again for the same
--- name changes nothing (tables are kept, triggers re-pointed).
+-- name changes nothing (tables are kept, triggers re-pointed). The schema is
+-- registered as a tenant (hub.register_tenant). For administrators only
+-- (080_roles.sql): neither the hub nor producers may create tenants.
 CREATE OR REPLACE FUNCTION hub.create_demo_tenant(name text) RETURNS void
 LANGUAGE plpgsql
 -- Quiet on a second call: no "already exists, skipping" notices.
@@ -170,5 +172,7 @@ BEGIN
         CREATE OR REPLACE TRIGGER hub_announcement AFTER INSERT ON %I."Announcement"
             FOR EACH ROW WHEN (NEW.type = 'emergency')
             EXECUTE FUNCTION hub.on_emergency_announcement()$ddl$, s);
+
+    PERFORM hub.register_tenant(s);
 END
 $fn$;

@@ -20,9 +20,11 @@ INSERT INTO hub.outbox_horizon (only_row) VALUES (true) ON CONFLICT DO NOTHING;
 -- it deleted; the caller repeats while that equals batch. Each call is its
 -- own short statement: no long locks, and concurrent callers (several
 -- hubs) skip each other's rows.
+-- SECURITY DEFINER with a fixed search_path: the hub's role may call it
+-- without being able to delete from hub.outbox itself (080_roles.sql).
 CREATE OR REPLACE FUNCTION hub.purge_outbox(retention interval, batch integer DEFAULT 1000)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $$
 DECLARE
     n integer;
     top bigint;

@@ -16,6 +16,9 @@ cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/demo -j "$(nproc)" --target armonia-hub >/dev/null
 scripts/pg.sh start "$root/.data/pg"
 db=$(scripts/pg.sh url "$root/.data/pg")
+# The hub connects as the restricted role (schema/080_roles.sql), not as the
+# superuser the setup below and the one-liners use.
+hub_db=$(scripts/pg.sh hub-url "$root/.data/pg")
 
 psql "$db" -v ON_ERROR_STOP=1 -q <<'SQL'
 SELECT hub.create_demo_tenant('demo');
@@ -56,7 +59,7 @@ field() { node -e "process.stdout.write(String(JSON.parse(process.argv[1])[proce
 tail -n +2 -f .data/standins.out &
 pids+=($!)
 
-DATABASE_URL=$db JWT_SECRET_KEY=$secret PORT=$port HUB_BIND=${HUB_BIND:-127.0.0.1} \
+DATABASE_URL=$hub_db JWT_SECRET_KEY=$secret PORT=$port HUB_BIND=${HUB_BIND:-127.0.0.1} \
     FIREBASE_SERVICE_ACCOUNT_FILE="$root/.data/service-account.json" HUB_FCM_BASE_URL="$(field fcmUrl)" \
     TWILIO_ACCOUNT_SID="$(field twilioSid)" TWILIO_AUTH_TOKEN="$(field twilioToken)" \
     TWILIO_PHONE_NUMBER="$(field twilioFrom)" HUB_TWILIO_BASE_URL="$(field twilioUrl)" \
@@ -72,7 +75,7 @@ done
 
 cat <<TXT
 
-== Armonía Hub demo is running on ws://127.0.0.1:$port/ws (database: $db)
+== Armonía Hub demo is running on ws://127.0.0.1:$port/ws (database: $db, the hub as $hub_db)
 
 Tokens (HS256, secret "$secret", valid 24 h):
   guard   guard-1  $guard

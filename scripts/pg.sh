@@ -7,6 +7,9 @@
 #   scripts/pg.sh stop DIR         fast shutdown; no error when it is not running
 #   scripts/pg.sh restart DIR      fast restart on the same port
 #   scripts/pg.sh url DIR          print the URL (postgresql://postgres@127.0.0.1:PORT/armonia)
+#   scripts/pg.sh hub-url DIR      print the URL the hub uses: the same database as
+#                                  the LOGIN role armonia_hub_login, a member of
+#                                  armonia_hub (schema/080_roles.sql) and nothing else
 #   scripts/pg.sh psql DIR [ARGS]  psql connected to database armonia
 #
 # The server listens only on 127.0.0.1, on a port chosen once (the first free
@@ -15,6 +18,9 @@
 # changes. Its
 # settings trade durability for speed (fsync off): this is for dev and test
 # boxes only. Authentication is "trust": anyone on this machine can connect.
+# The superuser (postgres) is for setup and tests; the hub connects as
+# armonia_hub_login, which has only the rights schema/080_roles.sql grants
+# armonia_hub, so a grant the hub lacks fails here as it would in production.
 #
 # PostgreSQL refuses to run as root, so as root every server-side command runs
 # as the postgres user, and the cluster itself lives in
@@ -45,6 +51,8 @@ readonly DB_NAME=armonia
 # Key of the advisory lock that serialises concurrent schema applications
 # (any constant distinct from the seq lock of schema/010_outbox.sql).
 readonly SCHEMA_LOCK_KEY=4242000001
+# The LOGIN role the hub connects as (trust authentication, no password).
+readonly HUB_LOGIN_ROLE=armonia_hub_login
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 schema_dir=$(cd "$here/../schema" && pwd)
@@ -56,7 +64,7 @@ die() {
 
 usage() {
     cat >&2 <<'TXT'
-usage: scripts/pg.sh start DIR | stop DIR | restart DIR | url DIR | psql DIR [psql args...]
+usage: scripts/pg.sh start DIR | stop DIR | restart DIR | url DIR | hub-url DIR | psql DIR [psql args...]
 TXT
     exit 2
 }
@@ -297,8 +305,34 @@ apply_schema() {
         if [ -f "$f" ]; then files+=(-f "$f"); fi
     done
     [ ${#files[@]} -gt 0 ] || die "no SQL files in $schema_dir"
-    psql_q -1 -d "$url" -c "DO \$\$BEGIN PERFORM pg_advisory_xact_lock($SCHEMA_LOCK_KEY); END\$\$" "${files[@]}" ||
+    psql_q -1 -d "$url" -c "DO \$\$BEGIN PERFORM pg_advisory_xact_lock($SCHEMA_LOCK_KEY); END\$\$" "${files[@]}" \
+        -c "$(hub_login_sql)" ||
         die "applying $schema_dir/*.sql failed"
+}
+
+# SQL creating the hub's LOGIN role when missing and making it a member of
+# armonia_hub (only). Roles are cluster-wide: a concurrent creation from
+# another database of the cluster is not an error.
+hub_login_sql() {
+    cat <<SQL
+DO \$\$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '$HUB_LOGIN_ROLE') THEN
+        BEGIN
+            CREATE ROLE $HUB_LOGIN_ROLE LOGIN IN ROLE armonia_hub;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+END
+\$\$;
+GRANT armonia_hub TO $HUB_LOGIN_ROLE;
+SQL
+}
+
+# The URL of the same database for the hub's LOGIN role.
+hub_url_of() {
+    printf '%s\n' "$1" | sed "s|^postgresql://postgres@|postgresql://$HUB_LOGIN_ROLE@|"
 }
 
 write_url() {
@@ -368,6 +402,12 @@ cmd_url() {
     cat "$dir/url"
 }
 
+cmd_hub_url() {
+    resolve_dir "$1" no
+    [ -s "$dir/url" ] || die "no cluster started in $1 (run: scripts/pg.sh start $1)"
+    hub_url_of "$(cat "$dir/url")"
+}
+
 cmd_psql() {
     local url
     url=$(cmd_url "$1")
@@ -383,6 +423,7 @@ start) [ $# -eq 1 ] || usage; cmd_start "$1" ;;
 stop) [ $# -eq 1 ] || usage; cmd_stop "$1" ;;
 restart) [ $# -eq 1 ] || usage; cmd_restart "$1" ;;
 url) [ $# -eq 1 ] || usage; cmd_url "$1" ;;
+hub-url) [ $# -eq 1 ] || usage; cmd_hub_url "$1" ;;
 psql) cmd_psql "$@" ;;
 *) usage ;;
 esac

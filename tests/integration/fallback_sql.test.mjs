@@ -559,6 +559,7 @@ ftest('plan: a job whose audience cannot be read is retried a minute later and h
   const broken = `t_fb_broken_${hex()}`;
   tenants.add(broken);
   await q(`CREATE SCHEMA "${broken}"`);
+  await q('SELECT hub.register_tenant($1)', [broken]);
   const t = await newTenant('planok');
   await addUser(t, { id: 'u', token: 'tok' });
   const kind = await newKind({ fallback: ['push'] });
@@ -1034,6 +1035,7 @@ ftest('record_acks: a panic is claimed once, by the first ack, also when two hub
   const bare = `t_fb_bare_${hex()}`;
   tenants.add(bare);
   await q(`CREATE SCHEMA "${bare}"`);
+  await q('SELECT hub.register_tenant($1)', [bare]);
   const bp = await emit(bare, 'panic', ['role:guard'], { data: { alertId: 'b1', unitId: '1' }, ack: true, priority: 'critical' });
   assert.equal(await acks([bp], [bare], ['someone']), 1);
   const [bev] = await q("SELECT data FROM hub.outbox WHERE tenant = $1 AND kind = 'panic_claimed'", [bare]);

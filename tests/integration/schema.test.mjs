@@ -2,7 +2,9 @@
 // a real PostgreSQL: schema/*.sql applies twice, hub.emit() validates and
 // writes, the demo tenant's triggers emit the right events, seq follows
 // commit order (docs/design-seq.md), NOTIFY wakes listeners only on commit,
-// hub.audience() and hub.is_tenant() mean what they say.
+// hub.audience() and hub.is_tenant() mean what they say, only registered
+// schemas are tenants (hub.tenants), and the roles of schema/080_roles.sql
+// can do what they need and nothing else.
 //
 // The cluster is HUB_PGDIR's (started with scripts/pg.sh start, which is
 // idempotent), or a private one in a temporary directory when HUB_PGDIR is
@@ -20,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { hubDatabaseUrl, HUB_LOGIN_ROLE } from './lib/db.mjs';
 
 const sourceDir = process.env.HUB_SOURCE_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const pgScript = join(sourceDir, 'scripts', 'pg.sh');
@@ -618,4 +621,211 @@ test('hub.is_tenant: a created tenant yes; hub, public, information_schema, pg_*
   await q('SELECT hub.create_demo_tenant($1)', [hyphen]);
   assert.equal(await is(hyphen), true);
   assert.equal(await is(hyphen.toUpperCase()), false, 'names are case-sensitive');
+});
+
+/** Asserts that fn() rejects with SQLSTATE 42501 (insufficient privilege). */
+async function denied(fn, what) {
+  await assert.rejects(fn, (err) => {
+    assert.equal(err.code, '42501', `${what}: expected SQLSTATE 42501, got ${err.code} ${err.message}`);
+    return true;
+  }, `${what}: the role was allowed to do it`);
+}
+
+/** A schema that is not a tenant, with a table of secrets (the backend's audit schema, say). */
+async function newAuditSchema(prefix) {
+  const name = uniq(prefix);
+  await q(`CREATE SCHEMA "${name}"`);
+  await q(`CREATE TABLE "${name}".secrets (id int PRIMARY KEY, secret text)`);
+  await q(`INSERT INTO "${name}".secrets VALUES (1, 'hunter2')`);
+  return name;
+}
+
+test('hub.is_tenant: an existing schema that is not registered is no tenant; registered it is, unregistered again it is not', async () => {
+  const audit = await newAuditSchema('isreg');
+  const is = async (name) => (await q('SELECT hub.is_tenant($1) AS ok', [name]))[0].ok;
+  assert.equal(await is(audit), false, 'an unregistered schema counted as a tenant');
+  assert.deepEqual(await q('SELECT hub.register_tenant($1) AS added', [audit]), [{ added: true }]);
+  assert.equal(await is(audit), true);
+  assert.deepEqual(await q('SELECT hub.unregister_tenant($1) AS gone', [audit]), [{ gone: true }]);
+  assert.equal(await is(audit), false);
+  // A registered schema that is dropped stops being a tenant at once.
+  const dropped = await newAuditSchema('isdrop');
+  await q('SELECT hub.register_tenant($1)', [dropped]);
+  await q(`DROP SCHEMA "${dropped}" CASCADE`);
+  assert.equal(await is(dropped), false);
+  await q('SELECT hub.unregister_tenant($1)', [dropped]);
+});
+
+test('hub.register_tenant / hub.unregister_tenant: idempotent, names and schemas checked (22023), create_demo_tenant registers', async () => {
+  const tenant = await newTenant('reg');
+  assert.deepEqual(await q('SELECT name FROM hub.tenants WHERE name = $1', [tenant]), [{ name: tenant }], 'create_demo_tenant did not register its tenant');
+  assert.deepEqual(await q('SELECT hub.register_tenant($1) AS added', [tenant]), [{ added: false }], 'a second registration');
+  await q('SELECT hub.create_demo_tenant($1)', [tenant]);
+  assert.deepEqual(await q('SELECT count(*)::int AS n FROM hub.tenants WHERE name = $1', [tenant]), [{ n: 1 }]);
+
+  const reg = (name) => q('SELECT hub.register_tenant($1)', [name]);
+  for (const bad of ['hub', 'public', 'information_schema', 'pg_catalog', 'pg_toast', 'a b', 'x'.repeat(64), '', null, 'Robert"); DROP TABLE hub.outbox; --']) {
+    await rejects22023(() => reg(bad), /hub\.register_tenant: name must be 1-63 characters/, `register_tenant(${JSON.stringify(bad)})`);
+  }
+  await rejects22023(() => reg(`${tenant}_missing`), /hub\.register_tenant: no schema named/, 'register_tenant of a missing schema');
+  assert.deepEqual(await q('SELECT count(*)::int AS n FROM hub.tenants WHERE name = $1', [`${tenant}_missing`]), [{ n: 0 }]);
+  await assert.rejects(q('SELECT hub.unregister_tenant(NULL)'), (err) => err.code === '22023');
+  assert.deepEqual(await q('SELECT hub.unregister_tenant($1) AS gone', [`${tenant}_never`]), [{ gone: false }]);
+  // The table admits nothing that is not a tenant name, whoever writes it.
+  await assert.rejects(q("INSERT INTO hub.tenants (name) VALUES ('hub')"), (err) => err.code === '23514');
+  await assert.rejects(q("INSERT INTO hub.tenants (name) VALUES ('pg_catalog')"), (err) => err.code === '23514');
+});
+
+test('hub.emit refuses a real schema that is not a registered tenant (22023) and writes nothing; registered it accepts it', async () => {
+  const audit = await newAuditSchema('emitreg');
+  await rejects22023(() => emit(pool, audit, 'visitor', ['all']), /hub\.emit: tenant must name an existing tenant schema registered with hub\.register_tenant/, 'emit to an unregistered schema');
+  assert.deepEqual(await rowsOf(audit), []);
+  await q('SELECT hub.register_tenant($1)', [audit]);
+  const id = await emit(pool, audit, 'visitor', ['all']);
+  await q('SELECT hub.unregister_tenant($1)', [audit]);
+  await rejects22023(() => emit(pool, audit, 'visitor', ['all']), /registered with hub\.register_tenant/, 'emit after unregistering');
+  assert.deepEqual((await rowsOf(audit)).map((r) => Number(r.id)), [id]);
+  await rejects22023(() => q("SELECT * FROM hub.audience($1, '{all}')", [audit]), /hub\.audience: tenant must name an existing registered tenant schema/, 'audience of an unregistered schema');
+});
+
+test(`the hub's role (${HUB_LOGIN_ROLE}, member of armonia_hub): reads the outbox and the registry, calls its functions, and nothing more`, async () => {
+  const tenant = await newTenant('role');
+  await q(`INSERT INTO "${tenant}"."User" (id, name, role, "phoneNumber") VALUES ('g1', 'Guardia', 'GUARD', '+573001112233')`);
+  const audit = await newAuditSchema('rolea');
+  const id = await emit(pool, tenant, 'visitor', ['all']);
+  const hubUrl = hubDatabaseUrl(url);
+  assert.notEqual(hubUrl, url);
+  const h = await connect(hubUrl);
+  try {
+    const [who] = (await h.query('SELECT current_user AS u, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su')).rows;
+    assert.deepEqual(who, { u: HUB_LOGIN_ROLE, su: false });
+    const [{ member }] = (await h.query("SELECT pg_has_role(current_user, 'armonia_hub', 'MEMBER') AS member")).rows;
+    assert.equal(member, true);
+
+    // What the hub does (hub/outbox.c, replay.c, session.c, acks.c, fallback.c, purge.c).
+    assert.equal((await h.query('SELECT id FROM hub.outbox WHERE tenant = $1', [tenant])).rows.length, 1);
+    await h.query('SELECT purged_through FROM hub.outbox_horizon');
+    await h.query('SELECT kind FROM hub.policies WHERE cardinality(fallback) > 0');
+    assert.deepEqual((await h.query('SELECT hub.is_tenant($1) AS a, hub.is_tenant($2) AS b', [tenant, audit])).rows, [{ a: true, b: false }]);
+    await h.query('BEGIN');
+    try {
+      assert.deepEqual((await h.query("SELECT hub.record_acks($1::bigint[], $2::text[], $3::text[], $4::text[]) AS n", [[id], [tenant], ['g1'], ['guard']])).rows, [{ n: 1 }]);
+      await h.query("SELECT hub.record_sent($1::bigint[], $2::text[], $3::text[])", [[id], [tenant], ['g2']]);
+      await h.query('SELECT * FROM hub.fallback_plan(0)');
+      await h.query("SELECT * FROM hub.delivery_claim('sms', 0, 1000, 'test')");
+      await h.query("SELECT * FROM hub.delivery_results('{}', '{}', '{}', '{}', '{}', '{}')");
+      await h.query("SELECT hub.purge_outbox('100 years', 1)");
+    } finally {
+      await h.query('ROLLBACK');
+    }
+
+    // Nothing else: no tenant's tables, no other schema, no direct writes,
+    // no events, no tenants, no contact data.
+    const no = async (text, params, what) => denied(() => h.query(text, params), what);
+    await no(`SELECT * FROM "${tenant}"."User"`, [], "reading a tenant's User table");
+    await no(`SELECT * FROM "${audit}".secrets`, [], 'reading a schema that is not a tenant');
+    await no("INSERT INTO hub.outbox (tenant, kind, rooms) VALUES ($1, 'panic', '{all}')", [tenant], 'inserting into hub.outbox');
+    await no("UPDATE hub.outbox SET data = '{}' WHERE id = $1", [id], 'updating hub.outbox');
+    await no('DELETE FROM hub.outbox WHERE id = $1', [id], 'deleting from hub.outbox');
+    await no("INSERT INTO hub.tenants (name) VALUES ($1)", [audit], 'registering by writing hub.tenants');
+    await no('DELETE FROM hub.tenants', [], 'unregistering by writing hub.tenants');
+    await no('UPDATE hub.policies SET max_age_ms = 1', [], 'editing hub.policies');
+    await no('SELECT * FROM hub.deliveries', [], 'reading hub.deliveries (contact addresses)');
+    await no("INSERT INTO hub.deliveries (event_id, tenant, user_id, channel) VALUES ($1, $2, 'x', 'ws')", [id, tenant], 'writing hub.deliveries directly');
+    await no('DELETE FROM hub.claims', [], 'writing hub.claims directly');
+    await no("SELECT hub.emit($1, 'panic', '{all}', '{}')", [tenant], 'emitting an event');
+    await no('SELECT hub.create_demo_tenant($1)', [uniq('byhub')], 'creating a tenant');
+    await no('SELECT hub.register_tenant($1)', [audit], 'registering a tenant');
+    await no('SELECT hub.unregister_tenant($1)', [tenant], 'unregistering a tenant');
+    await no("SELECT * FROM hub.audience($1, '{all}')", [tenant], 'reading contact data through hub.audience');
+    await no("SELECT hub.tenant_user_name($1, 'g1')", [tenant], 'reading names through hub.tenant_user_name');
+    await no("SELECT hub.delivery_result($1, 'g1', 'sms', 'sent', NULL, 0)", [id], 'hub.delivery_result (only through hub.delivery_results)');
+    await no("SELECT hub.fallback_next($1, 'g1', 'push')", [id], 'hub.fallback_next');
+    await no('CREATE TABLE hub.mine (x int)', [], 'creating a table in schema hub');
+    await no('CREATE SCHEMA mine', [], 'creating a schema');
+    assert.equal((await h.query('SELECT hub.is_tenant($1) AS ok', [audit])).rows[0].ok, false);
+  } finally {
+    await disconnect(h);
+  }
+  const [{ n }] = await q('SELECT count(*)::int AS n FROM hub.outbox WHERE tenant = $1', [tenant]);
+  assert.equal(n, 1, 'the hub role changed the outbox');
+});
+
+test('armonia_producer may call hub.emit (through the demo triggers too) and nothing else; hub.outbox stays closed to it', async () => {
+  const tenant = await newTenant('prod');
+  const audit = await newAuditSchema('prodaudit');
+  const c = await connect();
+  try {
+    // The backend owns its tenant's tables; here a superuser session takes
+    // the producer role, which has no table rights of its own.
+    await c.query(`GRANT USAGE ON SCHEMA "${tenant}" TO armonia_producer`);
+    await c.query(`GRANT INSERT, SELECT ON "${tenant}"."Visitor", "${tenant}"."User" TO armonia_producer`);
+    await c.query('SET ROLE armonia_producer');
+    const id = await emit(c, tenant, 'visitor', ['unit:1']);
+    await c.query(`INSERT INTO "${tenant}"."Visitor" ("unitId", name) VALUES ('7', 'Mensajero')`);
+    await rejects22023(() => emit(c, audit, 'visitor', ['all']), /registered with hub\.register_tenant/, 'a producer emitting to an unregistered schema');
+    const no = async (text, params, what) => denied(() => c.query(text, params), what);
+    await no('SELECT id FROM hub.outbox WHERE id = $1', [id], 'a producer reading hub.outbox');
+    await no("INSERT INTO hub.outbox (tenant, kind, rooms) VALUES ($1, 'panic', '{all}')", [tenant], 'a producer inserting into hub.outbox');
+    await no('UPDATE hub.outbox SET seq = NULL WHERE id = $1', [id], 'a producer updating hub.outbox');
+    await no('SELECT hub.register_tenant($1)', [audit], 'a producer registering a tenant');
+    await no('SELECT hub.create_demo_tenant($1)', [uniq('byprod')], 'a producer creating a tenant');
+    await no("SELECT * FROM hub.audience($1, '{all}')", [tenant], 'a producer calling hub.audience');
+    await no("SELECT hub.record_acks('{}', '{}', '{}', '{}')", [], 'a producer recording acks');
+  } finally {
+    await c.query('RESET ROLE').catch(() => {});
+    await disconnect(c);
+  }
+  const rows = await rowsOf(tenant);
+  assert.deepEqual(rows.map((r) => r.kind), ['visitor', 'visitor']);
+  assert.ok(rows.every((r) => r.seq !== null), 'the commit-time numbering ran for the producer');
+});
+
+test('every SECURITY DEFINER function of schema hub has a fixed search_path; no function of schema hub is executable by PUBLIC', async () => {
+  const definers = await q(`SELECT p.oid::regprocedure::text AS fn, p.proconfig
+                              FROM pg_proc p WHERE p.pronamespace = 'hub'::regnamespace AND p.prosecdef ORDER BY 1`);
+  const names = definers.map((d) => d.fn.replace(/\(.*/, ''));
+  for (const must of ['hub.emit', 'hub.outbox_assign_seq', 'hub.audience', 'hub.tenant_user_name', 'hub.register_tenant',
+    'hub.unregister_tenant', 'hub.record_acks', 'hub.record_sent', 'hub.fallback_plan', 'hub.delivery_claim',
+    'hub.delivery_results', 'hub.purge_outbox']) {
+    assert.ok(names.includes(must), `${must} is not SECURITY DEFINER (have: ${names.join(', ')})`);
+  }
+  assert.ok(!names.includes('hub.create_demo_tenant'), 'hub.create_demo_tenant must run with its caller\'s rights');
+  for (const d of definers) assert.deepEqual(d.proconfig, ['search_path=pg_catalog, hub, pg_temp'], `${d.fn}: search_path`);
+  const open = await q(`SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+                         WHERE p.pronamespace = 'hub'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')`);
+  assert.deepEqual(open, [], 'functions PUBLIC may execute');
+});
+
+test('upgrade: the schema applied to a database without the registry registers the tenants it already had, once', async () => {
+  const dbName = `armonia_upgrade_${randomBytes(4).toString('hex')}`;
+  await q(`CREATE DATABASE ${dbName}`);
+  const dbUrl = url.replace(/\/armonia$/, `/${dbName}`);
+  const files = readdirSync(schemaDir).filter((f) => f.endsWith('.sql')).sort();
+  const apply = async (c) => {
+    for (const f of files) await c.query(readFileSync(join(schemaDir, f), 'utf8'));
+  };
+  let c;
+  try {
+    c = await connect(dbUrl);
+    await c.query('SET client_min_messages = warning');
+    await apply(c);
+    // Before the registry: a demo tenant (its triggers), a tenant with events
+    // only, and the backend's own schema, which has neither.
+    await c.query("SELECT hub.create_demo_tenant('demo_old')");
+    await c.query("CREATE SCHEMA events_only");
+    await c.query("CREATE SCHEMA audit");
+    await c.query('DROP TABLE hub.tenants');
+    await c.query("INSERT INTO hub.outbox (tenant, kind, rooms) VALUES ('events_only', 'visitor', '{all}')");
+    await apply(c);
+    const names = async () => (await c.query('SELECT name FROM hub.tenants ORDER BY name')).rows.map((r) => r.name);
+    assert.deepEqual(await names(), ['demo_old', 'events_only']);
+    // Applying again registers nothing more: an unregistered tenant stays out.
+    await c.query("SELECT hub.unregister_tenant('demo_old')");
+    await apply(c);
+    assert.deepEqual(await names(), ['events_only']);
+  } finally {
+    if (c) await disconnect(c);
+    await q(`DROP DATABASE IF EXISTS ${dbName}`).catch((err) => process.stderr.write(`drop ${dbName}: ${err.message}\n`));
+  }
 });

@@ -91,6 +91,32 @@ export async function pgUrl(dir = process.env.HUB_PGDIR) {
   });
 }
 
+/**
+ * The LOGIN role hubs under test connect as: scripts/pg.sh makes it a member
+ * of armonia_hub (schema/080_roles.sql) and nothing else, so a right the hub
+ * needs and the schema does not grant fails a test. Tests' own setup keeps
+ * the superuser of the cluster's URL.
+ */
+export const HUB_LOGIN_ROLE = 'armonia_hub_login';
+
+/**
+ * The URL a hub gets for the cluster at url: the superuser (postgres)
+ * replaced by HUB_LOGIN_ROLE. Anything else (another user, a URL that does
+ * not parse, e.g. a configuration test's) is returned as it is.
+ */
+export function hubDatabaseUrl(url) {
+  if (typeof url !== 'string') return url;
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (!/^postgres(ql)?:$/.test(u.protocol) || u.username !== 'postgres' || u.password) return url;
+  u.username = HUB_LOGIN_ROLE;
+  return u.toString();
+}
+
 /** Quotes an SQL identifier. */
 export function ident(name) {
   return `"${String(name).replace(/"/g, '""')}"`;

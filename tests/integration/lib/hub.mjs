@@ -5,12 +5,14 @@
 // 200 (so its database listener is up). runHub() runs it to completion for
 // the configuration checks. Every process started here is remembered so
 // the file's `after` hook (and, as a last resort, process exit) ends it.
+// Every hub connects as the restricted role armonia_hub_login, not as the
+// cluster's superuser (hubDatabaseUrl in db.mjs).
 
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { randomSecret } from './token.mjs';
-import { pgUrl } from './db.mjs';
+import { pgUrl, hubDatabaseUrl } from './db.mjs';
 
 export const hubBin = process.env.HUB_BIN;
 
@@ -39,7 +41,8 @@ export function freePort() {
 /**
  * The environment a hub gets: ours without anything the hub reads (so a
  * developer's .env cannot leak in), plus env. A value of undefined removes
- * the variable.
+ * the variable. A superuser DATABASE_URL becomes the hub role's
+ * (hubDatabaseUrl): hubs under test run with the rights a deployed one has.
  */
 function hubEnv(env) {
   const base = {};
@@ -51,6 +54,7 @@ function hubEnv(env) {
     if (v === undefined) delete base[k];
     else base[k] = String(v);
   }
+  if (base.DATABASE_URL !== undefined) base.DATABASE_URL = hubDatabaseUrl(base.DATABASE_URL);
   return base;
 }
 
