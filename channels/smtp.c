@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -271,9 +272,14 @@ url_host_is_loopback(const char *url)
     char *host = NULL;
     int loopback = 0;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-        loopback =
-            !strcasecmp(host, "localhost") || !strcmp(host, "[::1]") || !strncmp(host, "127.", 4);
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+        struct in_addr v4;
+        /* A name must be exactly "localhost": "127.0.0.1.evil.test" is not. */
+        if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]"))
+            loopback = 1;
+        else if (inet_pton(AF_INET, host, &v4) == 1)
+            loopback = (ntohl(v4.s_addr) >> 24) == 127;
+    }
     curl_free(host);
     curl_url_cleanup(u);
     return loopback;
