@@ -295,6 +295,9 @@ classify_smtp(CURLcode c, long reply, struct send_result *r)
         result_set(r, SEND_RETRY, -1, "smtp %ld", reply);
     else if (c == CURLE_LOGIN_DENIED)
         result_set(r, SEND_CONFIG, -1, "smtp login denied");
+    else if (c == CURLE_USE_SSL_FAILED)
+        result_set(r, SEND_CONFIG, -1,
+                   "smtp relay offers no STARTTLS: login not sent in clear text");
     else if (reply >= 500 && reply <= 599)
         result_set(r, SEND_PERMANENT, -1, "smtp %ld", reply);
     else

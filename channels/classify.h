@@ -76,7 +76,8 @@ void classify_transport(CURLcode c, const char *error, struct send_result *r);
  * Classifies an SMTP transfer from curl's result and the last reply code
  * (CURLINFO_RESPONSE_CODE, 0 when none): CURLE_OK is SEND_OK; an
  * authentication reply (530, 534, 535, 538) or a refused login
- * (CURLE_LOGIN_DENIED) is SEND_CONFIG; 4xx replies (greylisting, mailbox
+ * (CURLE_LOGIN_DENIED), or a relay that offers no STARTTLS where TLS is
+ * required (CURLE_USE_SSL_FAILED), is SEND_CONFIG; 4xx replies (greylisting, mailbox
  * busy, 454 temporary authentication failure) are retried; other 5xx replies (550 no such mailbox,
  * 552, 553 bad address, 554) are permanent; without a reply the transport error decides.
  */

@@ -3,7 +3,15 @@
  * with STARTTLS when the server offers it, or smtps://), as a
  * multipart/alternative message: the plain text and a simple HTML part
  * rendered from the same template. Works with SES and SendGrid relays.
+ *
+ * With HUB_SMTP_USER set the login never goes out in clear: smtp:// then
+ * requires STARTTLS (CURLUSESSL_ALL), and a relay that does not offer it
+ * fails the send before AUTH, unless HUB_SMTP_ALLOW_PLAINTEXT_AUTH allows
+ * clear text to a relay on loopback. The recipient is checked again here
+ * (address_email_ok) so that nothing but a plain addr-spec ever reaches
+ * RCPT TO or the To: header.
  */
+#include "address.h"
 #include "classify.h"
 #include "config.h"
 #include "http.h"
@@ -13,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -22,6 +32,7 @@ struct smtp {
     char *url, *user, *password;
     char *from;     /* bare address for the envelope (MAIL FROM) */
     char *from_hdr; /* the From: header value, display name encoded */
+    long use_ssl;   /* CURLOPT_USE_SSL: CURLUSESSL_ALL with credentials, else _TRY */
 };
 
 /* One e-mail in flight: the message and how much curl has read of it. */
@@ -113,7 +124,8 @@ build_message(const struct smtp *s, const struct message *m, size_t *len)
             "--=_armonia_%s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
             "Content-Transfer-Encoding: 8bit\r\n\r\n",
             boundary);
-    /* Body lines get CRLF, and a leading dot is doubled (RFC 5321 §4.5.2). */
+    /* Body lines get CRLF. A leading dot is left alone: libcurl doubles it
+     * on the wire (RFC 5321 §4.5.2), and doing it here too doubled it twice. */
     const char *parts[2] = {m->body ? m->body : "", m->html};
     for (int k = 0; k < 2; k++) {
         if (k == 1) {
@@ -124,14 +136,9 @@ build_message(const struct smtp *s, const struct message *m, size_t *len)
                     "Content-Transfer-Encoding: 8bit\r\n\r\n",
                     boundary);
         }
-        int bol = 1;
         for (const char *p = parts[k]; *p; p++) {
-            if (bol && *p == '.')
-                fputc('.', f);
-            bol = 0;
             if (*p == '\n') {
                 fputs("\r\n", f);
-                bol = 1;
             } else if (*p != '\r') {
                 fputc(*p, f);
             }
@@ -168,6 +175,11 @@ parse_from(const char *value, char **addr, char **hdr)
     if (!n || (lt && !gt) || !memchr(a, '@', n) || strcspn(a, " \t<>\r\n\"") < n)
         return -1;
     *addr = strndup(a, n);
+    if (*addr && !address_email_ok(*addr)) {
+        free(*addr);
+        *addr = NULL;
+        return -1;
+    }
     char *name = NULL;
     if (lt && lt > value) {
         size_t m = (size_t)(lt - value);
@@ -205,6 +217,11 @@ smtp_send(struct provider *p, const struct message *m, send_cb cb, void *ud)
     struct smtp_req *q = calloc(1, sizeof(*q));
     CURL *easy = curl_easy_init();
     struct curl_slist *rcpt = NULL;
+    if (!address_email_ok(m->to)) {
+        /* The fallback engine skips such rows first; this is the last guard. */
+        log_err("smtp", "refused to send to an invalid e-mail address (event %s)", m->event_id);
+        goto err;
+    }
     if (!q || !easy)
         goto err;
     q->data = build_message(s, m, &q->len);
@@ -216,7 +233,7 @@ smtp_send(struct provider *p, const struct message *m, send_cb cb, void *ud)
     curl_easy_setopt(easy, CURLOPT_URL, s->url);
     curl_easy_setopt(easy, CURLOPT_MAIL_FROM, s->from);
     curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, rcpt);
-    curl_easy_setopt(easy, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    curl_easy_setopt(easy, CURLOPT_USE_SSL, s->use_ssl);
     if (s->user) {
         curl_easy_setopt(easy, CURLOPT_USERNAME, s->user);
         curl_easy_setopt(easy, CURLOPT_PASSWORD, s->password ? s->password : "");
@@ -244,6 +261,30 @@ err:
     return -1;
 }
 
+/*
+ * True when url's host is a loopback address (localhost, 127.0.0.0/8, ::1),
+ * where clear text never leaves the machine.
+ */
+static int
+url_host_is_loopback(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int loopback = 0;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+        struct in_addr v4;
+        /* A name must be exactly "localhost": "127.0.0.1.evil.test" is not. */
+        if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]"))
+            loopback = 1;
+        else if (inet_pton(AF_INET, host, &v4) == 1)
+            loopback = (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return loopback;
+}
+
 static void
 smtp_free(struct provider *p)
 {
@@ -267,9 +308,18 @@ smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const 
         *why = "HUB_SMTP_URL: expected an smtp:// or smtps:// URL";
         return NULL;
     }
+    if (cfg->smtp_plain_auth && !url_host_is_loopback(cfg->smtp_url)) {
+        *why = "HUB_SMTP_ALLOW_PLAINTEXT_AUTH: allowed only for a relay on loopback (localhost, "
+               "127.0.0.0/8, [::1]); HUB_SMTP_URL names another host";
+        return NULL;
+    }
     struct smtp *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    /* Credentials require TLS (smtps://, or STARTTLS on smtp://); without
+     * them, or with clear text explicitly allowed, TLS is used when offered. */
+    s->use_ssl =
+        cfg->smtp_user && !cfg->smtp_plain_auth ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY;
     if (parse_from(cfg->smtp_from, &s->from, &s->from_hdr)) {
         free(s);
         *why = "HUB_SMTP_FROM: required with HUB_SMTP_URL: an address, or \"Name <address>\"";
@@ -287,6 +337,9 @@ smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const 
     s->base.send = smtp_send;
     s->base.free = smtp_free;
     s->base.http = http;
-    log_info("smtp", "e-mail through an SMTP relay");
+    log_info("smtp", "e-mail through an SMTP relay%s",
+             s->use_ssl == CURLUSESSL_ALL ? " (TLS required for the login)"
+             : s->user                    ? " (login allowed in clear text on loopback)"
+                                          : "");
     return &s->base;
 }

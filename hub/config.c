@@ -121,6 +121,10 @@ static const struct opt opts[] = {
     {"HUB_SMTP_USER", "smtp-user", OPT_STR, OFF(smtp_user), 0, 0, NULL, "SMTP login"},
     {"HUB_SMTP_PASSWORD", "smtp-password", OPT_STR, OFF(smtp_password), 0, 0, NULL,
      "SMTP password"},
+    {"HUB_SMTP_ALLOW_PLAINTEXT_AUTH", "smtp-allow-plaintext-auth", OPT_INT, OFF(smtp_plain_auth), 0,
+     1, "0",
+     "1: send HUB_SMTP_USER's login without TLS when the relay offers none; refused unless "
+     "HUB_SMTP_URL's host is loopback (0: a login always requires TLS)"},
     {"HUB_PROVIDER_MAX_INFLIGHT", "provider-max-inflight", OPT_INT, OFF(provider_inflight), 1,
      10000, "64", "requests in flight at once per provider"},
     {"HUB_PROVIDER_TIMEOUT_MS", "provider-timeout-ms", OPT_INT, OFF(provider_timeout_ms), 100,

@@ -55,6 +55,7 @@ struct hub_config {
     char *smtp_from;         /* HUB_SMTP_FROM */
     char *smtp_user;         /* HUB_SMTP_USER */
     char *smtp_password;     /* HUB_SMTP_PASSWORD */
+    int smtp_plain_auth;     /* HUB_SMTP_ALLOW_PLAINTEXT_AUTH: login in clear, loopback only */
     int provider_inflight;   /* HUB_PROVIDER_MAX_INFLIGHT: requests in flight per provider */
     int provider_timeout_ms; /* HUB_PROVIDER_TIMEOUT_MS: one provider request at most */
     int max_attempts;        /* HUB_FALLBACK_MAX_ATTEMPTS: provider requests per delivery */

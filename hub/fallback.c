@@ -9,6 +9,7 @@
  * a provider never has more than HUB_PROVIDER_MAX_INFLIGHT requests.
  */
 #include "fallback.h"
+#include "address.h"
 #include "backoff.h"
 #include "breaker.h"
 #include "db.h"
@@ -308,6 +309,15 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
     if (!p) {
         fb->skipped++;
         store_result(fb, event_id, user, ch, "skipped", "channel not configured", 0);
+        return;
+    }
+    /* Before the breaker: an unusable address must not take a half-open probe. */
+    const char *bad = address_check(ch, address);
+    if (bad) {
+        fb->skipped++;
+        log_warn("fallback", "%s to user %s (event %s) skipped: %s", channel_name(ch), user,
+                 event_id, bad);
+        store_result(fb, event_id, user, ch, "skipped", bad, 0);
         return;
     }
     int64_t now = hub_now_ms();

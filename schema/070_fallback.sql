@@ -100,14 +100,20 @@ BEGIN
 END
 $do$;
 
--- Which contact point a channel uses; blank counts as missing.
+-- Which contact point a channel uses; blank counts as missing. A phone
+-- number loses the separators people type in it (spaces, dashes, dots,
+-- parentheses: "+57 300 123-4567" is +573001234567). Whether the result is
+-- usable is the hub's decision (channels/address.c): a row whose address
+-- is not a plain e-mail address, E.164 number or device token is skipped
+-- there with the reason, never sent.
 CREATE OR REPLACE FUNCTION hub.fallback_address(channel text, device_token text,
                                                 phone text, email text)
 RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$
     SELECT nullif(btrim(CASE fallback_address.channel
                             WHEN 'push'  THEN fallback_address.device_token
-                            WHEN 'sms'   THEN fallback_address.phone
+                            WHEN 'sms'   THEN regexp_replace(fallback_address.phone,
+                                                             '[[:space:]().-]', '', 'g')
                             WHEN 'email' THEN fallback_address.email END), '')
 $fn$;
 

@@ -5,7 +5,13 @@
 // It speaks enough of the protocol for a real client: greeting, EHLO/HELO,
 // AUTH PLAIN and LOGIN (RFC 4954, with or without an initial response),
 // MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT. There is no
-// STARTTLS: the hub is pointed at smtp:// here, never smtps://.
+// STARTTLS: the hub is pointed at smtp:// here, never smtps://; a client
+// that asks for it anyway gets 502 (it is not in the EHLO reply).
+//
+// Besides the accepted messages it records every envelope and login
+// command it was sent (`commands`: MAIL, RCPT, AUTH, STARTTLS, one entry
+// per command line, rejected ones included), so a test can tell how many
+// RCPT TO a client really sent and whether a login crossed in clear text.
 //
 // Failure modes steer RCPT and DATA replies. Because SMTP has no room for
 // HTTP control endpoints, the same control travels as private-use commands
@@ -31,11 +37,15 @@ const MAX_RECIPIENTS = 100;
  *   { port, url, messages, setMode(mode), reset(), close() }
  * `messages` is a live array of accepted messages
  * { time, from, to[], rejected[], data, subject, authUser, size, queueId, status }.
+ * `commands` is a live array of { time, verb, arg, tls } for each MAIL,
+ * RCPT, AUTH and STARTTLS line; for AUTH, arg is the mechanism only (the
+ * credentials are not kept) and tls is always false: this relay has none.
  */
 export async function startSmtp({
   port = 0, log = console.log, user = null, password = null, hostname = 'smtp.standin.test', maxSize = DEFAULT_MAX_SIZE,
 } = {}) {
   const messages = [];
+  const commands = [];
   const sockets = new Set();
   let mode = 'ok';
 
@@ -46,6 +56,7 @@ export async function startSmtp({
 
   function reset() {
     messages.length = 0;
+    commands.length = 0;
     mode = 'ok';
   }
 
@@ -53,7 +64,7 @@ export async function startSmtp({
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {}); // a client vanishing mid-session is its business
-    new Session(socket, { hostname, maxSize, user, password, log, messages, getMode: () => mode, setMode, reset });
+    new Session(socket, { hostname, maxSize, user, password, log, messages, commands, getMode: () => mode, setMode, reset });
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -67,6 +78,7 @@ export async function startSmtp({
     port: bound,
     url: `smtp://127.0.0.1:${bound}`,
     messages,
+    commands,
     setMode,
     reset,
     close: () => new Promise((resolve) => {
@@ -145,6 +157,10 @@ class Session {
     const space = line.indexOf(' ');
     const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const arg = space < 0 ? '' : line.slice(space + 1).trim();
+    if (['MAIL', 'RCPT', 'AUTH', 'STARTTLS'].includes(verb)) {
+      const shown = verb === 'AUTH' ? arg.split(/\s+/)[0] : arg;
+      this.env.commands.push({ time: new Date().toISOString(), verb, arg: shown, tls: false });
+    }
     switch (verb) {
       case 'EHLO': return this.hello(arg, true);
       case 'HELO': return this.hello(arg, false);
@@ -156,6 +172,7 @@ class Session {
         this.resetTransaction();
         return this.reply('250 2.0.0 Ok');
       case 'NOOP': return this.reply('250 2.0.0 Ok');
+      case 'STARTTLS': return this.reply('502 5.5.1 Error: STARTTLS not offered');
       case 'VRFY': return this.reply('252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery');
       case 'QUIT':
         this.reply('221 2.0.0 Bye');
@@ -163,6 +180,7 @@ class Session {
       case 'XMODE': return this.control(() => this.env.setMode(arg), `mode ${arg}`);
       case 'XRESET': return this.control(() => this.env.reset(), 'reset');
       case 'XMESSAGES': return this.reply(`250 ${JSON.stringify(this.env.messages)}`);
+      case 'XCOMMANDS': return this.reply(`250 ${JSON.stringify(this.env.commands)}`);
       default: return this.reply('500 5.5.2 Error: command not recognized');
     }
   }
@@ -444,4 +462,9 @@ export async function resetSmtp(url) {
 /** The messages the relay at url accepted. */
 export async function smtpMessages(url) {
   return JSON.parse(await smtpControl(url, 'XMESSAGES'));
+}
+
+/** The MAIL, RCPT, AUTH and STARTTLS commands the relay at url was sent. */
+export async function smtpCommands(url) {
+  return JSON.parse(await smtpControl(url, 'XCOMMANDS'));
 }
