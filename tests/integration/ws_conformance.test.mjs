@@ -406,3 +406,33 @@ test('http: two pipelined requests in one write get two responses, in order', as
   assert.deepEqual(statuses, [200, 404, 200]);
   r.end();
 });
+
+test('http: a request with Connection: close (or HTTP/1.0) ends its connection after one response; pipelining goes on working on other connections', async () => {
+  const get = (path, extra = '') => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${extra}\r\n`;
+  const statuses = (r) => [...r.data.toString('latin1').matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]));
+  const last = [];
+  for (const [what, req] of [
+    ['Connection: close', get('/healthz', 'Connection: close\r\n') + get('/healthz')],
+    ['HTTP/1.0', 'GET /healthz HTTP/1.0\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n'],
+  ]) {
+    const r = await Raw.open(hub.port);
+    r.write(req);
+    await r.until(() => statuses(r).length >= 1, `a response to ${what}`);
+    // The hub must end the connection; if it does not, the client does.
+    const ended = await r.until(() => r.ended, 'end').then(() => true, () => false);
+    last.push([what, r, ended]);
+    r.end();
+  }
+  // Two pipelined requests on a new connection: two responses.
+  const p = await Raw.open(hub.port);
+  p.write(get('/healthz') + get('/healthz'));
+  await p.until(() => statuses(p).length >= 2, 'two HTTP responses to two pipelined requests').catch((err) => {
+    err.message += `; received ${JSON.stringify(p.data.toString('latin1'))}`;
+    throw err;
+  });
+  p.end();
+  for (const [what, r, ended] of last) {
+    assert.ok(ended, `${what}: the hub did not end the connection after its response`);
+    assert.deepEqual(statuses(r), [200], `${what}: one response, then the end`);
+  }
+});
