@@ -228,6 +228,17 @@ test('handshake: Sec-WebSocket-Version 13 is upgraded; 8 (and a missing version)
   }
 });
 
+test('handshake: frames sent with the upgrade request, before the 101, are not read: close 1002', async () => {
+  const r = await Raw.open(hub.port);
+  r.wantFrames = true;
+  const req = ['GET /ws HTTP/1.1', `Host: 127.0.0.1:${hub.port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: armonia.v1.json'];
+  r.write(Buffer.concat([Buffer.from(`${req.join('\r\n')}\r\n\r\n`), text(ping('early'))]));
+  const c = await r.closed();
+  assert.equal(c.code, 1002, `early frame: ${JSON.stringify(c)}; frames ${r.describe()}`);
+  assert.ok(!r.messages().some((m) => m.ref === 'early'), `the early frame was answered: ${r.describe()}`);
+});
+
 // --- framing ---------------------------------------------------------------
 
 test('framing: a masked text message is read and answered', async () => {
@@ -382,6 +393,13 @@ test('rate: pings count against HUB_RATE_LIMIT/HUB_RATE_BURST: a flood is closed
   for (let i = 0; i < 2000; i++) pongs.push(frame({ opcode: OP.PONG, payload: String(i) }));
   q.write(Buffer.concat(pongs));
   assert.equal((await q.closed()).code, 4029, 'pong flood');
+
+  // Fragments count too: one message in 2000 fragments passes the burst.
+  const f = await Raw.upgrade(limited.port);
+  const parts = [frame({ opcode: OP.TEXT, fin: false, payload: '{' })];
+  for (let i = 0; i < 2000; i++) parts.push(frame({ opcode: OP.CONT, fin: false, payload: ' ' }));
+  f.write(Buffer.concat(parts));
+  assert.equal((await f.closed()).code, 4029, 'message in 2000 fragments');
 
   // Within the burst nothing happens: a few pings and a message are answered.
   const ok = await Raw.upgrade(limited.port);
