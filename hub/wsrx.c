@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <uthash.h>
 
 /* Bytes of a frame header at most: 2, 8 of extended length, 4 of mask. */
 #define WSRX_HEADER_MAX 14
@@ -26,11 +27,11 @@ enum wsrx_phase {
 };
 
 struct wsrx {
-    struct lws *wsi; /* not owned: the connection followed */
+    struct lws *wsi; /* not owned: the connection followed (the key of wsrx_by_wsi) */
     int fd;
     enum wsrx_phase phase;
     unsigned line_len; /* handshake: bytes in the current header line */
-    unsigned early;    /* bytes read after the upgrade request */
+    unsigned early;    /* 1: bytes came after the upgrade request, before the 101 */
     unsigned char hdr[WSRX_HEADER_MAX];
     unsigned hdr_len;                    /* bytes of the current frame header read */
     uint64_t remain;                     /* payload bytes of the current frame still to come */
@@ -41,11 +42,18 @@ struct wsrx {
     unsigned unmasked_ever;
     void (*notify)(void *arg);
     void *arg;
+    UT_hash_handle hh; /* in wsrx_by_wsi */
 };
 
-/* The followed sockets, indexed by descriptor (owned; grown on demand). */
+/*
+ * The followed sockets, indexed by descriptor (owned; grown on demand), and
+ * the same entries by connection: lws names a connection's end
+ * (LWS_CALLBACK_WSI_DESTROY) only once its descriptor is closed, and other
+ * connections' ends (the database's, curl's) reach ws.c's callback too.
+ */
 static struct wsrx **wsrx_tab;
 static size_t wsrx_cap;
+static struct wsrx *wsrx_by_wsi;
 
 static ssize_t (*real_recv)(int, void *, size_t, int);
 
@@ -150,7 +158,7 @@ feed(struct wsrx *x, const unsigned char *p, size_t n)
         if (x->phase != WSRX_FRAMES) {
             for (; i < n; i++) {
                 if (x->phase == WSRX_UPGRADED) {
-                    x->early += (unsigned)(n - i);
+                    x->early = 1;
                     return;
                 }
                 if (p[i] == '\n') {
@@ -190,7 +198,19 @@ feed(struct wsrx *x, const unsigned char *p, size_t n)
 static struct wsrx *
 find(struct lws *wsi)
 {
-    return wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    struct wsrx *x = NULL;
+    HASH_FIND_PTR(wsrx_by_wsi, &wsi, x);
+    return x;
+}
+
+/* Stops following x's socket and frees x. */
+static void
+drop(struct wsrx *x)
+{
+    if ((size_t)x->fd < wsrx_cap && wsrx_tab[x->fd] == x)
+        wsrx_tab[x->fd] = NULL;
+    HASH_DEL(wsrx_by_wsi, x);
+    free(x);
 }
 
 /*
@@ -235,14 +255,18 @@ wsrx_watch(struct lws *wsi, int fd)
         wsrx_tab = t;
         wsrx_cap = cap;
     }
-    struct wsrx *x = calloc(1, sizeof(*x));
+    struct wsrx *x = find(wsi);
+    if (x)
+        drop(x); /* watched twice (never expected) */
+    if (wsrx_tab[fd])
+        drop(wsrx_tab[fd]); /* a socket lws closed without telling (never expected) */
+    x = calloc(1, sizeof(*x));
     if (!x)
         return -1;
     x->wsi = wsi;
     x->fd = fd;
-    free(wsrx_tab[fd]); /* a socket lws closed without telling (never expected) */
     wsrx_tab[fd] = x;
-    lws_set_opaque_user_data(wsi, x);
+    HASH_ADD_PTR(wsrx_by_wsi, wsi, x);
     return 0;
 }
 
@@ -250,12 +274,8 @@ void
 wsrx_forget(struct lws *wsi)
 {
     struct wsrx *x = find(wsi);
-    if (!x)
-        return;
-    if ((size_t)x->fd < wsrx_cap && wsrx_tab[x->fd] == x)
-        wsrx_tab[x->fd] = NULL;
-    lws_set_opaque_user_data(wsi, NULL);
-    free(x);
+    if (x)
+        drop(x);
 }
 
 int
