@@ -159,7 +159,9 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         hub->m.connections_total++;
         DL_APPEND(hub->conns, c);
         session_open(c);
-        if (wsrx_established(wsi, rx_news, c)) {
+        if (lws_is_ssl(wsi))
+            wsrx_forget(wsi); /* lws reads through OpenSSL: nothing to follow */
+        else if (wsrx_established(wsi, rx_news, c)) {
             hub->m.bad_frames++;
             conn_close(c, 1002, "data sent before the handshake completed");
         }
