@@ -103,8 +103,8 @@ refuse_version(struct lws *wsi)
                                "Connection: close\r\n\r\n"
                                "{\"error\":\"only WebSocket version 13 (RFC 6455) is spoken\"}";
     if (!lws_is_ssl(wsi))
-        (void)!send((int)lws_get_socket_fd(wsi), resp, sizeof(resp) - 1,
-                    MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)send((int)lws_get_socket_fd(wsi), resp, sizeof(resp) - 1,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /*
@@ -135,7 +135,12 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
             return 1; /* refuse the upgrade */
-        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_VERSION) < 0 || strcmp(uri, WS_VERSION)) {
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_VERSION) < 0)
+            uri[0] = '\0'; /* longer than any version: refused below */
+        if (strcmp(uri, WS_VERSION)) {
+            log_info("ws",
+                     "upgrade refused with 426: Sec-WebSocket-Version '%.16s', not " WS_VERSION,
+                     uri);
             refuse_version(wsi);
             return 1;
         }
