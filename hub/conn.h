@@ -67,6 +67,8 @@ struct conn {
     lws_sorted_usec_list_t sul; /* auth deadline, then close linger and deadline */
     unsigned char *rx;          /* partial inbound message (owned) */
     size_t rx_len;
+    /* Acts on what wsrx.c saw the client send (control frames, unmasked frames). */
+    lws_sorted_usec_list_t rx_sul;
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
     int64_t close_at_ms;      /* lingering until then before closing (0: not lingering) */

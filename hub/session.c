@@ -664,6 +664,22 @@ rate_take(struct conn *c)
     return 0;
 }
 
+int
+session_charge_frames(struct conn *c, unsigned n)
+{
+    if (c->state == CONN_CLOSING)
+        return -1;
+    for (; n; n--) {
+        if (rate_take(c)) {
+            c->hub->m.rate_limited++;
+            conn_error(c, "rate_limited", "too many frames; slow down", NULL);
+            conn_close_lingering(c, 4029, "rate limited");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static const char *
 str_field(json_t *msg, const char *key)
 {

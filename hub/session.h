@@ -16,6 +16,14 @@ void session_open(struct conn *c);
 /* One complete inbound message (already bounded in size). */
 void session_message(struct conn *c, const void *data, size_t len);
 
+/*
+ * Charges n inbound frames that are not messages (pings, pongs, close
+ * frames, all but the last fragment of a message: ws.c counts them) to the
+ * connection's rate limit, which closes it with 4029 like too many
+ * messages do. Returns 0, or -1 when the connection is closing.
+ */
+int session_charge_frames(struct conn *c, unsigned n);
+
 /* The connection is gone: leaves rooms and waiting lists. */
 void session_closed(struct conn *c);
 

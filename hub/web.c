@@ -135,6 +135,14 @@ web_request(struct conn *c, const char *uri)
     return respond(c, 404, "application/json", strdup(body), strlen(body));
 }
 
+/*
+ * lws closes an HTTP connection only when its writable callback returns a
+ * negative value (a positive one is ignored): so -1 both on failure and
+ * when lws_http_transaction_completed() says the connection must end
+ * (Connection: close, HTTP/1.0). Otherwise such a connection stayed open,
+ * holding what it had read, and from then on pipelined requests on other
+ * connections got only their first response (seen with lws 4.1.6).
+ */
 int
 web_writable(struct conn *c)
 {
@@ -143,7 +151,7 @@ web_writable(struct conn *c)
     /* The body goes out in one write; lws buffers whatever the socket cannot take. */
     unsigned char *tmp = malloc(LWS_PRE + c->rx_len + 1);
     if (!tmp)
-        return 1;
+        return -1;
     memcpy(tmp + LWS_PRE, c->rx, c->rx_len);
     int n = lws_write(c->wsi, tmp + LWS_PRE, c->rx_len, LWS_WRITE_HTTP_FINAL);
     size_t len = c->rx_len;
@@ -152,6 +160,6 @@ web_writable(struct conn *c)
     c->rx = NULL;
     c->rx_len = 0;
     if (n < (int)len)
-        return 1;
-    return lws_http_transaction_completed(c->wsi);
+        return -1;
+    return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }

@@ -11,10 +11,15 @@
 #include "web.h"
 #include "log.h"
 #include "session.h"
+#include "wsrx.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <utlist.h>
+
+/* The one version of the WebSocket protocol the hub speaks (RFC 6455 §4.4). */
+#define WS_VERSION "13"
 
 /* Appends one fragment; hands over the message once it is complete. */
 static int
@@ -23,6 +28,11 @@ on_receive(struct conn *c, const void *in, size_t len)
     struct hub *hub = c->hub;
     if (c->state == CONN_CLOSING)
         return 0;
+    if (wsrx_unmasked(c->wsi)) { /* RFC 6455 §5.1: not read, the connection fails */
+        c->hub->m.bad_frames++;
+        conn_close(c, 1002, "client frames must be masked");
+        return 0;
+    }
     int first = lws_is_first_fragment(c->wsi);
     int final = lws_is_final_fragment(c->wsi) && !lws_remaining_packet_payload(c->wsi);
     if (first && c->rx_len == 0 && final) {
@@ -53,6 +63,67 @@ on_receive(struct conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* What wsrx.c saw (from inside lws's read): acted on at the next turn. */
+static void
+on_rx_news(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = lws_container_of(sul, struct conn, rx_sul);
+    struct wsrx_news news = wsrx_take(c->wsi);
+    if (c->state == CONN_CLOSING)
+        return;
+    if (news.unmasked) {
+        c->hub->m.bad_frames++;
+        conn_close(c, 1002, "client frames must be masked");
+        return;
+    }
+    if (news.frames)
+        session_charge_frames(c, news.frames);
+}
+
+static void
+rx_news(void *arg)
+{
+    struct conn *c = arg;
+    lws_sul_schedule(c->hub->ctx, 0, &c->rx_sul, on_rx_news, 1);
+}
+
+/*
+ * An upgrade asking for another version than 13 (or none): 426 naming the
+ * version the hub speaks (RFC 6455 §4.4), written on the socket directly
+ * since lws is in the middle of the handshake. Over TLS the upgrade is only
+ * refused. The caller closes the connection.
+ */
+static void
+refuse_version(struct lws *wsi)
+{
+    static const char resp[] = "HTTP/1.1 426 Upgrade Required\r\n"
+                               "Sec-WebSocket-Version: " WS_VERSION "\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 58\r\n"
+                               "Connection: close\r\n\r\n"
+                               "{\"error\":\"only WebSocket version 13 (RFC 6455) is spoken\"}";
+    if (!lws_is_ssl(wsi))
+        (void)send((int)lws_get_socket_fd(wsi), resp, sizeof(resp) - 1,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/*
+ * A close frame from the client with a code RFC 6455 §7.4 does not allow
+ * (or a one-byte payload): lws would echo it; the hub answers 1002 instead.
+ * Returns 0 when the close is valid.
+ */
+static int
+close_invalid(const unsigned char *p, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (len == 1)
+        return 1;
+    unsigned code = (unsigned)p[0] << 8 | p[1];
+    return code < 1000 || code >= 5000 || code == 1004 || code == 1005 || code == 1006 ||
+           (code >= 1015 && code < 3000);
+}
+
 static int
 on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -64,6 +135,24 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
             return 1; /* refuse the upgrade */
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_VERSION) < 0)
+            uri[0] = '\0'; /* longer than any version: refused below */
+        if (strcmp(uri, WS_VERSION)) {
+            log_info("ws",
+                     "upgrade refused with 426: Sec-WebSocket-Version '%.16s', not " WS_VERSION,
+                     uri);
+            refuse_version(wsi);
+            return 1;
+        }
+        return 0;
+
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        if (wsrx_watch(wsi, (int)lws_get_socket_fd(wsi)))
+            return 1; /* out of memory */
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        wsrx_forget(wsi);
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED:
@@ -75,6 +164,12 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         hub->m.connections_total++;
         DL_APPEND(hub->conns, c);
         session_open(c);
+        if (lws_is_ssl(wsi))
+            wsrx_forget(wsi); /* lws reads through OpenSSL: nothing to follow */
+        else if (wsrx_established(wsi, rx_news, c)) {
+            hub->m.bad_frames++;
+            conn_close(c, 1002, "data sent before the handshake completed");
+        }
         if (hub->draining)
             conn_close(c, 1001, "server shutting down");
         return 0;
@@ -88,12 +183,18 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (c && c->hub)
             c->peer_closed = 1; /* lws answers the close; write nothing more */
+        if (close_invalid(in, len)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+                             (unsigned char *)"invalid close code", 18);
+            return -1;
+        }
         return 0;
 
     case LWS_CALLBACK_CLOSED:
         if (!c || !c->hub)
             return 0; /* refused before it was established */
         hub->n_conns--;
+        lws_sul_cancel(&c->rx_sul);
         DL_DELETE(hub->conns, c);
         session_closed(c);
         return 0;

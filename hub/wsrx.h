@@ -1,0 +1,56 @@
+/*
+ * wsrx.h - the frame headers a WebSocket client really sent, followed on
+ * the bytes lws reads from its socket.
+ *
+ * lws 4.1 parses client frames itself and does not tell its user whether a
+ * frame was masked, nor that a ping or a pong arrived (it answers pings on
+ * its own), nor why it drops a connection whose close frame is malformed.
+ * RFC 6455 requires a server to fail a connection that sends an unmasked
+ * frame (§5.1) and the hub's rate limit must count control frames too. So
+ * the hub reads the same byte stream beside lws: wsrx.c defines recv(),
+ * which lws calls for plain (non-TLS) sockets, and feeds what a watched
+ * socket returned to a small frame-header parser before handing the bytes
+ * on unchanged. lws still parses and acts on every byte; wsrx only notes
+ * what lws does not expose. Over TLS lws reads through OpenSSL instead, and
+ * none of this applies (a TLS terminator in front of the hub sees plain
+ * text, which is how the hub is deployed).
+ */
+#ifndef HUB_WSRX_H
+#define HUB_WSRX_H
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+/* What the parser found since the last wsrx_take(). */
+struct wsrx_news {
+    unsigned frames;   /* frames that are not the last of a data message */
+    unsigned unmasked; /* frames without a mask: the client breaks §5.1 */
+};
+
+/*
+ * Starts following fd (a socket lws just took on as wsi), before lws reads
+ * from it. Returns 0, or -1 out of memory (the socket is then not followed).
+ */
+int wsrx_watch(struct lws *wsi, int fd);
+
+/* Stops following wsi's socket (at LWS_CALLBACK_WSI_DESTROY). */
+void wsrx_forget(struct lws *wsi);
+
+/*
+ * The WebSocket handshake of wsi is complete: frames start with the next
+ * byte read. From now on notify(arg) is called from inside lws's read when
+ * there is news (it must only schedule work, never act there: lws is in
+ * the middle of a read). Returns -1 when the
+ * client sent bytes after its upgrade request before it had the 101 (RFC
+ * 6455 §4.1): they were read as part of the handshake, so the frames that
+ * follow cannot be told apart.
+ */
+int wsrx_established(struct lws *wsi, void (*notify)(void *arg), void *arg);
+
+/* Returns and clears what was seen on wsi's socket since the last call. */
+struct wsrx_news wsrx_take(struct lws *wsi);
+
+/* Whether wsi's client has sent an unmasked frame (not cleared by wsrx_take). */
+int wsrx_unmasked(struct lws *wsi);
+
+#endif
