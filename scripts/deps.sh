@@ -6,7 +6,9 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang-format
       libwebsockets-dev libev-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev
       uthash-dev libcurl4-openssl-dev libssl-dev
-      postgresql postgresql-client nodejs npm curl)
+      postgresql postgresql-client nodejs npm curl
+      # the fuzz targets (fuzz/): clang, and libFuzzer with the sanitizer runtimes
+      clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
