@@ -56,6 +56,17 @@ project_id_ok(const char *s)
     return 1;
 }
 
+/* Returns 1 when s is printable ASCII only: an access token goes into the
+ * Authorization header as it is (RFC 6750's b64token is ASCII). */
+static int
+is_ascii_text(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x7F)
+            return 0;
+    return 1;
+}
+
 /* Accepts http:// and https:// URLs with a non-empty host. */
 static int
 token_uri_ok(const char *s)
@@ -309,7 +320,7 @@ fcm_token_response_parse(const char *body, char **access_token, int *expires_in_
     if (!json_is_object(root))
         goto err;
     token = member(root, "access_token");
-    if (token == NULL || !is_token_text(token))
+    if (token == NULL || !is_token_text(token) || !is_ascii_text(token))
         goto err;
     type = member(root, "token_type");
     if (json_object_get(root, "token_type") != NULL &&

@@ -296,7 +296,10 @@ sms_gsm7_fold(const char *utf8)
         } else if (sms_gsm7_septets(cp) == 0 && (to = fold_lookup(cp)) != NULL) {
             memcpy(out + o, to, strlen(to));
             o += strlen(to);
-            latin_base = strlen(to) == 1 && is_ascii_letter(to[0]);
+            /* A dropped character (soft hyphen, zero-width space) leaves the
+             * letter before it as the base of the marks that follow. */
+            if (to[0] != '\0')
+                latin_base = strlen(to) == 1 && is_ascii_letter(to[0]);
         } else {
             memcpy(out + o, s, n);
             o += n;

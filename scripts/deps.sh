@@ -6,7 +6,10 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang-format
       libwebsockets-dev libev-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev
       uthash-dev libcurl4-openssl-dev libssl-dev
-      postgresql postgresql-client nodejs npm curl)
+      postgresql postgresql-client nodejs npm curl
+      # the fuzz targets (fuzz/): clang, libFuzzer with the sanitizer runtimes (only
+      # recommended by clang), and llvm-symbolizer so a crash names its lines
+      clang libclang-rt-14-dev llvm-14)
 
 missing=()
 for p in "${PKGS[@]}"; do

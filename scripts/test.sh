@@ -4,11 +4,13 @@
 # unit tests, the integration tests (real hubs, real PostgreSQL, local FCM,
 # Twilio and SMTP stand-ins), the JS client's tests and the guard console in
 # headless Chromium, then builds and runs all of it again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer, and finally builds the
+# libFuzzer targets of fuzz/ with clang and runs each briefly on its seeds.
 #
-#   scripts/test.sh            both passes
+#   scripts/test.sh            all three passes
 #   scripts/test.sh plain      only the normal build
 #   scripts/test.sh sanitize   only the sanitizer build
+#   scripts/test.sh fuzz       only the fuzz targets (HUB_FUZZ_SECONDS each, default 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,12 +33,25 @@ run_pass() {
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
 }
 
-passes=("${@:-plain sanitize}")
+# Every fuzz target for HUB_FUZZ_SECONDS on its seeds (fuzz/README.md); a
+# crash, a leak or a broken check fails the pass and names the saved input.
+run_fuzz() {
+    local dir="$root/build/test-fuzz"
+    echo "== fuzz build (clang, libFuzzer, ASan + UBSan)"
+    CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_FUZZ=ON \
+        -DHUB_FUZZ_SECONDS="${HUB_FUZZ_SECONDS:-8}" >/dev/null
+    cmake --build "$dir" --target fuzz -j "$jobs" >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
+    echo "== fuzz targets"
+    ctest --test-dir "$dir" -R '^fuzz\.' --output-on-failure -j "$jobs" --timeout 300
+}
+
+passes=("${@:-plain sanitize fuzz}")
 for p in ${passes[*]}; do
     case $p in
     plain) run_pass plain OFF ;;
     sanitize) run_pass sanitize ON ;;
-    *) echo "unknown pass '$p' (plain or sanitize)" >&2; exit 2 ;;
+    fuzz) run_fuzz ;;
+    *) echo "unknown pass '$p' (plain, sanitize or fuzz)" >&2; exit 2 ;;
     esac
 done
 echo "== all tests passed"

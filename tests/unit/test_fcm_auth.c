@@ -458,6 +458,28 @@ test_token_response_bad(void **state)
     assert_int_equal(fcm_token_response_parse(NULL, &token, &ttl), -1);
 }
 
+/* Found by fuzz/fuzz_fcm_token.c: a token with bytes beyond ASCII (here
+ * "ya29.Țx" in UTF-8, and a lone Latin-1 byte escaped by jansson's \u)
+ * was accepted and would have gone into the Authorization header as it is. */
+static void
+test_token_response_not_ascii(void **state)
+{
+    static const char *const bad[] = {
+        "{\"access_token\":\"ya29.\xc8\x9ax\",\"expires_in\":3599}",
+        "{\"access_token\":\"ya29.\\u00ff\"}",
+        "{\"access_token\":\"ya29.\\u0080\"}",
+    };
+    char *token = (char *)"untouched";
+    int ttl = -7;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (fcm_token_response_parse(bad[i], &token, &ttl) != -1)
+            fail_msg("accepted %s", bad[i]);
+    }
+    assert_string_equal(token, "untouched");
+    assert_int_equal(ttl, -7);
+}
+
 static void
 test_send_url(void **state)
 {
@@ -736,6 +758,7 @@ main(void)
         cmocka_unit_test(test_token_request_body),
         cmocka_unit_test(test_token_response_good),
         cmocka_unit_test(test_token_response_bad),
+        cmocka_unit_test(test_token_response_not_ascii),
         cmocka_unit_test(test_send_url),
         cmocka_unit_test(test_data_keys),
         cmocka_unit_test(test_message_shape_high_priority),

@@ -142,6 +142,27 @@ test_fold_decomposed_accents(void **state)
     assert_fold("1\xCC\x81", "1\xCC\x81");
 }
 
+/* Found by fuzz/fuzz_sms_text.c: an invisible character dropped between a
+ * letter and its combining mark left the mark in, so the text needed UCS-2
+ * and folding it again changed it. */
+static void
+test_fold_decomposed_accents_across_dropped_characters(void **state)
+{
+    assert_fold("Jose\xC2\xAD\xCC\x81", "José");
+    assert_fold("b\xC2\xAD\xCC\xA7", "b");
+    assert_fold("Go\xE2\x80\x8B\xCC\x81mez", "Gomez");
+    assert_fold("1\xC2\xAD\xCC\x81", "1\xCC\x81");
+
+    char *once = sms_gsm7_fold("Nun\xC2\xAD\xCC\x83"
+                               "ez");
+    int ucs2 = -1;
+    assert_non_null(once);
+    assert_string_equal(once, "Nuñez");
+    assert_int_equal(sms_segments(once, &ucs2, NULL), 1);
+    assert_int_equal(ucs2, 0);
+    free(once);
+}
+
 static void
 test_fold_leaves_what_has_no_equivalent(void **state)
 {
@@ -354,6 +375,7 @@ main(void)
         cmocka_unit_test(test_fold_keeps_what_gsm7_has),
         cmocka_unit_test(test_fold_punctuation_and_spaces),
         cmocka_unit_test(test_fold_decomposed_accents),
+        cmocka_unit_test(test_fold_decomposed_accents_across_dropped_characters),
         cmocka_unit_test(test_fold_leaves_what_has_no_equivalent),
         cmocka_unit_test(test_fold_invalid_utf8),
         cmocka_unit_test(test_fold_result_is_gsm7_for_latin_letters),
