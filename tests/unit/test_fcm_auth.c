@@ -427,6 +427,21 @@ test_token_response_good(void **state)
     free(token);
 }
 
+/* Asserts that every answer in bad[0..n) is refused and leaves the outputs untouched. */
+static void
+assert_token_responses_refused(const char *const *bad, size_t n)
+{
+    char *token = (char *)"untouched";
+    int ttl = -7;
+
+    for (size_t i = 0; i < n; i++) {
+        if (fcm_token_response_parse(bad[i], &token, &ttl) != -1)
+            fail_msg("accepted %s", bad[i]);
+    }
+    assert_string_equal(token, "untouched");
+    assert_int_equal(ttl, -7);
+}
+
 static void
 test_token_response_bad(void **state)
 {
@@ -446,15 +461,9 @@ test_token_response_bad(void **state)
         "[]",
         "",
     };
+    assert_token_responses_refused(bad, sizeof(bad) / sizeof(bad[0]));
     char *token = (char *)"untouched";
     int ttl = -7;
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (fcm_token_response_parse(bad[i], &token, &ttl) != -1)
-            fail_msg("accepted %s", bad[i]);
-    }
-    assert_string_equal(token, "untouched");
-    assert_int_equal(ttl, -7);
     assert_int_equal(fcm_token_response_parse(NULL, &token, &ttl), -1);
 }
 
@@ -469,15 +478,7 @@ test_token_response_not_ascii(void **state)
         "{\"access_token\":\"ya29.\\u00ff\"}",
         "{\"access_token\":\"ya29.\\u0080\"}",
     };
-    char *token = (char *)"untouched";
-    int ttl = -7;
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (fcm_token_response_parse(bad[i], &token, &ttl) != -1)
-            fail_msg("accepted %s", bad[i]);
-    }
-    assert_string_equal(token, "untouched");
-    assert_int_equal(ttl, -7);
+    assert_token_responses_refused(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 static void
