@@ -42,7 +42,7 @@ const ui = {
   conn: $('conn'), connText: $('conn-text'), who: $('who'), signout: $('signout'), notify: $('notify'),
   signin: $('signin'), form: $('signin-form'), token: $('token'), signinError: $('signin-error'), signinRenew: $('signin-renew'),
   alarm: $('alarm'), alarmOffline: $('alarm-offline'), alarmOfflineDetail: $('alarm-offline-detail'),
-  alarmExpired: $('alarm-expired'), alarmExpiredWhy: $('alarm-expired-why'), alarmExpiredTodo: $('alarm-expired-todo'),
+  alarmExpired: $('alarm-expired'), alarmExpiredWhy: $('alarm-expired-why'), alarmExpiredAction: $('alarm-expired-action'),
   renew: $('renew'), paste: $('paste'), pasteForm: $('paste-form'), pasteToken: $('paste-token'), pasteError: $('paste-error'), alarmSound: $('alarm-sound'),
   app: $('app'), alerts: $('alerts'), noAlerts: $('no-alerts'), activity: $('activity'), noActivity: $('no-activity'),
   detail: $('status-detail'),
@@ -372,7 +372,7 @@ function render() {
   ui.alarmExpired.hidden = !expired;
   ui.alarmExpiredWhy.textContent = expiredWhy;
   ui.renew.hidden = !cfg.tokenUrl;
-  ui.alarmExpiredTodo.textContent = cfg.tokenUrl
+  ui.alarmExpiredAction.textContent = cfg.tokenUrl
     ? 'Toque «Renovar sesión». Si no funciona, pida a la administración un token nuevo y péguelo abajo.'
     : 'Pida a la administración un token nuevo y péguelo abajo.';
   if (expired && !wasAlarming.expired) ui.paste.open = !cfg.tokenUrl; // pasting is the way when there is no tokenUrl
