@@ -9,7 +9,7 @@
  * client sends after a fixed upgrade request, which goes through first,
  * as in tests/unit/test_wsrx.c: the input is all frames, and the fuzzer
  * spends nothing on finding the end of a request. A real socket pair
- * carries the bytes; the wsi is only a key (lws_close_reason(), the one
+ * carries the bytes; the wsi is only passed through (lws_close_reason(), the one
  * call into lws, is this file's own).
  *
  * Checks: recv() returns exactly the bytes written, in order; a peek
@@ -28,8 +28,10 @@
 #include "fuzz.h"
 #include "wsrx.h"
 
-static char fake_wsi; /* stands for a struct lws: wsrx uses it as a key */
+static char fake_wsi; /* stands for a struct lws: only lws_close_reason() uses it */
 #define WSI ((struct lws *)&fake_wsi)
+
+static struct wsrx *followed; /* the run's follower */
 
 static const char upgrade[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
 
@@ -123,13 +125,13 @@ pass(int sv[2], const uint8_t *p, size_t n, size_t chunk, int peek, const struct
         while (got < w) {
             size_t want = chunk < w - got ? chunk : w - got;
             if (peek && seen) {
-                struct wsrx_news before = wsrx_take(WSI);
+                struct wsrx_news before = wsrx_take(followed);
                 frames += before.frames;
                 unmasked += before.unmasked;
                 ssize_t r = recv(sv[1], look, want, MSG_PEEK);
                 FUZZ_CHECK(r > 0 && (size_t)r <= want);
                 FUZZ_CHECK(memcmp(look, p + done + got, (size_t)r) == 0);
-                struct wsrx_news after = wsrx_take(WSI);
+                struct wsrx_news after = wsrx_take(followed);
                 FUZZ_CHECK(after.frames == 0 && after.unmasked == 0);
             }
             ssize_t r = recv(sv[1], buf, want, 0);
@@ -138,7 +140,7 @@ pass(int sv[2], const uint8_t *p, size_t n, size_t chunk, int peek, const struct
             got += (size_t)r;
             if (!seen)
                 continue;
-            struct wsrx_news news = wsrx_take(WSI);
+            struct wsrx_news news = wsrx_take(followed);
             frames += news.frames;
             unmasked += news.unmasked;
             while (next < n_seen && seen[next].at <= done + got) {
@@ -148,7 +150,7 @@ pass(int sv[2], const uint8_t *p, size_t n, size_t chunk, int peek, const struct
             }
             FUZZ_CHECK(frames == want_frames);
             FUZZ_CHECK(unmasked == want_unmasked);
-            FUZZ_CHECK(wsrx_unmasked(WSI) == (unmasked > 0));
+            FUZZ_CHECK(wsrx_unmasked(followed) == (unmasked > 0));
         }
         done += w;
     }
@@ -169,9 +171,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reason_protocol = reason_payload = notified = 0;
 
     FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    FUZZ_CHECK(wsrx_watch(WSI, sv[1]) == 0);
+    wsrx_on_news(on_news);
+    struct wsrx *x = followed = wsrx_watch(WSI, sv[1]);
+    FUZZ_CHECK(x != NULL);
     pass(sv, (const uint8_t *)upgrade, strlen(upgrade), chunk, 0, NULL, 0);
-    FUZZ_CHECK(wsrx_established(WSI, on_news, &fake_wsi) == 0);
+    FUZZ_CHECK(wsrx_established(x, &fake_wsi) == 0);
     pass(sv, in.p, in.left, chunk, peek, seen, n_seen);
     FUZZ_CHECK(reason_protocol == protocol);
     FUZZ_CHECK(reason_payload == payload);
@@ -180,9 +184,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         news += seen[i].frames + seen[i].unmasked;
     FUZZ_CHECK((notified > 0) == (news > 0));
 
-    wsrx_forget(WSI);
-    struct wsrx_news gone = wsrx_take(WSI);
-    FUZZ_CHECK(gone.frames == 0 && gone.unmasked == 0 && !wsrx_unmasked(WSI));
+    wsrx_forget(x);
+    followed = NULL;
     close(sv[0]);
     close(sv[1]);
     free(seen);

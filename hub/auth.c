@@ -171,8 +171,6 @@ auth_claims_free(struct auth_claims *c)
         return;
     free(c->sub);
     free(c->tenant);
-    for (size_t i = 0; i < c->n_units; i++)
-        free(c->units[i]);
     free(c->units);
     memset(c, 0, sizeof *c);
 }
@@ -244,16 +242,44 @@ numeric_date(const json_t *v, bool round_up, int64_t *out)
 }
 
 /*
+ * The text of unit u into *text and *len (num holds an integer's digits).
+ * Returns 0, or -1 with *why set.
+ */
+static int
+unit_text(const json_t *u, char num[24], const char **text, size_t *len, const char **why)
+{
+    if (json_is_string(u)) {
+        *text = json_string_value(u);
+        *len = json_string_length(u);
+    } else if (json_is_integer(u)) {
+        *len = (size_t)snprintf(num, 24, "%lld", (long long)json_integer_value(u));
+        *text = num;
+    } else {
+        *why = "claim units must be an array of strings";
+        return -1;
+    }
+    if (!text_ok(*text, *len, AUTH_MAX_ID_LEN, is_id_char)) {
+        *why = "claim units: each unit must be " AUTH_ID_RULE;
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Reads the units claim into c. A unit is a string of AUTH_ID_RULE or, since
  * apps often keep numeric unit ids, a JSON integer, which is stored as its
  * decimal text (302 and "302" name the same room "unit:302"). Repeated
- * units are kept once. Returns 0, or -1 with *why set; what was already
- * stored in c is the caller's to free.
+ * units are kept once. The array and its strings are one allocation (a
+ * resident's connection keeps them for its whole life). Returns 0, or -1
+ * with *why set.
  */
 static int
 read_units(const json_t *units, struct auth_claims *c, const char **why)
 {
-    size_t n = json_array_size(units);
+    size_t n = json_array_size(units), bytes = 0;
+    char num[24];
+    const char *text;
+    size_t len;
 
     if (!json_is_array(units)) {
         *why = "claim units must be an array of strings";
@@ -265,43 +291,28 @@ read_units(const json_t *units, struct auth_claims *c, const char **why)
     }
     if (n == 0)
         return 0;
-    c->units = calloc(n, sizeof *c->units);
+    for (size_t i = 0; i < n; i++) {
+        if (unit_text(json_array_get(units, i), num, &text, &len, why) < 0)
+            return -1;
+        bytes += len + 1;
+    }
+    c->units = malloc(n * sizeof *c->units + bytes);
     if (c->units == NULL) {
         *why = "out of memory";
         return -1;
     }
+    char *at = (char *)(c->units + n);
     for (size_t i = 0; i < n; i++) {
-        const json_t *u = json_array_get(units, i);
-        char num[24];
-        const char *text;
-        size_t len;
-
-        if (json_is_string(u)) {
-            text = json_string_value(u);
-            len = json_string_length(u);
-        } else if (json_is_integer(u)) {
-            int w = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(u));
-            text = num;
-            len = (size_t)w;
-        } else {
-            *why = "claim units must be an array of strings";
-            return -1;
-        }
-        if (!text_ok(text, len, AUTH_MAX_ID_LEN, is_id_char)) {
-            *why = "claim units: each unit must be " AUTH_ID_RULE;
-            return -1;
-        }
+        (void)unit_text(json_array_get(units, i), num, &text, &len, why);
         bool seen = false;
         for (size_t j = 0; j < c->n_units && !seen; j++)
             seen = strcmp(c->units[j], text) == 0;
         if (seen)
             continue;
-        c->units[c->n_units] = strndup(text, len);
-        if (c->units[c->n_units] == NULL) {
-            *why = "out of memory";
-            return -1;
-        }
-        c->n_units++;
+        memcpy(at, text, len);
+        at[len] = '\0';
+        c->units[c->n_units++] = at;
+        at += len + 1;
     }
     return 0;
 }

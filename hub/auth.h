@@ -35,7 +35,7 @@ struct auth_claims {
     char *sub;    /* owned; non-empty, room-name characters only */
     char *tenant; /* owned; [A-Za-z0-9_-], 1..AUTH_MAX_TENANT_LEN */
     enum auth_role role;
-    char **units; /* owned array of owned strings; n_units entries */
+    char **units; /* owned: n_units pointers, then the strings they point to (one block) */
     size_t n_units;
     int64_t exp; /* seconds since the epoch */
     int64_t nbf; /* seconds since the epoch, 0 when absent */

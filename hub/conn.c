@@ -407,7 +407,7 @@ void
 conn_release(struct conn *c)
 {
     lws_sul_cancel(&c->sul);
-    lws_sul_cancel(&c->rx_sul);
+    soon_cancel(&c->rx_soon);
     replay_stop(c);
     ring_clear(&c->urgent);
     ring_clear(&c->normal);

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "frame.h"
 #include "registry.h"
+#include "soon.h"
 
 struct hub;
 struct buf;
@@ -68,7 +69,7 @@ struct conn {
     unsigned char *rx;          /* partial inbound message (owned) */
     size_t rx_len;
     /* Acts on what wsrx.c saw the client send (control frames, unmasked frames). */
-    lws_sorted_usec_list_t rx_sul;
+    struct soon rx_soon;
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
     int64_t close_at_ms;      /* lingering until then before closing (0: not lingering) */

@@ -295,8 +295,6 @@ welcome(struct conn *c, struct tenant *t)
     free(c->who.tenant);
     c->who.tenant = NULL;
     if (c->who.role != AUTH_ROLE_RESIDENT) {
-        for (size_t i = 0; i < c->who.n_units; i++)
-            free(c->who.units[i]);
         free(c->who.units);
         c->who.units = NULL;
         c->who.n_units = 0;

@@ -11,6 +11,7 @@
 #include "web.h"
 #include "log.h"
 #include "session.h"
+#include "soon.h"
 #include "wsrx.h"
 
 #include <stdlib.h>
@@ -28,7 +29,8 @@ on_receive(struct conn *c, const void *in, size_t len)
     struct hub *hub = c->hub;
     if (c->state == CONN_CLOSING)
         return 0;
-    if (wsrx_unmasked(c->wsi)) { /* RFC 6455 §5.1: not read, the connection fails */
+    if (wsrx_unmasked(
+            lws_get_opaque_user_data(c->wsi))) { /* RFC 6455 §5.1: not read, the connection fails */
         c->hub->m.bad_frames++;
         conn_close(c, 1002, "client frames must be masked");
         return 0;
@@ -65,10 +67,10 @@ on_receive(struct conn *c, const void *in, size_t len)
 
 /* What wsrx.c saw (from inside lws's read): acted on at the next turn. */
 static void
-on_rx_news(lws_sorted_usec_list_t *sul)
+on_rx_news(struct soon *s)
 {
-    struct conn *c = lws_container_of(sul, struct conn, rx_sul);
-    struct wsrx_news news = wsrx_take(c->wsi);
+    struct conn *c = lws_container_of(s, struct conn, rx_soon);
+    struct wsrx_news news = wsrx_take(lws_get_opaque_user_data(c->wsi));
     if (c->state == CONN_CLOSING)
         return;
     if (news.unmasked) {
@@ -84,7 +86,7 @@ static void
 rx_news(void *arg)
 {
     struct conn *c = arg;
-    lws_sul_schedule(c->hub->ctx, 0, &c->rx_sul, on_rx_news, 1);
+    soon_add(&c->rx_soon, on_rx_news);
 }
 
 /*
@@ -146,13 +148,23 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         }
         return 0;
 
-    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-        if (wsrx_watch(wsi, (int)lws_get_socket_fd(wsi)))
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        /* The follower rides on the wsi itself: lws names a connection's
+         * end (WSI_DESTROY) only once its descriptor is closed. */
+        struct wsrx *x = wsrx_watch(wsi, (int)lws_get_socket_fd(wsi));
+        if (!x)
             return 1; /* out of memory */
+        lws_set_opaque_user_data(wsi, x);
         return 0;
+    }
 
     case LWS_CALLBACK_WSI_DESTROY:
-        wsrx_forget(wsi);
+        /* Every wsi's end comes here, the database's and curl's included:
+         * only a client's opaque pointer is a follower. */
+        if (lws_get_protocol(wsi) && lws_get_protocol(wsi)->callback == on_ws_event) {
+            wsrx_forget(lws_get_opaque_user_data(wsi));
+            lws_set_opaque_user_data(wsi, NULL);
+        }
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED:
@@ -164,9 +176,10 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         hub->m.connections_total++;
         DL_APPEND(hub->conns, c);
         session_open(c);
-        if (lws_is_ssl(wsi))
-            wsrx_forget(wsi); /* lws reads through OpenSSL: nothing to follow */
-        else if (wsrx_established(wsi, rx_news, c)) {
+        if (lws_is_ssl(wsi)) { /* lws reads through OpenSSL: nothing to follow */
+            wsrx_forget(lws_get_opaque_user_data(wsi));
+            lws_set_opaque_user_data(wsi, NULL);
+        } else if (wsrx_established(lws_get_opaque_user_data(wsi), c)) {
             hub->m.bad_frames++;
             conn_close(c, 1002, "data sent before the handshake completed");
         }
@@ -194,7 +207,7 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         if (!c || !c->hub)
             return 0; /* refused before it was established */
         hub->n_conns--;
-        lws_sul_cancel(&c->rx_sul);
+        soon_cancel(&c->rx_soon);
         DL_DELETE(hub->conns, c);
         session_closed(c);
         return 0;
@@ -225,6 +238,7 @@ void
 ws_protocols(struct lws_protocols protos[2])
 {
     memset(protos, 0, 2 * sizeof(*protos));
+    wsrx_on_news(rx_news);
     protos[0].name = "armonia.v1.json";
     protos[0].callback = on_ws_event;
     protos[0].per_session_data_size = sizeof(struct conn);

@@ -11,10 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <uthash.h>
 
-/* Bytes of a frame header at most: 2, 8 of extended length, 4 of mask. */
-#define WSRX_HEADER_MAX 14
 /* The close opcode (RFC 6455 §5.5.1). */
 #define WSRX_OP_CLOSE 0x8
 /* Payload of a control frame at most (RFC 6455 §5.5). */
@@ -26,77 +23,73 @@ enum wsrx_phase {
     WSRX_FRAMES,    /* frames */
 };
 
+/*
+ * One followed socket. Every WebSocket connection has one for its whole
+ * life, so it is kept small: a close frame's reason is checked for UTF-8 as
+ * its bytes pass, not buffered.
+ */
 struct wsrx {
-    struct lws *wsi; /* not owned: the connection followed (the key of wsrx_by_wsi) */
-    int fd;
-    enum wsrx_phase phase;
-    unsigned line_len; /* handshake: bytes in the current header line */
-    unsigned early;    /* 1: bytes came after the upgrade request, before the 101 */
-    unsigned char hdr[WSRX_HEADER_MAX];
-    unsigned hdr_len;                    /* bytes of the current frame header read */
-    uint64_t remain;                     /* payload bytes of the current frame still to come */
-    unsigned char ctl[WSRX_CONTROL_MAX]; /* a close frame's payload, unmasked */
-    unsigned ctl_len;
-    unsigned char opcode, masked, mask_at;
+    struct lws *wsi;       /* not owned: the connection followed */
+    void *arg;             /* for wsrx_notify; NULL until the handshake is complete */
+    uint64_t remain;       /* payload bytes of the current frame still to come */
     struct wsrx_news news; /* since the last wsrx_take() */
-    unsigned unmasked_ever;
-    void (*notify)(void *arg);
-    void *arg;
-    UT_hash_handle hh; /* in wsrx_by_wsi */
+    int fd;
+    uint32_t utf8_cp;              /* close reason: the code point being read */
+    unsigned char h[2];            /* the current frame header's first two bytes */
+    unsigned char mask[4];         /* and its masking key */
+    uint8_t hdr_len;               /* bytes of the header read */
+    uint8_t opcode;                /* of the current frame */
+    uint8_t ctl_pos;               /* close frame: payload bytes read (up to 125) */
+    uint8_t utf8_need, utf8_total; /* close reason: continuation bytes to come, of how many */
+    unsigned phase : 2;            /* enum wsrx_phase */
+    unsigned line_started : 1;     /* handshake: the current header line has bytes */
+    unsigned early : 1;            /* bytes came after the upgrade request, before the 101 */
+    unsigned masked : 1;           /* the current frame */
+    unsigned unmasked_ever : 1;
+    unsigned utf8_bad : 1; /* the close reason read so far is not UTF-8 */
 };
 
-/*
- * The followed sockets, indexed by descriptor (owned; grown on demand), and
- * the same entries by connection: lws names a connection's end
- * (LWS_CALLBACK_WSI_DESTROY) only once its descriptor is closed, and other
- * connections' ends (the database's, curl's) reach ws.c's callback too.
- */
+/* The followed sockets, indexed by descriptor (not owned; grown on demand). */
 static struct wsrx **wsrx_tab;
 static size_t wsrx_cap;
-static struct wsrx *wsrx_by_wsi;
+static void (*wsrx_notify)(void *arg); /* the same for every follower */
 
 static ssize_t (*real_recv)(int, void *, size_t, int);
 
-/* Bytes of a frame header once its first two are known. */
-static unsigned
-header_size(const unsigned char *h)
+/*
+ * Follows one byte of a close reason (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF); utf8_bad is set for good once it is
+ * not UTF-8.
+ */
+static void
+utf8_step(struct wsrx *x, unsigned char c)
 {
-    unsigned len7 = h[1] & 0x7f;
-    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
-}
-
-/* Whether p[0..n) is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates). */
-static int
-utf8_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i], need, min;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            need = 1, min = 0x80, cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            need = 2, min = 0x800, cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            need = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i <= need)
-            return 0;
-        for (unsigned k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += need + 1;
+    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    if (!x->utf8_need) {
+        if (c < 0x80)
+            return;
+        if ((c & 0xe0) == 0xc0)
+            x->utf8_total = 1, x->utf8_cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0)
+            x->utf8_total = 2, x->utf8_cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0)
+            x->utf8_total = 3, x->utf8_cp = c & 0x07;
+        else
+            x->utf8_bad = 1;
+        x->utf8_need = x->utf8_bad ? 0 : x->utf8_total;
+        return;
     }
-    return 1;
+    if ((c & 0xc0) != 0x80) {
+        x->utf8_bad = 1;
+        x->utf8_need = 0;
+        return;
+    }
+    x->utf8_cp = (x->utf8_cp << 6) | (c & 0x3f);
+    if (--x->utf8_need)
+        return;
+    uint32_t cp = x->utf8_cp;
+    if (cp < min_cp[x->utf8_total] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        x->utf8_bad = 1;
 }
 
 /*
@@ -107,36 +100,56 @@ utf8_valid(const unsigned char *p, size_t n)
 static void
 close_frame_read(struct wsrx *x)
 {
-    if (x->ctl_len > 2 && !utf8_valid(x->ctl + 2, x->ctl_len - 2))
+    if (x->ctl_pos > 2 && (x->utf8_bad || x->utf8_need))
         lws_close_reason(x->wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
                          (unsigned char *)"close reason not UTF-8", 22);
 }
 
-/* A frame header is complete. */
+/* Bytes of extended payload length a header with second byte h1 has. */
+static unsigned
+ext_size(unsigned char h1)
+{
+    unsigned len7 = h1 & 0x7f;
+    return len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+}
+
+/*
+ * Follows one byte of a frame header: the first two are kept, an extended
+ * length goes straight into remain, the masking key into mask. Returns 1
+ * when it was the header's last byte.
+ */
+static int
+header_byte(struct wsrx *x, unsigned char b)
+{
+    unsigned k = x->hdr_len++;
+    if (k < 2) {
+        x->h[k] = b;
+        if (k == 0)
+            return 0;
+    } else if (k < 2 + ext_size(x->h[1])) {
+        x->remain = (x->remain << 8) | b;
+    } else {
+        x->mask[(k - 2 - ext_size(x->h[1])) & 3] = b;
+    }
+    return x->hdr_len == 2 + ext_size(x->h[1]) + ((x->h[1] & 0x80) ? 4 : 0);
+}
+
+/* A frame header is complete (an extended length is in remain already). */
 static void
 header_read(struct wsrx *x)
 {
-    const unsigned char *h = x->hdr;
-    unsigned len7 = h[1] & 0x7f, at = 2;
-    int fin = !!(h[0] & 0x80);
-    x->opcode = h[0] & 0x0f;
-    x->masked = !!(h[1] & 0x80);
-    if (len7 == 126) {
-        x->remain = ((uint64_t)h[2] << 8) | h[3];
-        at = 4;
-    } else if (len7 == 127) {
-        x->remain = 0;
-        for (unsigned k = 0; k < 8; k++)
-            x->remain = (x->remain << 8) | h[2 + k];
-        at = 10;
-    } else {
+    unsigned len7 = x->h[1] & 0x7f;
+    int fin = !!(x->h[0] & 0x80);
+    x->opcode = x->h[0] & 0x0f;
+    x->masked = !!(x->h[1] & 0x80);
+    if (len7 < 126)
         x->remain = len7;
-    }
-    x->mask_at = (unsigned char)at;
-    x->ctl_len = 0;
+    x->ctl_pos = 0;
+    x->utf8_need = 0;
+    x->utf8_bad = 0;
     if (!x->masked) {
         x->news.unmasked++;
-        x->unmasked_ever++;
+        x->unmasked_ever = 1;
     }
     /* The last frame of a data message is counted as the message itself. */
     if (!(fin && x->opcode < 8))
@@ -162,20 +175,21 @@ feed(struct wsrx *x, const unsigned char *p, size_t n)
                     return;
                 }
                 if (p[i] == '\n') {
-                    if (!x->line_len)
+                    if (!x->line_started)
                         x->phase = WSRX_UPGRADED;
-                    x->line_len = 0;
+                    x->line_started = 0;
                 } else if (p[i] != '\r') {
-                    x->line_len++;
+                    x->line_started = 1;
                 }
             }
             return;
         }
         if (!x->remain || x->hdr_len) {
             /* (Re)reading a header: 2 bytes, then as many as they announce. */
-            while (i < n && (x->hdr_len < 2 || x->hdr_len < header_size(x->hdr)))
-                x->hdr[x->hdr_len++] = p[i++];
-            if (x->hdr_len < 2 || x->hdr_len < header_size(x->hdr))
+            int whole = 0;
+            while (i < n && !whole)
+                whole = header_byte(x, p[i++]);
+            if (!whole)
                 return;
             x->hdr_len = 0;
             header_read(x);
@@ -183,9 +197,11 @@ feed(struct wsrx *x, const unsigned char *p, size_t n)
         }
         size_t take = n - i < x->remain ? n - i : (size_t)x->remain;
         if (x->opcode == WSRX_OP_CLOSE) {
-            for (size_t k = 0; k < take && x->ctl_len < WSRX_CONTROL_MAX; k++) {
-                unsigned char m = x->masked ? x->hdr[x->mask_at + ((x->ctl_len) & 3)] : 0;
-                x->ctl[x->ctl_len++] = p[i + k] ^ m;
+            /* The first two bytes are the status code, the rest the reason. */
+            for (size_t k = 0; k < take && x->ctl_pos < WSRX_CONTROL_MAX; k++) {
+                unsigned char m = x->masked ? x->mask[x->ctl_pos & 3] : 0;
+                if (x->ctl_pos++ >= 2)
+                    utf8_step(x, p[i + k] ^ m);
             }
         }
         i += take;
@@ -195,21 +211,12 @@ feed(struct wsrx *x, const unsigned char *p, size_t n)
     }
 }
 
-static struct wsrx *
-find(struct lws *wsi)
-{
-    struct wsrx *x = NULL;
-    HASH_FIND_PTR(wsrx_by_wsi, &wsi, x);
-    return x;
-}
-
 /* Stops following x's socket and frees x. */
 static void
 drop(struct wsrx *x)
 {
     if ((size_t)x->fd < wsrx_cap && wsrx_tab[x->fd] == x)
         wsrx_tab[x->fd] = NULL;
-    HASH_DEL(wsrx_by_wsi, x);
     free(x);
 }
 
@@ -233,58 +240,57 @@ recv(int fd, void *buf, size_t len, int flags)
         struct wsrx *x = wsrx_tab[fd];
         unsigned before = x->news.frames + x->news.unmasked;
         feed(x, buf, (size_t)n);
-        if (x->notify && x->news.frames + x->news.unmasked != before)
-            x->notify(x->arg);
+        if (x->arg && wsrx_notify && x->news.frames + x->news.unmasked != before)
+            wsrx_notify(x->arg);
     }
     return n;
 }
 
-int
+struct wsrx *
 wsrx_watch(struct lws *wsi, int fd)
 {
     if (fd < 0)
-        return -1;
+        return NULL;
     if ((size_t)fd >= wsrx_cap) {
         size_t cap = wsrx_cap ? wsrx_cap : 64;
         while (cap <= (size_t)fd)
             cap *= 2;
         struct wsrx **t = realloc(wsrx_tab, cap * sizeof(*t));
         if (!t)
-            return -1;
+            return NULL;
         memset(t + wsrx_cap, 0, (cap - wsrx_cap) * sizeof(*t));
         wsrx_tab = t;
         wsrx_cap = cap;
     }
-    struct wsrx *x = find(wsi);
-    if (x)
-        drop(x); /* watched twice (never expected) */
     if (wsrx_tab[fd])
         drop(wsrx_tab[fd]); /* a socket lws closed without telling (never expected) */
-    x = calloc(1, sizeof(*x));
+    struct wsrx *x = calloc(1, sizeof(*x));
     if (!x)
-        return -1;
+        return NULL;
     x->wsi = wsi;
     x->fd = fd;
     wsrx_tab[fd] = x;
-    HASH_ADD_PTR(wsrx_by_wsi, wsi, x);
-    return 0;
+    return x;
 }
 
 void
-wsrx_forget(struct lws *wsi)
+wsrx_forget(struct wsrx *x)
 {
-    struct wsrx *x = find(wsi);
     if (x)
         drop(x);
 }
 
-int
-wsrx_established(struct lws *wsi, void (*notify)(void *arg), void *arg)
+void
+wsrx_on_news(void (*notify)(void *arg))
 {
-    struct wsrx *x = find(wsi);
+    wsrx_notify = notify;
+}
+
+int
+wsrx_established(struct wsrx *x, void *arg)
+{
     if (!x)
         return 0;
-    x->notify = notify;
     x->arg = arg;
     if (x->phase != WSRX_UPGRADED || x->early)
         return -1;
@@ -293,9 +299,8 @@ wsrx_established(struct lws *wsi, void (*notify)(void *arg), void *arg)
 }
 
 struct wsrx_news
-wsrx_take(struct lws *wsi)
+wsrx_take(struct wsrx *x)
 {
-    struct wsrx *x = find(wsi);
     struct wsrx_news none = {0};
     if (!x)
         return none;
@@ -305,8 +310,7 @@ wsrx_take(struct lws *wsi)
 }
 
 int
-wsrx_unmasked(struct lws *wsi)
+wsrx_unmasked(const struct wsrx *x)
 {
-    struct wsrx *x = find(wsi);
     return x && x->unmasked_ever;
 }

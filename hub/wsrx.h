@@ -27,30 +27,41 @@ struct wsrx_news {
     unsigned unmasked; /* frames without a mask: the client breaks §5.1 */
 };
 
+/* One followed socket (owned by wsrx.c from wsrx_watch() to wsrx_forget()). */
+struct wsrx;
+
 /*
  * Starts following fd (a socket lws just took on as wsi), before lws reads
- * from it. Returns 0, or -1 out of memory (the socket is then not followed).
+ * from it. Returns the handle the other calls take, or NULL out of memory
+ * (the socket is then not followed). Every call below accepts NULL and then
+ * does nothing (nothing seen, nothing refused).
  */
-int wsrx_watch(struct lws *wsi, int fd);
+struct wsrx *wsrx_watch(struct lws *wsi, int fd);
 
-/* Stops following wsi's socket (at LWS_CALLBACK_WSI_DESTROY). */
-void wsrx_forget(struct lws *wsi);
+/* Stops following x's socket and frees x (at LWS_CALLBACK_WSI_DESTROY). */
+void wsrx_forget(struct wsrx *x);
 
 /*
- * The WebSocket handshake of wsi is complete: frames start with the next
- * byte read. From now on notify(arg) is called from inside lws's read when
- * there is news (it must only schedule work, never act there: lws is in
- * the middle of a read). Returns -1 when the
- * client sent bytes after its upgrade request before it had the 101 (RFC
- * 6455 §4.1): they were read as part of the handshake, so the frames that
- * follow cannot be told apart.
+ * Names the function told when a followed connection has news: it is
+ * called as notify(arg) from inside lws's read (it must only schedule work,
+ * never act there: lws is in the middle of a read). One for every follower,
+ * so that each stays small.
  */
-int wsrx_established(struct lws *wsi, void (*notify)(void *arg), void *arg);
+void wsrx_on_news(void (*notify)(void *arg));
 
-/* Returns and clears what was seen on wsi's socket since the last call. */
-struct wsrx_news wsrx_take(struct lws *wsi);
+/*
+ * The WebSocket handshake of x's connection is complete: frames start with
+ * the next byte read, and news is told with arg (not NULL). Returns -1 when
+ * the client sent bytes after its upgrade request before it had the 101
+ * (RFC 6455 §4.1): they were read as part of the handshake, so the frames
+ * that follow cannot be told apart.
+ */
+int wsrx_established(struct wsrx *x, void *arg);
 
-/* Whether wsi's client has sent an unmasked frame (not cleared by wsrx_take). */
-int wsrx_unmasked(struct lws *wsi);
+/* Returns and clears what was seen on x's socket since the last call. */
+struct wsrx_news wsrx_take(struct wsrx *x);
+
+/* Whether x's client has sent an unmasked frame (not cleared by wsrx_take). */
+int wsrx_unmasked(const struct wsrx *x);
 
 #endif

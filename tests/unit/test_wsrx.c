@@ -18,8 +18,10 @@
 
 #include "wsrx.h"
 
-static char fake_wsi; /* stands for a struct lws: wsrx uses it as a key */
+static char fake_wsi; /* stands for a struct lws: only lws_close_reason() would use it */
 #define WSI ((struct lws *)&fake_wsi)
+
+static struct wsrx *x; /* the follower of the open pair */
 
 static const char upgrade[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
 
@@ -85,15 +87,18 @@ static void
 open_upgraded(int sv[2], size_t chunk)
 {
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    assert_int_equal(wsrx_watch(WSI, sv[1]), 0);
+    wsrx_on_news(on_news);
+    x = wsrx_watch(WSI, sv[1]);
+    assert_non_null(x);
     pass(sv, (const unsigned char *)upgrade, strlen(upgrade), chunk);
-    assert_int_equal(wsrx_established(WSI, on_news, NULL), 0);
+    assert_int_equal(wsrx_established(x, &notified), 0);
 }
 
 static void
 close_pair(int sv[2])
 {
-    wsrx_forget(WSI);
+    wsrx_forget(x);
+    x = NULL;
     close(sv[0]);
     close(sv[1]);
 }
@@ -118,12 +123,12 @@ test_counts_every_frame_but_a_message_end(void **state)
         n += frame(out + n, 1, 0x2, big, 5, 1);                         /* a whole message: 0 */
         n += frame(out + n, 1, 0x9, (const unsigned char *)"p2", 2, 1); /* ping: 1 */
         pass(sv, out, n, chunk);
-        struct wsrx_news news = wsrx_take(WSI);
+        struct wsrx_news news = wsrx_take(x);
         assert_int_equal(news.frames, 4 + 1);
         assert_int_equal(news.unmasked, 0);
         assert_true(notified > 0);
-        assert_int_equal(wsrx_unmasked(WSI), 0);
-        news = wsrx_take(WSI);
+        assert_int_equal(wsrx_unmasked(x), 0);
+        news = wsrx_take(x);
         assert_int_equal(news.frames, 0); /* taken */
         close_pair(sv);
     }
@@ -141,10 +146,10 @@ test_unmasked_frame_is_seen_across_reads(void **state)
         n += frame(out + n, 1, 0x1, (const unsigned char *)"{\"type\":\"ping\"}", 15, 1);
         n += frame(out + n, 1, 0x1, (const unsigned char *)"{\"type\":\"ping\"}", 15, 0);
         pass(sv, out, n, chunk);
-        struct wsrx_news news = wsrx_take(WSI);
+        struct wsrx_news news = wsrx_take(x);
         assert_int_equal(news.unmasked, 1);
         assert_int_equal(news.frames, 0);
-        assert_int_equal(wsrx_unmasked(WSI), 1);
+        assert_int_equal(wsrx_unmasked(x), 1);
         close_pair(sv);
     }
 }
@@ -156,12 +161,14 @@ test_bytes_before_the_101_are_refused(void **state)
     int sv[2];
     unsigned char out[64];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    assert_int_equal(wsrx_watch(WSI, sv[1]), 0);
+    wsrx_on_news(on_news);
+    x = wsrx_watch(WSI, sv[1]);
+    assert_non_null(x);
     size_t n = strlen(upgrade);
     memcpy(out, upgrade, n);
     n += frame(out + n, 1, 0x9, NULL, 0, 1);
     pass(sv, out, n, sizeof(out));
-    assert_int_equal(wsrx_established(WSI, on_news, NULL), -1);
+    assert_int_equal(wsrx_established(x, &notified), -1);
     close_pair(sv);
 }
 
@@ -174,7 +181,7 @@ test_unwatched_socket_is_left_alone(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     size_t n = frame(out, 1, 0x9, NULL, 0, 0);
     pass(sv, out, n, sizeof(out));
-    struct wsrx_news news = wsrx_take(WSI);
+    struct wsrx_news news = wsrx_take(x);
     assert_int_equal(news.frames + news.unmasked, 0);
     close(sv[0]);
     close(sv[1]);
