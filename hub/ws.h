@@ -9,9 +9,11 @@
 #include <libwebsockets.h>
 
 /* Bytes lws reads per connection at a time (it keeps one such buffer per
- * connection): client frames are small (auth, ack, subscribe), so a small
- * buffer saves memory on idle connections; larger messages are assembled. */
-#define WS_RX_CHUNK 256
+ * connection): client frames are small (ack, subscribe), so a small buffer
+ * saves memory on idle connections; larger messages (auth, with its token)
+ * are assembled. lws needs a control frame's payload (125 bytes at most,
+ * RFC 6455 §5.5) to fit whole. */
+#define WS_RX_CHUNK 128
 
 /* Bytes lws hands to one send() at most (it keeps the rest for later). */
 #define WS_TX_MAX (256 * 1024)

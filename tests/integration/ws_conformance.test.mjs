@@ -275,6 +275,12 @@ test('framing: ping is answered with a pong carrying its payload; an unsolicited
   r.write(frame({ opcode: OP.PING, payload: 'hello' }));
   await r.until(() => r.frames.some((f) => f.opcode === OP.PONG), 'pong');
   assert.equal(r.frames.find((f) => f.opcode === OP.PONG).payload.toString(), 'hello');
+  // The largest control payload (125 bytes) comes back whole: lws reads a
+  // connection's frames through a small per-connection buffer (WS_RX_CHUNK).
+  const big = Buffer.alloc(125, 0x62);
+  r.write(frame({ opcode: OP.PING, payload: big }));
+  await r.until(() => r.frames.filter((f) => f.opcode === OP.PONG).length === 2, 'second pong');
+  assert.deepEqual(r.frames.filter((f) => f.opcode === OP.PONG)[1].payload, big);
   r.write(text(ping(4)));
   await r.reply(4);
   r.end();
