@@ -5,8 +5,6 @@
 #include "buf.h"
 #include "hub.h"
 #include "log.h"
-#include "replay.h"
-#include "session.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -59,8 +57,14 @@ ring_clear(struct ring *r)
 /*
  * A reading client that cannot keep up with a burst: instead of holding the
  * burst in memory, its queued events are dropped and it catches up from
- * the outbox (replay.c) starting at the first event it has not been sent,
- * at the pace its socket drains. seq is the event that did not fit.
+ * the outbox starting at the first event it has not been sent, at the pace
+ * its socket drains. seq is the event that did not fit.
+ *
+ * Nothing above is called from here: the connection is only marked (it
+ * replays from last_seq, waiting for its queue), so the live router skips
+ * it from now on, and the writable callback this asks for, on a later loop
+ * turn, hands it to its feed (conn_flush), outside whatever walk of
+ * connections or rows this send came from.
  */
 static void
 fall_behind(struct conn *c, int64_t seq)
@@ -79,7 +83,18 @@ fall_behind(struct conn *c, int64_t seq)
     c->hub->m.catchups++;
     log_info("conn", "session %s: falls behind at seq %lld; catching up from the outbox",
              c->session, (long long)first);
-    replay_catch_up(c, first - 1);
+    c->last_seq = first - 1;
+    c->replaying = 1;
+    c->replay_waiting = 1;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Tells the feed, if any, that c is closing or gone. */
+static void
+feed_stop(struct conn *c)
+{
+    if (c->hub->feed && c->hub->feed->stop)
+        c->hub->feed->stop(c);
 }
 
 /*
@@ -173,7 +188,7 @@ write_failed(struct conn *c)
 {
     c->state = CONN_CLOSING;
     c->close_reason = NULL;
-    replay_stop(c);
+    feed_stop(c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
@@ -313,7 +328,7 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
     if (c->state == CONN_CLOSING)
         return;
     c->state = CONN_CLOSING;
-    replay_stop(c);
+    feed_stop(c);
     c->close_code = code;
     c->close_reason = reason;
     lws_sul_cancel(&c->sul); /* the auth deadline: the close deadline replaces it */
@@ -381,8 +396,9 @@ conn_flush(struct conn *c)
         if (lws_partial_buffered(c->wsi))
             break;
     }
-    if (c->replay_waiting && c->queued_bytes <= c->hub->cfg->max_queue_bytes / 4)
-        replay_resume(c);
+    if (c->replay_waiting && c->queued_bytes <= c->hub->cfg->max_queue_bytes / 4 && c->hub->feed &&
+        c->hub->feed->resume)
+        c->hub->feed->resume(c);
     if (c->urgent.len || c->normal.len) {
         lws_callback_on_writable(c->wsi);
         return 0;
@@ -408,7 +424,7 @@ conn_release(struct conn *c)
 {
     lws_sul_cancel(&c->sul);
     soon_cancel(&c->rx_soon);
-    replay_stop(c);
+    feed_stop(c);
     ring_clear(&c->urgent);
     ring_clear(&c->normal);
     c->queued_bytes = 0;
@@ -417,46 +433,29 @@ conn_release(struct conn *c)
     json_decref(c->auth_ref);
     c->auth_ref = NULL;
     auth_claims_free(&c->who);
-    free(c->pending_acks);
-    c->pending_acks = NULL;
-    c->n_pending_acks = c->cap_pending_acks = 0;
-}
-
-/* Once a second: closes connections whose token has expired and those that
- * have had frames waiting, unwritten, too long. */
-static void
-on_stall_sweep(lws_sorted_usec_list_t *sul)
-{
-    struct hub *hub = lws_container_of(sul, struct hub, stall_sul);
-    int64_t now = hub_now_ms(), wall_s = hub_wall_s();
-    for (struct conn *c = hub->conns; c; c = c->next) {
-        if (session_check_expiry(c, wall_s))
-            continue;
-        if (c->state != CONN_READY || (!c->queued_bytes && !c->replay_waiting))
-            continue;
-        if (now - c->progress_ms < hub->cfg->slow_consumer_ms)
-            continue;
-        hub->m.slow_consumers++;
-        log_info("conn", "session %s: nothing written for %d ms, closing (slow consumer)",
-                 c->session, hub->cfg->slow_consumer_ms);
-        ring_clear(&c->normal);
-        c->queued_bytes = 0;
-        for (uint32_t i = 0; i < c->urgent.len; i++)
-            c->queued_bytes += c->urgent.v[(c->urgent.head + i) % c->urgent.cap]->len;
-        conn_error(c, "rate_limited", "not reading: closing as a slow consumer", NULL);
-        conn_close(c, 4008, "slow consumer");
+    if (c->acks) {
+        free(c->acks->pending);
+        free(c->acks);
+        c->acks = NULL;
     }
-    lws_sul_schedule(hub->ctx, 0, &hub->stall_sul, on_stall_sweep, CONN_STALL_SWEEP_MS * 1000);
 }
 
-void
-conn_stall_sweep_start(struct hub *hub)
+int
+conn_check_stall(struct conn *c, int64_t now)
 {
-    lws_sul_schedule(hub->ctx, 0, &hub->stall_sul, on_stall_sweep, CONN_STALL_SWEEP_MS * 1000);
-}
-
-void
-conn_stall_sweep_stop(struct hub *hub)
-{
-    lws_sul_cancel(&hub->stall_sul);
+    struct hub *hub = c->hub;
+    if (c->state != CONN_READY || (!c->queued_bytes && !c->replay_waiting))
+        return 0;
+    if (now - c->progress_ms < hub->cfg->slow_consumer_ms)
+        return 0;
+    hub->m.slow_consumers++;
+    log_info("conn", "session %s: nothing written for %d ms, closing (slow consumer)", c->session,
+             hub->cfg->slow_consumer_ms);
+    ring_clear(&c->normal);
+    c->queued_bytes = 0;
+    for (uint32_t i = 0; i < c->urgent.len; i++)
+        c->queued_bytes += c->urgent.v[(c->urgent.head + i) % c->urgent.cap]->len;
+    conn_error(c, "rate_limited", "not reading: closing as a slow consumer", NULL);
+    conn_close(c, 4008, "slow consumer");
+    return 1;
 }

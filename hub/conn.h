@@ -24,6 +24,22 @@ struct hub;
 struct buf;
 struct db_req;
 struct ack_lookup;
+struct conn;
+
+/*
+ * What feeds a connection from the outbox, seen from below: conn.c is the
+ * bottom of the event path and calls upward only through this table (the
+ * hub's feed, set by main.c; replay.c's replay_feed), never by name. A
+ * member may be NULL.
+ */
+struct conn_feed {
+    /* c replays (replaying) and was waiting for its queue (replay_waiting),
+     * which is now down to a quarter of its bound: read on. Called from the
+     * writable callback, never from inside conn_send(). */
+    void (*resume)(struct conn *c);
+    /* c is closing or gone: forget what was being read for it. */
+    void (*stop)(struct conn *c);
+};
 
 enum conn_state {
     CONN_AUTH,     /* waiting for credentials */
@@ -44,6 +60,21 @@ struct ring {
 #define CONN_MAX_ACK_LOOKUPS 32
 /* Look-ups a connection may start at once before HUB_ACK_LOOKUP_RATE paces it. */
 #define CONN_ACK_LOOKUP_BURST CONN_MAX_ACK_LOOKUPS
+
+/*
+ * A connection's ack bookkeeping, apart from struct conn because most
+ * connections never receive an event with ack:true nor send an ack: it is
+ * allocated on the first use (ackcheck.c) and freed by conn_release().
+ */
+struct conn_acks {
+    int64_t *pending; /* ids of ack:true events sent and not acked (owned, grown) */
+    unsigned n_pending, cap_pending;
+    struct ack_lookup *lookups; /* acks for events not sent here, being checked (the
+                                 * hub's look-up queue owns them) */
+    unsigned n_lookups;
+    double tokens;        /* look-ups it may still start now (HUB_ACK_LOOKUP_RATE bucket) */
+    int64_t tokens_at_ms; /* when tokens was last refilled; 0: never (bucket full) */
+};
 
 struct conn {
     struct lws *wsi;
@@ -76,15 +107,11 @@ struct conn {
     const char *close_reason; /* a string literal */
     json_t *auth_ref;         /* "ref" of the auth frame, echoed in welcome (owned) */
     json_t *auth_rooms;       /* rooms asked for with the credentials, joined by welcome (owned) */
-    int64_t *pending_acks;    /* grown on the first ack:true event (most never get one) */
-    unsigned n_pending_acks, cap_pending_acks;
-    struct ack_lookup *ack_lookups; /* acks for events not sent here, being checked */
-    unsigned n_ack_lookups;
-    double ack_tokens;        /* look-ups it may still start now (HUB_ACK_LOOKUP_RATE bucket) */
-    int64_t ack_tokens_at_ms; /* when ack_tokens was last refilled; 0: never (bucket full) */
+    struct conn_acks *acks;   /* ack bookkeeping (owned), allocated on first use by ackcheck.c */
     unsigned n_rooms;
-    unsigned replaying : 1;      /* replay.c owns delivery until it catches up */
-    unsigned replay_waiting : 1; /* replay paused until the queue drains */
+    unsigned replaying : 1;      /* fed from the outbox (its feed) until it catches up; the
+                                  * router skips it */
+    unsigned replay_waiting : 1; /* the feed waits for the queue to drain (conn_flush resumes) */
     unsigned peer_closed : 1;    /* the client sent a close frame: no more direct writes */
     enum frame_fmt fmt : 8;
     enum conn_state state : 8;
@@ -145,17 +172,15 @@ void conn_close_lingering(struct conn *c, uint16_t code, const char *reason);
  * Returns non-zero when lws must close the connection. */
 int conn_flush(struct conn *c);
 
-/* How often connections are checked for not reading at all. */
-#define CONN_STALL_SWEEP_MS 1000
-
 /*
- * Starts (stops) the periodic check that closes with 4008 a connection
- * whose frames have waited unwritten for HUB_SLOW_CONSUMER_MS.
+ * Closes c with 4008 when frames (or a replay waiting for them) have waited
+ * unwritten for HUB_SLOW_CONSUMER_MS at now (hub_now_ms()). Returns 1 when
+ * it did. The session's once-a-second sweep calls it for every connection.
  */
-void conn_stall_sweep_start(struct hub *hub);
-void conn_stall_sweep_stop(struct hub *hub);
+int conn_check_stall(struct conn *c, int64_t now);
 
-/* Releases everything the connection owns (its queue, rx buffer, claims). */
+/* Releases everything the connection owns (its queue, rx buffer, claims,
+ * ack bookkeeping). Its feed is stopped first. */
 void conn_release(struct conn *c);
 
 #endif

@@ -11,14 +11,19 @@
 #include <libwebsockets.h>
 #include "config.h"
 #include "registry.h"
-#include "soon.h"
 
 struct db;
 struct acks;
+struct ackcheck;
+struct conn;
+struct conn_feed;
 struct fallback;
-struct fanout;
 struct listener;
-struct ack_lookup;
+struct outbox;
+struct purge;
+struct router;
+struct sessions;
+struct tenant_checks;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -44,56 +49,45 @@ struct hub_metrics {
     uint64_t events_undeliverable; /* outbox rows with malformed rooms or data (router.c) */
     uint64_t outbox_failures;      /* listener queries (LISTEN, cursor, page) that failed */
     uint64_t outbox_safety_reads;  /* reads the safety net made (outbox_safety_ms) */
-    uint64_t ack_lookups;          /* acks checked against the database (session.c) */
+    uint64_t ack_lookups;          /* acks checked against the database (ackcheck.c) */
     uint64_t ack_lookup_queries;   /* queries those checks took (several acks each) */
     uint64_t ack_lookups_refused;  /* acks refused with rate_limited instead of a check */
 };
 
+/*
+ * The wiring: each module's own state is behind its pointer, allocated by
+ * its *_new() or *_init() and known only to its file; what is left here is
+ * what several modules share.
+ */
 struct hub {
     const struct hub_config *cfg;
     struct lws_context *ctx;
     struct lws_vhost *vh;
     struct listener *listener; /* the listening socket (listener.c); NULL while draining */
-    struct registry reg;
-    struct db *listen_db; /* LISTEN and outbox reading */
-    struct db *work_db;   /* tenant checks and other requests */
-    int listening;        /* the outbox can be read (cursor known, last read ok): /healthz ok */
-    int64_t cursor;       /* newest outbox seq routed */
-    int cursor_known;     /* cursor has been read from the database */
-    int reading;          /* an outbox read is in flight */
-    int read_again;       /* a notification came during that read */
-    int quiet;            /* behind: UNLISTENed, reading every outbox_poll_ms (outbox.c) */
-    lws_sorted_usec_list_t poll_sul;
+    struct registry reg;       /* tenants, rooms, members (registry.c) */
+    struct db *listen_db;      /* LISTEN and outbox reading */
+    struct db *work_db;        /* tenant checks and other requests */
 
-    /* The listener's fault handling (outbox.c). */
-    int outbox_up;                    /* listen_db is connected: on_up ran, on_down did not since */
-    int notified;                     /* LISTEN OUTBOX_CHANNEL is in effect on listen_db */
-    int listen_pending;               /* a LISTEN OUTBOX_CHANNEL is on its way */
-    int cursor_pending;               /* the newest-seq query is on its way */
-    int read_fails;                   /* cursor or page reads failed in a row (backoff) */
-    int listen_fails;                 /* LISTENs failed in a row */
-    int64_t retry_at;                 /* hub_now_ms() the retry_sul retry is due, 0: none */
-    int64_t last_read_ms;             /* hub_now_ms() when the last page read was sent */
-    lws_sorted_usec_list_t retry_sul; /* the next attempt after a failed listener query */
-    lws_sorted_usec_list_t safety_sul; /* the safety net's read (outbox_safety_ms) */
+    /* The live cursor, advanced by the outbox reader, read by replay.c (the
+     * hand-over to live) and web.c (/healthz, /metrics). */
+    int listening;    /* the outbox can be read (cursor known, last read ok): /healthz ok */
+    int64_t cursor;   /* newest outbox seq routed */
+    int cursor_known; /* cursor has been read from the database */
 
-    size_t n_conns;     /* open WebSocket connections */
-    struct conn *conns; /* all of them (utlist DL list through conn->prev/next) */
-    int draining;       /* stopping: no new connections, the open ones closed with 1001 */
-    struct acks *acks;  /* acks waiting to be written (acks.c) */
-    struct acks *sent;  /* "sent" marks waiting to be written */
-    struct fallback *fallback;
-    struct fanout *fan_head, *fan_tail; /* large fan-outs in progress (router.c), FIFO */
-    size_t fan_jobs;
-    struct soon fan_soon;
-    lws_dll2_owner_t auth_fifo; /* connections not yet authenticated, oldest first (session.c) */
-    lws_sorted_usec_list_t auth_sul;
-    lws_sorted_usec_list_t purge_sul;
-    lws_sorted_usec_list_t stall_sul;
-    /* Acks for events not sent on their connection, checked in batches (session.c). */
-    struct ack_lookup *ack_wait_head, *ack_wait_tail; /* waiting for the next query, FIFO */
-    struct ack_lookup *ack_batch; /* checked by the query in flight (NULL: none in flight) */
-    size_t ack_lookups_out;       /* waiting or in flight; at most cfg->ack_lookups_max */
+    size_t n_conns;               /* open WebSocket connections */
+    struct conn *conns;           /* all of them (utlist DL list through conn->prev/next) */
+    int draining;                 /* stopping: no new connections, the open ones closed with 1001 */
+    const struct conn_feed *feed; /* what conn.c calls upward (replay.c's replay_feed) */
+
+    struct outbox *outbox;         /* the outbox reader (outbox.c) */
+    struct router *router;         /* fan-outs in progress (router.c) */
+    struct sessions *sessions;     /* authentication deadlines, the sweep (session.c) */
+    struct tenant_checks *tenants; /* tenant verification (tenant.c) */
+    struct ackcheck *ackcheck;     /* acks being looked up (ackcheck.c) */
+    struct purge *purge;           /* outbox retention (purge.c) */
+    struct acks *acks;             /* acks waiting to be written (acks.c) */
+    struct acks *sent;             /* "sent" marks waiting to be written */
+    struct fallback *fallback;     /* delivery by other channels (fallback.c) */
     struct hub_metrics m;
 };
 

@@ -1,6 +1,7 @@
 /*
  * main.c - wires the hub together and runs the one event loop.
  */
+#include "ackcheck.h"
 #include "acks.h"
 #include "config.h"
 #include "conn.h"
@@ -12,9 +13,11 @@
 #include "log.h"
 #include "outbox.h"
 #include "purge.h"
+#include "replay.h"
 #include "router.h"
 #include "session.h"
 #include "soon.h"
+#include "tenant.h"
 #include "ws.h"
 
 #include <ev.h>
@@ -90,7 +93,8 @@ drain(struct hub *hub)
 static void
 on_work_db_up(struct db *db, void *ud)
 {
-    session_db_up(ud);
+    struct hub *hub = ud;
+    tenant_db_up(hub->tenants);
 }
 
 /* The work connection: tenant checks, replays, acks, purges. */
@@ -200,7 +204,18 @@ main(int argc, char **argv)
                          cfg.db_retry_max_ms);
     hub.acks = acks_new(&hub, "hub.record_acks");
     hub.sent = acks_new(&hub, "hub.record_sent");
-    if (!hub.listen_db || !hub.work_db || !hub.acks || !hub.sent) {
+    /* The event path, top down: the outbox reader hands rows to the router,
+     * which writes to connections (conn.c); a connection calls back up only
+     * through its feed (replay.c), and the router through unbusy. */
+    hub.outbox = outbox_new(&hub);
+    hub.router = router_new(&hub, outbox_resume);
+    hub.feed = &replay_feed;
+    hub.sessions = session_init(&hub);
+    hub.tenants = tenant_checks_new(&hub, session_tenant_verdict);
+    hub.ackcheck = ackcheck_new(&hub);
+    hub.purge = purge_new(&hub);
+    if (!hub.listen_db || !hub.work_db || !hub.acks || !hub.sent || !hub.outbox || !hub.router ||
+        !hub.sessions || !hub.tenants || !hub.ackcheck || !hub.purge) {
         log_err("main", "out of memory");
         rc = 1;
         goto out;
@@ -209,8 +224,8 @@ main(int argc, char **argv)
     db_start(hub.work_db);
     acks_start(hub.acks);
     acks_start(hub.sent);
-    purge_start(&hub);
-    conn_stall_sweep_start(&hub);
+    purge_start(hub.purge);
+    session_start(hub.sessions);
     fallback_start(hub.fallback);
 
     signal(SIGPIPE, SIG_IGN);
@@ -227,16 +242,21 @@ out:
      * sockets and timer lists) still exists; pending callbacks get NULL. */
     listener_close(hub.listener);
     hub.listener = NULL;
-    purge_stop(&hub);
+    purge_stop(hub.purge);
     outbox_stop(&hub);
-    conn_stall_sweep_stop(&hub);
-    session_stop(&hub);
+    session_stop(hub.sessions);
     fallback_free(hub.fallback);
     hub.fallback = NULL;
     db_free(hub.listen_db);
     db_free(hub.work_db);
     hub.listen_db = hub.work_db = NULL;
-    router_free(&hub);
+    router_free(hub.router);
+    hub.router = NULL;
+    outbox_free(hub.outbox);
+    tenant_checks_free(hub.tenants);
+    ackcheck_free(hub.ackcheck);
+    purge_free(hub.purge);
+    session_free(hub.sessions);
     acks_free(hub.acks);
     acks_free(hub.sent);
     lws_context_destroy(hub.ctx);

@@ -35,7 +35,6 @@
 #include "log.h"
 #include "replay.h"
 #include "router.h"
-#include "session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +43,42 @@
 /* First retry delay after a failed listener query; doubles per failure in a
  * row, capped at HUB_OUTBOX_SAFETY_MS. */
 #define OUTBOX_RETRY_BASE_MS 50
+
+/* The reader's state (struct hub's outbox). The cursor it advances is the
+ * hub's (hub->cursor): replay and /metrics read it. */
+struct outbox {
+    struct hub *hub;
+    int reading;                     /* an outbox read is in flight */
+    int read_again;                  /* a notification came during that read */
+    int quiet;                       /* behind: UNLISTENed, reading every outbox_poll_ms */
+    lws_sorted_usec_list_t poll_sul; /* the quiet mode's next read */
+    /* Fault handling. */
+    int outbox_up;                    /* listen_db is connected: on_up ran, on_down did not since */
+    int notified;                     /* LISTEN OUTBOX_CHANNEL is in effect on listen_db */
+    int listen_pending;               /* a LISTEN OUTBOX_CHANNEL is on its way */
+    int cursor_pending;               /* the newest-seq query is on its way */
+    int read_fails;                   /* cursor or page reads failed in a row (backoff) */
+    int listen_fails;                 /* LISTENs failed in a row */
+    int64_t retry_at;                 /* hub_now_ms() the retry_sul retry is due, 0: none */
+    int64_t last_read_ms;             /* hub_now_ms() when the last page read was sent */
+    lws_sorted_usec_list_t retry_sul; /* the next attempt after a failed listener query */
+    lws_sorted_usec_list_t safety_sul; /* the safety net's read (outbox_safety_ms) */
+};
+
+struct outbox *
+outbox_new(struct hub *hub)
+{
+    struct outbox *o = calloc(1, sizeof(*o));
+    if (o)
+        o->hub = hub;
+    return o;
+}
+
+void
+outbox_free(struct outbox *o)
+{
+    free(o);
+}
 
 static void outbox_read(struct hub *hub);
 static void outbox_kick(struct hub *hub);
@@ -69,8 +104,9 @@ result_is(const PGresult *res, ExecStatusType want, const char *what)
 static void
 on_retry(lws_sorted_usec_list_t *sul)
 {
-    struct hub *hub = lws_container_of(sul, struct hub, retry_sul);
-    hub->retry_at = 0;
+    struct outbox *o = lws_container_of(sul, struct outbox, retry_sul);
+    struct hub *hub = o->hub;
+    hub->outbox->retry_at = 0;
     outbox_kick(hub);
 }
 
@@ -78,7 +114,7 @@ on_retry(lws_sorted_usec_list_t *sul)
 static int
 backing_off(const struct hub *hub)
 {
-    return hub->read_fails && hub->retry_at && hub_now_ms() < hub->retry_at;
+    return hub->outbox->read_fails && hub->outbox->retry_at && hub_now_ms() < hub->outbox->retry_at;
 }
 
 /*
@@ -106,19 +142,20 @@ outbox_failed(struct hub *hub, int *fails, const char *what, const PGresult *res
         log_debug("outbox", "%s failed again (%d in a row): %s; retrying in %d ms", what, *fails,
                   why, delay);
     int64_t due = hub_now_ms() + delay;
-    if (hub->retry_at && hub->retry_at <= due)
+    if (hub->outbox->retry_at && hub->outbox->retry_at <= due)
         return; /* an earlier retry is already scheduled and does it all */
-    hub->retry_at = due;
-    lws_sul_schedule(hub->ctx, 0, &hub->retry_sul, on_retry, (lws_usec_t)delay * 1000);
+    hub->outbox->retry_at = due;
+    lws_sul_schedule(hub->ctx, 0, &hub->outbox->retry_sul, on_retry, (lws_usec_t)delay * 1000);
 }
 
 /* A cursor or page read succeeded: the outbox is readable again. */
 static void
 read_ok(struct hub *hub)
 {
-    if (hub->read_fails)
-        log_info("outbox", "reading the outbox again after %d failed reads", hub->read_fails);
-    hub->read_fails = 0;
+    if (hub->outbox->read_fails)
+        log_info("outbox", "reading the outbox again after %d failed reads",
+                 hub->outbox->read_fails);
+    hub->outbox->read_fails = 0;
     hub->listening = 1;
 }
 
@@ -127,7 +164,7 @@ static void
 read_failed(struct hub *hub, const char *what, const PGresult *res)
 {
     hub->listening = 0;
-    outbox_failed(hub, &hub->read_fails, what, res);
+    outbox_failed(hub, &hub->outbox->read_fails, what, res);
 }
 
 static void on_safety(lws_sorted_usec_list_t *sul);
@@ -136,10 +173,10 @@ static void on_safety(lws_sorted_usec_list_t *sul);
 static void
 safety_later(struct hub *hub)
 {
-    int64_t wait = hub->last_read_ms + hub->cfg->outbox_safety_ms - hub_now_ms();
-    if (hub->reading || wait <= 0 || wait > hub->cfg->outbox_safety_ms)
+    int64_t wait = hub->outbox->last_read_ms + hub->cfg->outbox_safety_ms - hub_now_ms();
+    if (hub->outbox->reading || wait <= 0 || wait > hub->cfg->outbox_safety_ms)
         wait = hub->cfg->outbox_safety_ms;
-    lws_sul_schedule(hub->ctx, 0, &hub->safety_sul, on_safety, (lws_usec_t)wait * 1000);
+    lws_sul_schedule(hub->ctx, 0, &hub->outbox->safety_sul, on_safety, (lws_usec_t)wait * 1000);
 }
 
 /*
@@ -150,11 +187,12 @@ safety_later(struct hub *hub)
 static void
 on_safety(lws_sorted_usec_list_t *sul)
 {
-    struct hub *hub = lws_container_of(sul, struct hub, safety_sul);
-    if (!hub->outbox_up)
+    struct outbox *o = lws_container_of(sul, struct outbox, safety_sul);
+    struct hub *hub = o->hub;
+    if (!hub->outbox->outbox_up)
         return;
-    if (hub->cursor_known && !hub->reading && !backing_off(hub) &&
-        hub_now_ms() - hub->last_read_ms >= hub->cfg->outbox_safety_ms) {
+    if (hub->cursor_known && !hub->outbox->reading && !backing_off(hub) &&
+        hub_now_ms() - hub->outbox->last_read_ms >= hub->cfg->outbox_safety_ms) {
         hub->m.outbox_safety_reads++;
         outbox_read(hub);
     }
@@ -165,13 +203,13 @@ on_safety(lws_sorted_usec_list_t *sul)
 static void
 listen_now(struct hub *hub)
 {
-    if (hub->listen_pending)
+    if (hub->outbox->listen_pending)
         return;
     if (!db_query(hub->listen_db, "LISTEN " OUTBOX_CHANNEL, 0, NULL, on_listen, hub)) {
-        outbox_failed(hub, &hub->listen_fails, "LISTEN " OUTBOX_CHANNEL, NULL);
+        outbox_failed(hub, &hub->outbox->listen_fails, "LISTEN " OUTBOX_CHANNEL, NULL);
         return;
     }
-    hub->listen_pending = 1;
+    hub->outbox->listen_pending = 1;
 }
 
 /*
@@ -182,29 +220,29 @@ listen_now(struct hub *hub)
 static void
 outbox_kick(struct hub *hub)
 {
-    if (!hub->outbox_up)
+    if (!hub->outbox->outbox_up)
         return;
-    if (!hub->notified && !hub->quiet)
+    if (!hub->outbox->notified && !hub->outbox->quiet)
         listen_now(hub);
     if (hub->cursor_known) {
         outbox_read(hub);
         return;
     }
-    if (hub->cursor_pending || backing_off(hub))
+    if (hub->outbox->cursor_pending || backing_off(hub))
         return;
     if (!db_query(hub->listen_db, "SELECT coalesce(max(seq), 0) FROM hub.outbox", 0, NULL,
                   on_cursor, hub)) {
         read_failed(hub, "reading the newest seq", NULL);
         return;
     }
-    hub->cursor_pending = 1;
+    hub->outbox->cursor_pending = 1;
 }
 
 static void
 on_rows(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    hub->reading = 0;
+    hub->outbox->reading = 0;
     if (!res)
         return; /* the connection went: on_up reads again */
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -225,15 +263,15 @@ on_rows(struct db *db, const PGresult *res, void *ud)
         outbox_read(hub);
         return;
     }
-    if (hub->quiet) {
+    if (hub->outbox->quiet) {
         /* Caught up with what had committed: the timer reads next, unless
          * the backlog is small again and notifications can come back. */
-        hub->read_again = 0;
-        if (hub->fan_jobs <= (size_t)hub->cfg->outbox_quiet_jobs / 2)
+        hub->outbox->read_again = 0;
+        if (router_jobs(hub->router) <= (size_t)hub->cfg->outbox_quiet_jobs / 2)
             quiet_end(hub);
         return;
     }
-    if (hub->read_again)
+    if (hub->outbox->read_again)
         outbox_read(hub);
 }
 
@@ -241,10 +279,10 @@ on_rows(struct db *db, const PGresult *res, void *ud)
 static void
 outbox_read(struct hub *hub)
 {
-    if (!hub->outbox_up || !hub->cursor_known || backing_off(hub))
+    if (!hub->outbox->outbox_up || !hub->cursor_known || backing_off(hub))
         return; /* the retry timer reads when the delay is over */
-    if (hub->reading || router_busy(hub)) {
-        hub->read_again = 1;
+    if (hub->outbox->reading || router_busy(hub->router)) {
+        hub->outbox->read_again = 1;
         return;
     }
     /* Prepared: it runs once per notification when events are sparse. */
@@ -255,13 +293,13 @@ outbox_read(struct hub *hub)
     snprintf(cursor, sizeof(cursor), "%lld", (long long)hub->cursor);
     snprintf(limit, sizeof(limit), "%d", hub->cfg->outbox_batch);
     const char *params[2] = {cursor, limit};
-    hub->read_again = 0;
+    hub->outbox->read_again = 0;
     if (!db_query_prepared(hub->listen_db, stmt, sql, 2, params, on_rows, hub)) {
         read_failed(hub, "reading hub.outbox", NULL);
         return;
     }
-    hub->reading = 1;
-    hub->last_read_ms = hub_now_ms();
+    hub->outbox->reading = 1;
+    hub->outbox->last_read_ms = hub_now_ms();
     hub->m.outbox_reads++;
 }
 
@@ -271,15 +309,16 @@ static void on_poll(lws_sorted_usec_list_t *sul);
 static void
 poll_later(struct hub *hub)
 {
-    lws_sul_schedule(hub->ctx, 0, &hub->poll_sul, on_poll,
+    lws_sul_schedule(hub->ctx, 0, &hub->outbox->poll_sul, on_poll,
                      (lws_usec_t)hub->cfg->outbox_poll_ms * 1000);
 }
 
 static void
 on_poll(lws_sorted_usec_list_t *sul)
 {
-    struct hub *hub = lws_container_of(sul, struct hub, poll_sul);
-    if (!hub->quiet)
+    struct outbox *o = lws_container_of(sul, struct outbox, poll_sul);
+    struct hub *hub = o->hub;
+    if (!hub->outbox->quiet)
         return;
     outbox_read(hub);
     poll_later(hub);
@@ -289,16 +328,16 @@ on_poll(lws_sorted_usec_list_t *sul)
 static void
 quiet_begin(struct hub *hub)
 {
-    if (hub->quiet || hub->listen_pending || !hub->cfg->outbox_quiet_jobs ||
-        hub->fan_jobs < (size_t)hub->cfg->outbox_quiet_jobs)
+    if (hub->outbox->quiet || hub->outbox->listen_pending || !hub->cfg->outbox_quiet_jobs ||
+        router_jobs(hub->router) < (size_t)hub->cfg->outbox_quiet_jobs)
         return;
     if (!db_query(hub->listen_db, "UNLISTEN " OUTBOX_CHANNEL, 0, NULL, NULL, NULL))
         return;
-    hub->quiet = 1;
-    hub->notified = 0;
+    hub->outbox->quiet = 1;
+    hub->outbox->notified = 0;
     hub->m.outbox_quiet++;
     log_debug("outbox", "%zu broadcasts waiting: reading every %d ms instead of on notifications",
-              hub->fan_jobs, hub->cfg->outbox_poll_ms);
+              router_jobs(hub->router), hub->cfg->outbox_poll_ms);
     poll_later(hub);
 }
 
@@ -306,8 +345,8 @@ quiet_begin(struct hub *hub)
 static void
 quiet_end(struct hub *hub)
 {
-    lws_sul_cancel(&hub->poll_sul);
-    hub->quiet = 0;
+    lws_sul_cancel(&hub->outbox->poll_sul);
+    hub->outbox->quiet = 0;
     log_debug("outbox", "caught up: reading on notifications again");
     /* on_listen reads once more, for what committed without a notification. */
     listen_now(hub);
@@ -316,17 +355,25 @@ quiet_end(struct hub *hub)
 void
 outbox_stop(struct hub *hub)
 {
-    lws_sul_cancel(&hub->poll_sul);
-    lws_sul_cancel(&hub->retry_sul);
-    lws_sul_cancel(&hub->safety_sul);
-    hub->retry_at = 0;
-    hub->quiet = 0;
+    if (!hub->outbox)
+        return;
+    lws_sul_cancel(&hub->outbox->poll_sul);
+    lws_sul_cancel(&hub->outbox->retry_sul);
+    lws_sul_cancel(&hub->outbox->safety_sul);
+    hub->outbox->retry_at = 0;
+    hub->outbox->quiet = 0;
+}
+
+int
+outbox_is_quiet(const struct outbox *o)
+{
+    return o && o->quiet;
 }
 
 void
 outbox_resume(struct hub *hub)
 {
-    if (hub->read_again && !hub->reading)
+    if (hub->outbox->read_again && !hub->outbox->reading)
         outbox_read(hub);
 }
 
@@ -334,7 +381,7 @@ static void
 on_cursor(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    hub->cursor_pending = 0;
+    hub->outbox->cursor_pending = 0;
     if (!res)
         return; /* the connection went: on_up asks again */
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -361,18 +408,18 @@ static void
 on_listen(struct db *db, const PGresult *res, void *ud)
 {
     struct hub *hub = ud;
-    hub->listen_pending = 0;
+    hub->outbox->listen_pending = 0;
     if (!res)
         return; /* the connection went: on_up listens again */
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         /* Still read by the safety net meanwhile. */
-        outbox_failed(hub, &hub->listen_fails, "LISTEN " OUTBOX_CHANNEL, res);
+        outbox_failed(hub, &hub->outbox->listen_fails, "LISTEN " OUTBOX_CHANNEL, res);
         return;
     }
-    hub->notified = 1;
-    if (hub->listen_fails)
+    hub->outbox->notified = 1;
+    if (hub->outbox->listen_fails)
         log_info("outbox", "listening on %s again", OUTBOX_CHANNEL);
-    hub->listen_fails = 0;
+    hub->outbox->listen_fails = 0;
     if (hub->cursor_known)
         outbox_read(hub);
 }
@@ -397,8 +444,8 @@ on_up(struct db *db, void *ud)
     db_query(db, "SET plan_cache_mode = force_generic_plan", 0, NULL, NULL, NULL);
     db_query(db, "LISTEN " FALLBACK_CHANNEL_DELIVERIES, 0, NULL, NULL, NULL);
     db_query(db, "LISTEN " FALLBACK_CHANNEL_POLICIES, 0, NULL, on_fallback_listen, hub);
-    hub->outbox_up = 1;
-    hub->last_read_ms = hub_now_ms();
+    hub->outbox->outbox_up = 1;
+    hub->outbox->last_read_ms = hub_now_ms();
     outbox_kick(hub); /* LISTEN, then the cursor or a read */
     safety_later(hub);
 }
@@ -407,17 +454,17 @@ static void
 on_down(struct db *db, void *ud, const char *why)
 {
     struct hub *hub = ud;
-    if (hub->outbox_up)
+    if (hub->outbox->outbox_up)
         hub->m.db_reconnects++;
     hub->listening = 0;
-    hub->reading = 0;
-    hub->read_again = 0;
-    hub->outbox_up = 0;
-    hub->notified = 0;
-    hub->listen_pending = 0;
-    hub->cursor_pending = 0;
-    hub->read_fails = 0;
-    hub->listen_fails = 0;
+    hub->outbox->reading = 0;
+    hub->outbox->read_again = 0;
+    hub->outbox->outbox_up = 0;
+    hub->outbox->notified = 0;
+    hub->outbox->listen_pending = 0;
+    hub->outbox->cursor_pending = 0;
+    hub->outbox->read_fails = 0;
+    hub->outbox->listen_fails = 0;
     outbox_stop(hub); /* the next session LISTENs in on_up */
 }
 

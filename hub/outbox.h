@@ -11,6 +11,13 @@
 #include "db.h"
 
 struct hub;
+struct outbox;
+
+/* The reader's state (struct hub's outbox); NULL when out of memory. */
+struct outbox *outbox_new(struct hub *hub);
+
+/* Frees it, after outbox_stop() and db_free() of the listening connection. */
+void outbox_free(struct outbox *o);
 
 /* The callbacks for the listening connection (ud is the hub). */
 extern const struct db_ops outbox_db_ops;
@@ -18,8 +25,12 @@ extern const struct db_ops outbox_db_ops;
 /* NOTIFY channel hub.emit() signals. */
 #define OUTBOX_CHANNEL "hub_outbox"
 
-/* Reads on if a read was held back while the router was busy (router.h). */
+/* Reads on if a read was held back while the router was busy (router.h):
+ * the router's unbusy callback, wired by main.c. */
 void outbox_resume(struct hub *hub);
+
+/* Whether the reader is in quiet mode (reading on a timer, not on notifications). */
+int outbox_is_quiet(const struct outbox *o);
 
 /* Cancels the quiet mode's timer (outbox.c); before the context goes. */
 void outbox_stop(struct hub *hub);

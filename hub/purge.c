@@ -9,6 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The purge's timer (struct hub's purge). */
+struct purge {
+    struct hub *hub;
+    lws_sorted_usec_list_t sul; /* the next purge, HUB_PURGE_INTERVAL_MS after the last */
+};
+
 static void purge_batch(struct hub *hub);
 
 static void
@@ -43,22 +49,38 @@ purge_batch(struct hub *hub)
 static void
 on_purge_timer(lws_sorted_usec_list_t *sul)
 {
-    struct hub *hub = lws_container_of(sul, struct hub, purge_sul);
-    if (db_is_up(hub->work_db))
-        purge_batch(hub);
-    lws_sul_schedule(hub->ctx, 0, &hub->purge_sul, on_purge_timer,
-                     (lws_usec_t)hub->cfg->purge_interval_ms * 1000);
+    struct purge *p = lws_container_of(sul, struct purge, sul);
+    if (db_is_up(p->hub->work_db))
+        purge_batch(p->hub);
+    purge_start(p);
+}
+
+struct purge *
+purge_new(struct hub *hub)
+{
+    struct purge *p = calloc(1, sizeof(*p));
+    if (p)
+        p->hub = hub;
+    return p;
 }
 
 void
-purge_start(struct hub *hub)
+purge_start(struct purge *p)
 {
-    lws_sul_schedule(hub->ctx, 0, &hub->purge_sul, on_purge_timer,
-                     (lws_usec_t)hub->cfg->purge_interval_ms * 1000);
+    lws_sul_schedule(p->hub->ctx, 0, &p->sul, on_purge_timer,
+                     (lws_usec_t)p->hub->cfg->purge_interval_ms * 1000);
 }
 
 void
-purge_stop(struct hub *hub)
+purge_stop(struct purge *p)
 {
-    lws_sul_cancel(&hub->purge_sul);
+    if (p)
+        lws_sul_cancel(&p->sul);
+}
+
+void
+purge_free(struct purge *p)
+{
+    purge_stop(p);
+    free(p);
 }

@@ -6,14 +6,21 @@
 #define HUB_PURGE_H
 
 struct hub;
+struct purge;
 
 /* Rows deleted per statement; the purge repeats while a batch comes back full. */
 #define PURGE_BATCH 1000
 
-/* Starts the periodic purge. */
-void purge_start(struct hub *hub);
+/* The purge's timer (struct hub's purge); NULL when out of memory. */
+struct purge *purge_new(struct hub *hub);
 
-/* Stops it. */
-void purge_stop(struct hub *hub);
+/* Starts the periodic purge. */
+void purge_start(struct purge *p);
+
+/* Stops it; NULL is ignored. */
+void purge_stop(struct purge *p);
+
+/* Stops and frees it; NULL is ignored. */
+void purge_free(struct purge *p);
 
 #endif

@@ -83,8 +83,8 @@ static void
 member_drop(struct registry *reg, struct member *m)
 {
     struct room *r = m->room;
-    if (reg->walk == m)
-        reg->walk = m->next;
+    if (reg->walk && *reg->walk == m)
+        *reg->walk = m->next;
     DL_DELETE(r->members, m);
     r->n_members--;
     reg->n_members--;
@@ -95,6 +95,15 @@ member_drop(struct registry *reg, struct member *m)
         free(r);
     }
     free(m);
+}
+
+const struct member *
+reg_member_of(const struct member *list, const char *name)
+{
+    for (const struct member *m = list; m; m = m->cnext)
+        if (!strcmp(m->room->name, name))
+            return m;
+    return NULL;
 }
 
 int

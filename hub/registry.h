@@ -55,10 +55,10 @@ struct registry {
     size_t n_tenants;
     size_t n_rooms;
     size_t n_members;
-    /* The next member the router's fan-out in progress will visit; moved
-     * on when that member leaves, so a walk spread over loop turns stays
-     * valid (NULL: the walk has reached the end of its room). */
-    struct member *walk;
+    /* The router's cursor (router.c owns it): the next member its fan-out in
+     * progress will visit, moved on here when that member leaves, so a walk
+     * spread over loop turns stays valid. NULL: no router. */
+    struct member **walk;
 };
 
 /* Finds a tenant by name; with create, makes an empty one when missing.
@@ -78,6 +78,9 @@ int reg_join(struct registry *reg, struct tenant *t, const char *name, struct co
 
 /* Takes conn out of room name; returns 1 when it left, 0 when it was not in it. */
 int reg_leave(struct registry *reg, const char *name, struct member **list);
+
+/* The membership on a connection's own list for room name, or NULL. */
+const struct member *reg_member_of(const struct member *list, const char *name);
 
 /* Takes conn out of every room on its list. */
 void reg_leave_all(struct registry *reg, struct member **list);

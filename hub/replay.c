@@ -18,11 +18,17 @@
  * replay never holds more than about half of it in memory, and a replaying
  * connection never falls behind (which would drop its queue and read the
  * same rows again).
+ *
+ * A connection that falls behind a burst is marked by conn.c (replaying
+ * from the first event it was not sent, waiting for its queue); its
+ * writable callback then calls replay_feed's resume, and it catches up
+ * here like any other replay.
  */
 #include "replay.h"
 #include "conn.h"
 #include "db.h"
 #include "hub.h"
+#include "event.h"
 #include "log.h"
 #include "router.h"
 
@@ -247,17 +253,6 @@ replay_start(struct conn *c)
 }
 
 void
-replay_catch_up(struct conn *c, int64_t after)
-{
-    db_cancel(c->replay_req);
-    c->replay_req = NULL;
-    c->replaying = 1;
-    c->last_seq = after;
-    c->replay_upto = c->hub->cursor;
-    replay_resume(c);
-}
-
-void
 replay_resume(struct conn *c)
 {
     /* Until the live reader knows where it starts, a replay cannot know
@@ -279,3 +274,8 @@ replay_stop(struct conn *c)
     c->replay_req = NULL;
     c->replaying = 0;
 }
+
+const struct conn_feed replay_feed = {
+    .resume = replay_resume,
+    .stop = replay_stop,
+};

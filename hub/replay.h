@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct conn;
+struct conn_feed;
 
 /* Outbox rows read per replay query. */
 #define REPLAY_PAGE 500
@@ -41,17 +42,18 @@ struct conn;
 void replay_start(struct conn *c);
 
 /*
- * The connection fell behind a burst: its queued events were dropped and it
- * continues from the outbox after seq `after`, paced by its socket. Only
- * for a connection that is not replaying (a replaying one never falls
- * behind: conn_send() takes what a page hands over).
+ * Continues c's replay: reads its next page unless one is in flight, the
+ * connection is not replaying or not ready, the live cursor is not known
+ * yet, or its queue is over a quarter of its bound (then it waits:
+ * replay_waiting). A connection that fell behind a burst (conn.c marked it)
+ * starts catching up here.
  */
-void replay_catch_up(struct conn *c, int64_t after);
-
-/* The connection's queue drained: continue a replay that was waiting. */
 void replay_resume(struct conn *c);
 
 /* The connection is closing: forget its replay. */
 void replay_stop(struct conn *c);
+
+/* conn.c's upward calls (resume, stop), for struct hub's feed. */
+extern const struct conn_feed replay_feed;
 
 #endif

@@ -9,52 +9,23 @@
  * A large fan-out is written over several loop turns (struct fanout); an
  * event sent at once meanwhile first catches each recipient up on the
  * fan-outs in progress, so the stream stays increasing there too.
+ *
+ * Decoding outbox rows is event.c's; which acks a connection owes,
+ * ackcheck.c's; writing, conn.c's.
  */
 #include "router.h"
-#include "buf.h"
+#include "ackcheck.h"
 #include "acks.h"
+#include "buf.h"
 #include "conn.h"
 #include "fallback.h"
 #include "hub.h"
 #include "log.h"
-#include "outbox.h"
+#include "soon.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
-
-/*
- * Builds the event map shared by every room, without "data", which
- * frame_encode_event() appends from the row's text; "room" is set per room.
- */
-static json_t *
-event_map(const struct event *ev)
-{
-    return json_pack("{s:s, s:I, s:I, s:s, s:s, s:b, s:I, s:s}", "type", "event", "id",
-                     (json_int_t)ev->id, "seq", (json_int_t)ev->seq, "kind", ev->kind, "priority",
-                     ev->priority, "ack", ev->ack, "ts", (json_int_t)ev->ts_ms, "room", "");
-}
-
-static void
-note_pending_ack(struct conn *c, int64_t id)
-{
-    if (c->n_pending_acks == c->cap_pending_acks && c->cap_pending_acks < CONN_MAX_PENDING_ACKS) {
-        unsigned cap = c->cap_pending_acks ? c->cap_pending_acks * 2 : 4;
-        int64_t *v = realloc(c->pending_acks, cap * sizeof(*v));
-        if (v) {
-            c->pending_acks = v;
-            c->cap_pending_acks = cap;
-        }
-    }
-    if (!c->cap_pending_acks)
-        return; /* out of memory: its ack is checked in the database instead */
-    if (c->n_pending_acks == c->cap_pending_acks) {
-        memmove(c->pending_acks, c->pending_acks + 1,
-                (c->cap_pending_acks - 1) * sizeof(c->pending_acks[0]));
-        c->n_pending_acks--;
-    }
-    c->pending_acks[c->n_pending_acks++] = id;
-}
 
 /*
  * Sends one encoded event frame to c: the connection's stream advances to
@@ -65,7 +36,7 @@ send_event(struct hub *hub, struct conn *c, struct buf *b, int64_t id, int ack, 
 {
     c->last_seq = b->seq;
     if (ack)
-        note_pending_ack(c, id);
+        ackcheck_sent(c, id);
     if (conn_send(c, b, 0))
         return 0;
     if (mark_sent)
@@ -81,7 +52,7 @@ send_event(struct hub *hub, struct conn *c, struct buf *b, int64_t id, int ack, 
  * them as one run of frames in one write.
  */
 struct fanout {
-    struct fanout *next; /* in hub->fan_head.., or in the leader's batch */
+    struct fanout *next; /* in hub->router->head.., or in the leader's batch */
     struct tenant *t;
     int64_t id, seq;
     int ack, mark_sent;
@@ -96,10 +67,21 @@ struct fanout {
     struct fanout *batch;      /* the events walked with this one, in seq order */
     int64_t last_seq;          /* the newest seq of the batch */
     unsigned batched : 1;      /* the batch is formed */
-    unsigned walking : 1;      /* hub->reg.walk is the cursor in rooms[room_i] */
+    unsigned walking : 1;      /* hub->router->walk is the cursor in rooms[room_i] */
     size_t room_i;             /* the room being walked */
     struct buf *run[2];        /* the batch's frames, back to back, per format */
     struct fanout *run_end[2]; /* the first event not in run (NULL: all are) */
+};
+
+/* The router's state (struct hub's router). */
+struct router {
+    struct hub *hub;
+    struct fanout *head, *tail;      /* large fan-outs in progress, FIFO (owned) */
+    size_t jobs;                     /* events in them (a batch counts each of its events) */
+    struct soon soon;                /* the next slice, on the next loop turn */
+    struct member *walk;             /* the next member the oldest fan-out visits (the
+                                      * registry moves it on when that member leaves) */
+    void (*unbusy)(struct hub *hub); /* called when router_busy() stops being true */
 };
 
 /* Encodes f's event as delivered through room name, in fmt. */
@@ -220,7 +202,7 @@ fanout_send(struct hub *hub, struct fanout *lead, const char *name, struct conn 
         for (struct fanout *g = e; g != end; g = g->batch) {
             c->last_seq = g->seq;
             if (g->ack)
-                note_pending_ack(c, g->id);
+                ackcheck_sent(c, g->id);
             frames++;
         }
         size_t from = e->run_off[c->fmt];
@@ -276,7 +258,7 @@ catch_up_fanouts(struct hub *hub, struct conn *c)
 {
     struct owed *v = NULL;
     size_t n = 0, cap = 0, total = 0;
-    for (struct fanout *f = hub->fan_head; f; f = f->next) {
+    for (struct fanout *f = hub->router->head; f; f = f->next) {
         if (f->t != c->tenant || c->last_seq >= f->last_seq)
             continue;
         const char *name = fanout_room_of(f, c);
@@ -306,7 +288,7 @@ catch_up_fanouts(struct hub *hub, struct conn *c)
                 at += put_frame(run + at, v[i].b);
                 c->last_seq = v[i].e->seq;
                 if (v[i].e->ack)
-                    note_pending_ack(c, v[i].e->id);
+                    ackcheck_sent(c, v[i].e->id);
             }
             if (!conn_send_framed(c, run, at, (unsigned)n)) {
                 hub->m.frames_queued += n;
@@ -355,8 +337,8 @@ fanout_form_batch(struct hub *hub, struct fanout *f)
            json_equal(f->next->rooms, f->rooms)) {
         struct fanout *g = f->next;
         f->next = g->next;
-        if (hub->fan_tail == g)
-            hub->fan_tail = f;
+        if (hub->router->tail == g)
+            hub->router->tail = f;
         g->next = NULL;
         tail->batch = g;
         tail = g;
@@ -371,29 +353,30 @@ static void on_fanout_turn(struct soon *s);
 static void
 fanout_schedule(struct hub *hub)
 {
-    soon_add(&hub->fan_soon, on_fanout_turn);
+    soon_add(&hub->router->soon, on_fanout_turn);
 }
 
 /* One loop turn of the oldest fan-outs: up to ROUTER_SLICE connections. */
 static void
 on_fanout_turn(struct soon *s)
 {
-    struct hub *hub = lws_container_of(s, struct hub, fan_soon);
-    int was_busy = router_busy(hub);
+    struct router *r = lws_container_of(s, struct router, soon);
+    struct hub *hub = r->hub;
+    int was_busy = router_busy(r);
     size_t budget = ROUTER_SLICE, n = 0;
-    while (hub->fan_head && budget) {
-        struct fanout *f = hub->fan_head;
+    while (hub->router->head && budget) {
+        struct fanout *f = hub->router->head;
         if (!f->batched)
             fanout_form_batch(hub, f);
         const char *name = json_string_value(json_array_get(f->rooms, f->room_i));
         if (!f->walking) {
-            struct room *r = name ? reg_room(f->t, name) : NULL;
-            hub->reg.walk = r ? r->members : NULL;
+            struct room *room = name ? reg_room(f->t, name) : NULL;
+            hub->router->walk = room ? room->members : NULL;
             f->walking = 1;
         }
         struct member *m;
-        while (budget && (m = hub->reg.walk)) {
-            hub->reg.walk = m->next;
+        while (budget && (m = hub->router->walk)) {
+            hub->router->walk = m->next;
             budget--;
             /* Members and connections are scattered on the heap: ask for
              * the ones two steps ahead while this one is written. */
@@ -408,43 +391,63 @@ on_fanout_turn(struct soon *s)
                 continue;
             n += fanout_send(hub, f, name, c);
         }
-        if (hub->reg.walk)
+        if (hub->router->walk)
             break; /* budget spent inside this room */
         /* This room is done: on to the next one, or the next event. */
         fanout_drop_frames(f);
         f->walking = 0;
         if (++f->room_i >= json_array_size(f->rooms)) {
-            hub->fan_head = f->next;
-            if (!hub->fan_head)
-                hub->fan_tail = NULL;
-            hub->fan_jobs -= fanout_free(f);
+            hub->router->head = f->next;
+            if (!hub->router->head)
+                hub->router->tail = NULL;
+            hub->router->jobs -= fanout_free(f);
         }
     }
     hub->m.frames_queued += n;
-    if (hub->fan_head)
+    if (hub->router->head)
         fanout_schedule(hub);
-    if (was_busy && !router_busy(hub))
-        outbox_resume(hub);
+    if (was_busy && !router_busy(r) && r->unbusy)
+        r->unbusy(hub);
+}
+
+struct router *
+router_new(struct hub *hub, void (*unbusy)(struct hub *hub))
+{
+    struct router *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->hub = hub;
+    r->unbusy = unbusy;
+    hub->reg.walk = &r->walk;
+    return r;
 }
 
 int
-router_busy(const struct hub *hub)
+router_busy(const struct router *r)
 {
-    return hub->fan_jobs >= ROUTER_MAX_JOBS;
+    return r->jobs >= ROUTER_MAX_JOBS;
+}
+
+size_t
+router_jobs(const struct router *r)
+{
+    return r->jobs;
 }
 
 void
-router_free(struct hub *hub)
+router_free(struct router *r)
 {
-    soon_cancel(&hub->fan_soon);
-    while (hub->fan_head) {
-        struct fanout *f = hub->fan_head;
-        hub->fan_head = f->next;
+    if (!r)
+        return;
+    soon_cancel(&r->soon);
+    while (r->head) {
+        struct fanout *f = r->head;
+        r->head = f->next;
         (void)fanout_free(f);
     }
-    hub->fan_tail = NULL;
-    hub->fan_jobs = 0;
-    hub->reg.walk = NULL;
+    if (r->hub->reg.walk == &r->walk)
+        r->hub->reg.walk = NULL;
+    free(r);
 }
 
 /* Makes ev a fan-out in progress, behind the others. */
@@ -471,12 +474,12 @@ fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_s
                          .data = memcpy(data, ev->data, ev->data_len),
                          .data_len = ev->data_len};
     data[ev->data_len] = '\0';
-    if (hub->fan_tail)
-        hub->fan_tail->next = f;
+    if (hub->router->tail)
+        hub->router->tail->next = f;
     else
-        hub->fan_head = f;
-    hub->fan_tail = f;
-    if (hub->fan_jobs++ == 0)
+        hub->router->head = f;
+    hub->router->tail = f;
+    if (hub->router->jobs++ == 0)
         fanout_schedule(hub);
 }
 
@@ -523,7 +526,7 @@ router_deliver(struct hub *hub, const struct event *ev)
             struct conn *c = m->conn;
             if (c->state != CONN_READY || c->replaying || c->last_seq >= ev->seq)
                 continue;
-            if (hub->fan_head) {
+            if (hub->router->head) {
                 catch_up_fanouts(hub, c);
                 if (c->state != CONN_READY || c->replaying)
                     continue; /* closed or fell behind while catching up */
@@ -552,51 +555,6 @@ router_deliver(struct hub *hub, const struct event *ev)
     return n;
 }
 
-/* Whether rooms is an array of strings (room names can be nothing else). */
-static int
-rooms_ok(const json_t *rooms)
-{
-    if (!json_is_array(rooms))
-        return 0;
-    for (size_t i = 0; i < json_array_size(rooms); i++)
-        if (!json_is_string(json_array_get(rooms, i)))
-            return 0;
-    return 1;
-}
-
-int
-event_from_row(const PGresult *res, int i, struct event *ev)
-{
-    const char *why = NULL;
-    *ev = (struct event){
-        .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
-        .seq = strtoll(PQgetvalue(res, i, 1), NULL, 10),
-        .tenant = PQgetvalue(res, i, 2),
-        .kind = PQgetvalue(res, i, 3),
-        .rooms = json_loads(PQgetvalue(res, i, 4), 0, NULL),
-        .data = PQgetvalue(res, i, 5),
-        .data_len = (size_t)PQgetlength(res, i, 5),
-        .priority = PQgetvalue(res, i, 6),
-        .ack = PQgetvalue(res, i, 7)[0] == 't',
-        .ts_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10),
-    };
-    if (!rooms_ok(ev->rooms))
-        ev->undeliverable = "rooms are not a list of room names";
-    else if (frame_data_check(ev->data, ev->data_len, &why) != 0)
-        ev->undeliverable = why;
-    if (ev->undeliverable)
-        log_err("router", "event %lld cannot be delivered (%s); delivered to nobody",
-                (long long)ev->id, ev->undeliverable);
-    return 0;
-}
-
-void
-event_clear(struct event *ev)
-{
-    json_decref(ev->rooms);
-    ev->rooms = NULL;
-}
-
 int
 router_deliver_one(struct conn *c, const struct event *ev)
 {
@@ -621,7 +579,7 @@ router_deliver_one(struct conn *c, const struct event *ev)
             b->seq = ev->seq;
             c->last_seq = ev->seq;
             if (ev->ack)
-                note_pending_ack(c, ev->id);
+                ackcheck_sent(c, ev->id);
             int rc = conn_send(c, b, 0);
             buf_unref(b);
             if (rc == 0 && !ev->ack && fallback_wants_sent_marks(c->hub->fallback, ev->kind))

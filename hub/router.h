@@ -4,49 +4,13 @@
 #ifndef HUB_ROUTER_H
 #define HUB_ROUTER_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
-#include <libpq-fe.h>
+#include "event.h"
 
 struct hub;
 struct conn;
-
-/* The outbox columns event_from_row() reads, in its order. */
-#define EVENT_COLUMNS                                                                              \
-    "id, seq, tenant, kind, array_to_json(rooms)::text, data::text, priority, ack, "               \
-    "(extract(epoch FROM created_at) * 1000)::int8"
-
-/* One event as read from hub.outbox. The strings are borrowed. */
-struct event {
-    int64_t id;
-    int64_t seq;
-    const char *tenant;
-    const char *kind;
-    json_t *rooms; /* array of strings (borrowed) */
-    /* The data object as PostgreSQL writes jsonb (borrowed): never parsed
-     * into numbers, so every digit reaches the clients (frame_encode_event()). */
-    const char *data;
-    size_t data_len;
-    const char *priority;
-    int ack;
-    int64_t ts_ms;
-    /* Why the row cannot be delivered (static text), or NULL. Only rows
-     * written around hub.emit() can have it; the router counts them. */
-    const char *undeliverable;
-};
-
-/*
- * Reads row i of a result selected with EVENT_COLUMNS into ev (strings
- * point into res; rooms is a new reference released with event_clear()).
- * Returns 0. A row whose rooms are not room names or whose data is not a
- * JSON object gets ev->undeliverable, logged here at error with its id;
- * router_deliver() and router_deliver_one() then send it to nobody and
- * router_deliver() counts it (armonia_events_undeliverable_total).
- */
-int event_from_row(const PGresult *res, int i, struct event *ev);
-
-/* Releases what event_from_row() took. */
-void event_clear(struct event *ev);
+struct router;
 
 /*
  * Queues ev on one connection (replay), through the first of the event's
@@ -91,10 +55,20 @@ int router_deliver_one(struct conn *c, const struct event *ev);
  */
 size_t router_deliver(struct hub *hub, const struct event *ev);
 
-/* Whether the outbox reader should wait for fan-outs in progress. */
-int router_busy(const struct hub *hub);
+/*
+ * The router of hub (struct hub's router); unbusy, when not NULL, is
+ * called when router_busy() stops being true (the outbox reader reads on).
+ * NULL when out of memory.
+ */
+struct router *router_new(struct hub *hub, void (*unbusy)(struct hub *hub));
 
-/* Drops the fan-outs in progress (shutdown). */
-void router_free(struct hub *hub);
+/* Whether the outbox reader should wait for fan-outs in progress. */
+int router_busy(const struct router *r);
+
+/* Events in fan-outs in progress. */
+size_t router_jobs(const struct router *r);
+
+/* Drops the fan-outs in progress and frees the router (shutdown). NULL is ignored. */
+void router_free(struct router *r);
 
 #endif

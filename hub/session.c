@@ -5,17 +5,17 @@
  * CONN_CHECKING while the tenant is verified against the database (cached
  * per tenant), then to CONN_READY with its automatic rooms and a welcome.
  * Every failure a client can cause gets an error frame naming the input;
- * authentication failures then close with 4001.
+ * authentication failures then close with 4001. Whether the tenant exists
+ * is tenant.c's to find out, what an ack names ackcheck.c's.
  */
 #include "session.h"
-#include "buf.h"
-#include "db.h"
+#include "ackcheck.h"
 #include "hub.h"
-#include "acks.h"
 #include "log.h"
 #include "peer.h"
 #include "replay.h"
 #include "room.h"
+#include "tenant.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,8 +24,13 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-/* A failed tenant lookup is remembered this long before it is asked again. */
-#define TENANT_NEGATIVE_CACHE_MS 5000
+/* The sessions' timers (struct hub's sessions). */
+struct sessions {
+    struct hub *hub;
+    lws_dll2_owner_t auth_fifo;       /* connections not yet authenticated, oldest first */
+    lws_sorted_usec_list_t auth_sul;  /* the oldest of them's deadline */
+    lws_sorted_usec_list_t sweep_sul; /* the once-a-second sweep (on_sweep) */
+};
 
 /*
  * Logs one line per authentication failure, for the operator and for tools
@@ -190,16 +195,6 @@ session_check_expiry(struct conn *c, int64_t wall_s)
     return 1;
 }
 
-/* Whether c is a member of room already. */
-static int
-is_member(const struct conn *c, const char *room)
-{
-    for (const struct member *m = c->rooms; m; m = m->cnext)
-        if (!strcmp(m->room->name, room))
-            return 1;
-    return 0;
-}
-
 /* Queues an error frame about one room: {"type":"error",...,"room":room}. */
 static void
 room_error(struct conn *c, const char *code, const char *message, const char *room,
@@ -244,7 +239,7 @@ join_asked(struct conn *c, struct tenant *t, json_t *rooms)
                        c->auth_ref);
             continue;
         }
-        if (is_member(c, room))
+        if (reg_member_of(c->rooms, room))
             continue;
         if (c->n_rooms >= (unsigned)c->hub->cfg->max_rooms) {
             room_error(c, "bad_request", "too many rooms on this connection", room, c->auth_ref);
@@ -330,99 +325,18 @@ welcome(struct conn *c, struct tenant *t)
               auth_role_name(c->who.role), c->who.sub, t->name, c->n_rooms);
 }
 
-static void
-on_tenant_row(struct db *db, const PGresult *res, void *ud)
-{
-    struct tenant *t = ud;
-    struct hub *hub = NULL;
-    t->checking = 0;
-    for (struct conn *w = t->waiters; w; w = w->wnext)
-        hub = w->hub;
-    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        t->check = !strcmp(PQgetvalue(res, 0, 0), "t") ? TENANT_KNOWN : TENANT_UNKNOWN;
-        t->checked_at_ms = hub_now_ms();
-        int64_t last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        if (last > t->last_seq)
-            t->last_seq = last;
-    } else if (res) {
-        log_warn("session", "tenant lookup failed: %s", PQresultErrorMessage(res));
-    }
-    if (hub)
-        session_tenant_checked(hub, t);
-}
-
-/* Asks the database whether t exists, unless a lookup is already in flight. */
-static void
-check_tenant(struct hub *hub, struct tenant *t)
-{
-    if (t->checking)
-        return;
-    static const char sql[] = "SELECT hub.is_tenant($1), "
-                              "(SELECT coalesce(max(seq), 0) FROM hub.outbox WHERE tenant = $1)";
-    const char *params[1] = {t->name};
-    if (db_query(hub->work_db, sql, 1, params, on_tenant_row, t))
-        t->checking = 1;
-    else if (t->check == TENANT_KNOWN)
-        session_tenant_checked(hub, t); /* stale but positive: admit */
-    /* Otherwise the waiters wait for the database (session_db_up) or
-     * their authentication deadline, whichever comes first. */
-}
-
+/* The tenant check's answer for c (tenant.h's tenant_verdict_fn; main.c wires it). */
 void
-session_db_up(struct hub *hub)
+session_tenant_verdict(struct conn *c, struct tenant *t)
 {
-    for (struct tenant *t = hub->reg.tenants; t; t = t->hh.next)
-        if (t->waiters && !t->checking)
-            check_tenant(hub, t);
-}
-
-void
-session_tenant_checked(struct hub *hub, struct tenant *t)
-{
-    if (t->checking)
-        return;
-    struct conn *w = t->waiters;
-    t->waiters = NULL;
-    while (w) {
-        struct conn *next = w->wnext;
-        w->wnext = NULL;
-        if (w->state == CONN_CHECKING) {
-            if (t->check == TENANT_KNOWN)
-                welcome(w, t);
-            else if (t->check == TENANT_UNKNOWN)
-                reject_tenant(w, w->auth_ref);
-            else {
-                conn_error(w, "internal", "cannot verify the tenant now; try again", w->auth_ref);
-                conn_close(w, 1013, "try again later");
-            }
-        }
-        w = next;
-    }
-}
-
-/* Moves a connection with a valid token on to tenant verification. */
-static void
-admit(struct conn *c)
-{
-    struct hub *hub = c->hub;
-    struct tenant *t = reg_tenant(&hub->reg, c->who.tenant, 1);
-    if (!t) {
-        conn_close(c, 1011, "out of memory");
-        return;
-    }
-    c->state = CONN_CHECKING;
-    int64_t age = hub_now_ms() - t->checked_at_ms;
-    if (t->check == TENANT_KNOWN && age < hub->cfg->tenant_cache_ms) {
+    if (t->check == TENANT_KNOWN)
         welcome(c, t);
-        return;
-    }
-    if (t->check == TENANT_UNKNOWN && age < TENANT_NEGATIVE_CACHE_MS) {
+    else if (t->check == TENANT_UNKNOWN)
         reject_tenant(c, c->auth_ref);
-        return;
+    else {
+        conn_error(c, "internal", "cannot verify the tenant now; try again", c->auth_ref);
+        conn_close(c, 1013, "try again later");
     }
-    c->wnext = t->waiters;
-    t->waiters = c;
-    check_tenant(hub, t);
 }
 
 /* Handles a token from the header or an auth frame. */
@@ -481,7 +395,7 @@ authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
     c->auth_at_s = now_s;
     json_decref(c->auth_ref);
     c->auth_ref = ref ? json_incref((json_t *)ref) : NULL;
-    admit(c);
+    tenant_admit(c);
 }
 
 /* The time to authenticate ran out. */
@@ -505,13 +419,13 @@ auth_deadline_passed(struct conn *c)
 static void
 on_auth_deadlines(lws_sorted_usec_list_t *sul)
 {
-    struct hub *hub = lws_container_of(sul, struct hub, auth_sul);
+    struct sessions *ss = lws_container_of(sul, struct sessions, auth_sul);
     lws_usec_t now = lws_now_usecs();
     struct lws_dll2 *d;
-    while ((d = lws_dll2_get_head(&hub->auth_fifo))) {
+    while ((d = lws_dll2_get_head(&ss->auth_fifo))) {
         struct conn *c = lws_container_of(d, struct conn, sul.list);
         if (c->sul.us > now) {
-            lws_sul_schedule(hub->ctx, 0, &hub->auth_sul, on_auth_deadlines, c->sul.us - now);
+            lws_sul_schedule(ss->hub->ctx, 0, &ss->auth_sul, on_auth_deadlines, c->sul.us - now);
             return;
         }
         lws_dll2_remove(d);
@@ -523,18 +437,59 @@ static void
 arm_auth_deadline(struct conn *c)
 {
     struct hub *hub = c->hub;
+    struct sessions *ss = hub->sessions;
     lws_usec_t wait = (lws_usec_t)hub->cfg->auth_timeout_ms * 1000;
     lws_dll2_remove(&c->sul.list);
     c->sul.us = lws_now_usecs() + wait;
-    lws_dll2_add_tail(&c->sul.list, &hub->auth_fifo);
-    if (hub->auth_fifo.count == 1)
-        lws_sul_schedule(hub->ctx, 0, &hub->auth_sul, on_auth_deadlines, wait);
+    lws_dll2_add_tail(&c->sul.list, &ss->auth_fifo);
+    if (ss->auth_fifo.count == 1)
+        lws_sul_schedule(hub->ctx, 0, &ss->auth_sul, on_auth_deadlines, wait);
+}
+
+/* Once a second: closes connections whose token has expired or whose
+ * session is too old, and those that have had frames waiting, unwritten,
+ * too long (conn_check_stall). */
+static void
+on_sweep(lws_sorted_usec_list_t *sul)
+{
+    struct sessions *ss = lws_container_of(sul, struct sessions, sweep_sul);
+    struct hub *hub = ss->hub;
+    int64_t now = hub_now_ms(), wall_s = hub_wall_s();
+    for (struct conn *c = hub->conns; c; c = c->next)
+        if (!session_check_expiry(c, wall_s))
+            conn_check_stall(c, now);
+    lws_sul_schedule(hub->ctx, 0, &ss->sweep_sul, on_sweep, SESSION_SWEEP_MS * 1000);
+}
+
+struct sessions *
+session_init(struct hub *hub)
+{
+    struct sessions *ss = calloc(1, sizeof(*ss));
+    if (ss)
+        ss->hub = hub;
+    return ss;
 }
 
 void
-session_stop(struct hub *hub)
+session_start(struct sessions *ss)
 {
-    lws_sul_cancel(&hub->auth_sul);
+    lws_sul_schedule(ss->hub->ctx, 0, &ss->sweep_sul, on_sweep, SESSION_SWEEP_MS * 1000);
+}
+
+void
+session_stop(struct sessions *ss)
+{
+    if (!ss)
+        return;
+    lws_sul_cancel(&ss->auth_sul);
+    lws_sul_cancel(&ss->sweep_sul);
+}
+
+void
+session_free(struct sessions *ss)
+{
+    session_stop(ss);
+    free(ss);
 }
 
 /*
@@ -725,225 +680,9 @@ on_subscribe(struct conn *c, json_t *msg, const json_t *ref, int join)
     json_decref(reply);
 }
 
-static void
-ack_accept(struct conn *c, int64_t id)
-{
-    c->hub->m.acks++;
-    if (acks_add_role(c->hub->acks, id, c->tenant->name, c->who.sub, auth_role_name(c->who.role)))
-        log_err("session", "session %s: out of memory recording an ack", c->session);
-    log_debug("session", "session %s: %s acked event %lld", c->session, c->who.sub, (long long)id);
-}
-
 /*
- * Ids one look-up query checks at most. Acks that arrive while a query is
- * in flight wait and go together in the next one, so a flood of acks costs
- * the work connection one query at a time, whatever its rate, and a resume
- * (db_query_urgent) waits behind one query at most.
- */
-#define ACK_LOOKUP_BATCH 100
-
-/*
- * One ack waiting for the database to say whose event it names. Owned by
- * the hub list that holds it (waiting, or the batch in flight); its
- * connection only points at it.
- */
-struct ack_lookup {
-    struct ack_lookup *next;  /* in conn->ack_lookups (while c is set) */
-    struct ack_lookup *qnext; /* in hub->ack_wait_head or hub->ack_batch */
-    struct conn *c;           /* NULL once c closed (a batch in flight frees it) */
-    int64_t id;
-    json_t *ref;           /* owned */
-    unsigned in_batch : 1; /* in the query in flight, not waiting */
-};
-
-/* Takes l off its connection's list (the hub's lists are the caller's). */
-static void
-ack_lookup_detach(struct ack_lookup *l)
-{
-    struct conn *c = l->c;
-    if (!c)
-        return;
-    for (struct ack_lookup **pp = &c->ack_lookups; *pp; pp = &(*pp)->next)
-        if (*pp == l) {
-            *pp = l->next;
-            c->n_ack_lookups--;
-            break;
-        }
-    l->c = NULL;
-}
-
-static void
-ack_lookup_free(struct hub *hub, struct ack_lookup *l)
-{
-    ack_lookup_detach(l);
-    hub->ack_lookups_out--;
-    json_decref(l->ref);
-    free(l);
-}
-
-/*
- * The verdict on l from the batch's rows (columns: id, tenant, room; one
- * row per room of each event found, room NULL for an event without rooms;
- * ids holds column 0 parsed): unknown, another tenant's, not for c (c is in
- * none of its rooms and could not be by its automatic rooms and its role's
- * rules, room_may_subscribe()), or accepted.
- */
-static void
-ack_verdict(struct ack_lookup *l, const PGresult *res, const int64_t *ids)
-{
-    struct conn *c = l->c;
-    int found = 0, other_tenant = 0, was_for = 0;
-    for (int i = 0; res && i < PQntuples(res); i++) {
-        if (ids[i] != l->id)
-            continue;
-        found = 1;
-        if (strcmp(PQgetvalue(res, i, 1), c->tenant->name)) {
-            other_tenant = 1;
-            break;
-        }
-        if (PQgetisnull(res, i, 2))
-            continue;
-        const char *room = PQgetvalue(res, i, 2);
-        if (is_member(c, room) || room_may_subscribe(&c->who, room) == 0)
-            was_for = 1;
-    }
-    if (!res)
-        conn_error(c, "internal", "cannot check that event now; ack again later", l->ref);
-    else if (!found)
-        conn_error(c, "bad_request", "no event has that id", l->ref);
-    else if (other_tenant)
-        conn_error(c, "forbidden", "that event belongs to another tenant", l->ref);
-    else if (!was_for) {
-        log_info("session", "session %s: %s %s acked event %lld, which was not for it", c->session,
-                 auth_role_name(c->who.role), c->who.sub, (long long)l->id);
-        conn_error(c, "forbidden", "that event was not for this connection's rooms", l->ref);
-    } else
-        ack_accept(c, l->id);
-}
-
-static void ack_lookup_send(struct hub *hub);
-
-/* The database answered the batch in flight (res NULL: the connection was lost). */
-static void
-on_ack_batch(struct db *db, const PGresult *res, void *ud)
-{
-    struct hub *hub = ud;
-    struct ack_lookup *l = hub->ack_batch;
-    hub->ack_batch = NULL;
-    if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_err("session", "ack look-up: %s", PQresultErrorMessage(res));
-        res = NULL;
-    }
-    int n = res ? PQntuples(res) : 0;
-    int64_t *ids = n ? malloc((size_t)n * sizeof(*ids)) : NULL;
-    if (n && !ids) {
-        log_err("session", "out of memory checking acks");
-        res = NULL;
-    }
-    for (int i = 0; res && i < n; i++)
-        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-    while (l) {
-        struct ack_lookup *next = l->qnext;
-        struct conn *c = l->c;
-        if (c && c->tenant && (c->state == CONN_READY || c->state == CONN_CLOSING))
-            ack_verdict(l, res, ids);
-        ack_lookup_free(hub, l);
-        l = next;
-    }
-    free(ids);
-    ack_lookup_send(hub);
-}
-
-/*
- * Sends the acks waiting (ACK_LOOKUP_BATCH at most) in one query, unless
- * one is in flight already: its answer sends the next.
- */
-static void
-ack_lookup_send(struct hub *hub)
-{
-    if (hub->ack_batch || !hub->ack_wait_head)
-        return;
-    char list[ACK_LOOKUP_BATCH * 21 + 3], *p = list;
-    struct ack_lookup *first = hub->ack_wait_head, *last = NULL;
-    int k = 0;
-    *p++ = '{';
-    for (struct ack_lookup *l = first; l && k < ACK_LOOKUP_BATCH; l = l->qnext, k++) {
-        p += sprintf(p, "%s%lld", k ? "," : "", (long long)l->id);
-        l->in_batch = 1;
-        last = l;
-    }
-    *p++ = '}';
-    *p = '\0';
-    hub->ack_wait_head = last->qnext;
-    if (!hub->ack_wait_head)
-        hub->ack_wait_tail = NULL;
-    last->qnext = NULL;
-    const char *params[1] = {list};
-    if (db_query(hub->work_db,
-                 "SELECT o.id, o.tenant, r.room FROM hub.outbox o "
-                 "LEFT JOIN LATERAL unnest(o.rooms) AS r(room) ON true "
-                 "WHERE o.id = ANY($1::bigint[])",
-                 1, params, on_ack_batch, hub)) {
-        hub->ack_batch = first;
-        hub->m.ack_lookup_queries++;
-        return;
-    }
-    /* The database is down: every waiting ack is told so (and the batch
-     * taken now first, since nothing is in flight to answer them). */
-    last->qnext = hub->ack_wait_head;
-    hub->ack_wait_head = hub->ack_wait_tail = NULL;
-    for (struct ack_lookup *l = first; l; l = l->qnext)
-        l->in_batch = 1; /* off the queue: a close meanwhile leaves them to this loop */
-    for (struct ack_lookup *l = first, *next; l; l = next) {
-        next = l->qnext;
-        if (l->c)
-            conn_error(l->c, "internal", "cannot check that event now; ack again later", l->ref);
-        ack_lookup_free(hub, l);
-    }
-}
-
-/*
- * Whether c may start one more look-up now: under CONN_MAX_ACK_LOOKUPS of
- * its own, its HUB_ACK_LOOKUP_RATE bucket (CONN_ACK_LOOKUP_BURST deep) not
- * empty, and the hub under HUB_ACK_LOOKUPS_MAX in all. Otherwise the ack
- * gets rate_limited, saying which, and is recorded nowhere.
- */
-static int
-ack_lookup_allowed(struct conn *c, const json_t *ref)
-{
-    struct hub *hub = c->hub;
-    int64_t now = hub_now_ms();
-    if (!c->ack_tokens_at_ms)
-        c->ack_tokens = CONN_ACK_LOOKUP_BURST;
-    else
-        c->ack_tokens += (double)(now - c->ack_tokens_at_ms) * hub->cfg->ack_lookup_rate / 1000.0;
-    if (c->ack_tokens > CONN_ACK_LOOKUP_BURST)
-        c->ack_tokens = CONN_ACK_LOOKUP_BURST;
-    c->ack_tokens_at_ms = now;
-    const char *why = NULL;
-    if (c->n_ack_lookups >= CONN_MAX_ACK_LOOKUPS)
-        why = "too many acks for events this connection was not sent";
-    else if (c->ack_tokens < 1)
-        why = "acks for events this connection was not sent come too fast; ack again later";
-    else if (hub->ack_lookups_out >= (size_t)hub->cfg->ack_lookups_max)
-        why = "the hub is checking too many acks now; ack again later";
-    if (why) {
-        hub->m.ack_lookups_refused++;
-        conn_error(c, "rate_limited", why, ref);
-        return 0;
-    }
-    c->ack_tokens -= 1;
-    return 1;
-}
-
-/*
- * An ack for an event this connection was sent is taken at once; any other
- * id is looked up (within ack_lookup_allowed()'s bounds, batched with the
- * other connections' look-ups) so that acks for unknown events, other
- * tenants' events and events to rooms this connection could not be in (a
- * resident acking a panic to the guards) are refused and recorded nowhere.
- * An accepted ack carries the acker's role: only a guard's or admin's
- * claims a panic (hub.record_acks).
+ * An ack: its id must be a positive integer; what it names is ackcheck.c's
+ * to check.
  */
 static void
 on_ack(struct conn *c, json_t *msg, const json_t *ref)
@@ -953,65 +692,7 @@ on_ack(struct conn *c, json_t *msg, const json_t *ref)
         conn_error(c, "bad_request", "ack needs a positive integer id", ref);
         return;
     }
-    int64_t v = json_integer_value(id);
-    for (unsigned i = 0; i < c->n_pending_acks; i++) {
-        if (c->pending_acks[i] == v) {
-            c->pending_acks[i] = c->pending_acks[--c->n_pending_acks];
-            ack_accept(c, v);
-            return;
-        }
-    }
-    if (!ack_lookup_allowed(c, ref))
-        return;
-    struct ack_lookup *l = calloc(1, sizeof(*l));
-    if (!l) {
-        conn_close(c, 1011, "out of memory");
-        return;
-    }
-    struct hub *hub = c->hub;
-    l->c = c;
-    l->id = v;
-    l->ref = ref ? json_incref((json_t *)ref) : NULL;
-    l->next = c->ack_lookups;
-    c->ack_lookups = l;
-    c->n_ack_lookups++;
-    if (hub->ack_wait_tail)
-        hub->ack_wait_tail->qnext = l;
-    else
-        hub->ack_wait_head = l;
-    hub->ack_wait_tail = l;
-    hub->ack_lookups_out++;
-    hub->m.ack_lookups++;
-    ack_lookup_send(hub);
-}
-
-/*
- * c is closing: its waiting look-ups are dropped, those in the query in
- * flight are left to its answer (which frees them).
- */
-static void
-ack_lookups_drop(struct conn *c)
-{
-    struct hub *hub = c->hub;
-    while (c->ack_lookups) {
-        struct ack_lookup *l = c->ack_lookups;
-        if (l->in_batch) {
-            ack_lookup_detach(l);
-            continue;
-        }
-        struct ack_lookup *prev = NULL;
-        for (struct ack_lookup *q = hub->ack_wait_head; q; prev = q, q = q->qnext)
-            if (q == l) {
-                if (prev)
-                    prev->qnext = l->qnext;
-                else
-                    hub->ack_wait_head = l->qnext;
-                if (hub->ack_wait_tail == l)
-                    hub->ack_wait_tail = prev;
-                break;
-            }
-        ack_lookup_free(hub, l);
-    }
+    ackcheck_ack(c, json_integer_value(id), ref);
 }
 
 void
@@ -1094,16 +775,8 @@ session_closed(struct conn *c)
     c->auth_rooms = NULL;
     free(c->forwarded);
     c->forwarded = NULL;
-    ack_lookups_drop(c);
-    if (c->who.tenant && !c->tenant) {
-        struct tenant *t = reg_tenant(&c->hub->reg, c->who.tenant, 0);
-        if (t)
-            for (struct conn **pp = &t->waiters; *pp; pp = &(*pp)->wnext)
-                if (*pp == c) {
-                    *pp = c->wnext;
-                    break;
-                }
-    }
+    ackcheck_closed(c);
+    tenant_forget(c);
     if (c->tenant) {
         reg_leave_all(&c->hub->reg, &c->rooms);
         c->tenant->n_conns--;

@@ -31,14 +31,26 @@ void session_closed(struct conn *c);
  * wall_s; returns 1 if it did. */
 int session_check_expiry(struct conn *c, int64_t wall_s);
 
-/* The work connection is (again) up: tenant checks that were waiting go. */
-void session_db_up(struct hub *hub);
+/* How often every connection is looked at for an expired token, a
+ * session too old, or frames waiting unwritten too long. */
+#define SESSION_SWEEP_MS 1000
 
-/* Stops the authentication-deadline timer (shutdown). */
-void session_stop(struct hub *hub);
+struct sessions;
 
-/* The database answered (or failed to answer) whether tenant t exists. */
+/* The sessions' timers (authentication deadlines, the sweep); NULL on OOM. */
+struct sessions *session_init(struct hub *hub);
+
+/* Starts the once-a-second sweep. */
+void session_start(struct sessions *ss);
+
+/* Stops the timers (shutdown); before the context goes. NULL is ignored. */
+void session_stop(struct sessions *ss);
+
+/* session_stop(), then frees them. NULL is ignored. */
+void session_free(struct sessions *ss);
+
+/* The tenant check's verdict on a connection waiting for it (tenant.h). */
 struct tenant;
-void session_tenant_checked(struct hub *hub, struct tenant *t);
+void session_tenant_verdict(struct conn *c, struct tenant *t);
 
 #endif

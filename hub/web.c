@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "db.h"
 #include "hub.h"
+#include "outbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ metrics_text(struct hub *hub, size_t *len)
           hub->listening);
     GAUGE("outbox_cursor", "Newest outbox seq routed.", hub->cursor);
     GAUGE("outbox_quiet",
-          "1 while the hub reads the outbox on a timer instead of on notifications.", hub->quiet);
+          "1 while the hub reads the outbox on a timer instead of on notifications.",
+          outbox_is_quiet(hub->outbox));
     COUNTER("connections_total", "WebSocket connections accepted.", m->connections_total);
     COUNTER("auth_failures_total", "Authentication failures.", m->auth_failures);
     COUNTER("events_total", "Outbox events routed.", m->events_read);
