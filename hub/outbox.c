@@ -53,7 +53,7 @@ struct outbox {
     int quiet;                       /* behind: UNLISTENed, reading every outbox_poll_ms */
     lws_sorted_usec_list_t poll_sul; /* the quiet mode's next read */
     /* Fault handling. */
-    int outbox_up;                    /* listen_db is connected: on_up ran, on_down did not since */
+    int up;                           /* listen_db is connected: on_up ran, on_down did not since */
     int notified;                     /* LISTEN OUTBOX_CHANNEL is in effect on listen_db */
     int listen_pending;               /* a LISTEN OUTBOX_CHANNEL is on its way */
     int cursor_pending;               /* the newest-seq query is on its way */
@@ -189,7 +189,7 @@ on_safety(lws_sorted_usec_list_t *sul)
 {
     struct outbox *o = lws_container_of(sul, struct outbox, safety_sul);
     struct hub *hub = o->hub;
-    if (!hub->outbox->outbox_up)
+    if (!hub->outbox->up)
         return;
     if (hub->cursor_known && !hub->outbox->reading && !backing_off(hub) &&
         hub_now_ms() - hub->outbox->last_read_ms >= hub->cfg->outbox_safety_ms) {
@@ -220,7 +220,7 @@ listen_now(struct hub *hub)
 static void
 outbox_kick(struct hub *hub)
 {
-    if (!hub->outbox->outbox_up)
+    if (!hub->outbox->up)
         return;
     if (!hub->outbox->notified && !hub->outbox->quiet)
         listen_now(hub);
@@ -279,7 +279,7 @@ on_rows(struct db *db, const PGresult *res, void *ud)
 static void
 outbox_read(struct hub *hub)
 {
-    if (!hub->outbox->outbox_up || !hub->cursor_known || backing_off(hub))
+    if (!hub->outbox->up || !hub->cursor_known || backing_off(hub))
         return; /* the retry timer reads when the delay is over */
     if (hub->outbox->reading || router_busy(hub->router)) {
         hub->outbox->read_again = 1;
@@ -444,7 +444,7 @@ on_up(struct db *db, void *ud)
     db_query(db, "SET plan_cache_mode = force_generic_plan", 0, NULL, NULL, NULL);
     db_query(db, "LISTEN " FALLBACK_CHANNEL_DELIVERIES, 0, NULL, NULL, NULL);
     db_query(db, "LISTEN " FALLBACK_CHANNEL_POLICIES, 0, NULL, on_fallback_listen, hub);
-    hub->outbox->outbox_up = 1;
+    hub->outbox->up = 1;
     hub->outbox->last_read_ms = hub_now_ms();
     outbox_kick(hub); /* LISTEN, then the cursor or a read */
     safety_later(hub);
@@ -454,12 +454,12 @@ static void
 on_down(struct db *db, void *ud, const char *why)
 {
     struct hub *hub = ud;
-    if (hub->outbox->outbox_up)
+    if (hub->outbox->up)
         hub->m.db_reconnects++;
     hub->listening = 0;
     hub->outbox->reading = 0;
     hub->outbox->read_again = 0;
-    hub->outbox->outbox_up = 0;
+    hub->outbox->up = 0;
     hub->outbox->notified = 0;
     hub->outbox->listen_pending = 0;
     hub->outbox->cursor_pending = 0;
