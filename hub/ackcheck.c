@@ -37,12 +37,6 @@ ackcheck_new(struct hub *hub)
     return q;
 }
 
-void
-ackcheck_free(struct ackcheck *q)
-{
-    free(q);
-}
-
 /* c's bookkeeping, allocated on first use; NULL when memory ran out. */
 static struct conn_acks *
 conn_acks_of(struct conn *c)
@@ -121,6 +115,19 @@ ack_lookup_free(struct ackcheck *q, struct ack_lookup *l)
     q->out--;
     json_decref(l->ref);
     free(l);
+}
+
+void
+ackcheck_free(struct ackcheck *q)
+{
+    if (!q)
+        return;
+    while (q->wait_head) { /* none once every connection has closed */
+        struct ack_lookup *l = q->wait_head;
+        q->wait_head = l->qnext;
+        ack_lookup_free(q, l);
+    }
+    free(q);
 }
 
 /*

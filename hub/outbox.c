@@ -77,6 +77,11 @@ outbox_new(struct hub *hub)
 void
 outbox_free(struct outbox *o)
 {
+    if (!o)
+        return;
+    lws_sul_cancel(&o->poll_sul);
+    lws_sul_cancel(&o->retry_sul);
+    lws_sul_cancel(&o->safety_sul);
     free(o);
 }
 

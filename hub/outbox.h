@@ -16,7 +16,8 @@ struct outbox;
 /* The reader's state (struct hub's outbox); NULL when out of memory. */
 struct outbox *outbox_new(struct hub *hub);
 
-/* Frees it, after outbox_stop() and db_free() of the listening connection. */
+/* Cancels its timers and frees it, after db_free() of the listening
+ * connection (whose callbacks it is) and before the context goes. */
 void outbox_free(struct outbox *o);
 
 /* The callbacks for the listening connection (ud is the hub). */

@@ -340,14 +340,21 @@ assert_complete(void)
     }
 }
 
+/* The peers of every step-th connection stop reading (stalled) or read again. */
+static void
+stall_every(int step, int stalled)
+{
+    for (int i = 0; i < N_CONNS; i += step)
+        socks[i].stalled = stalled;
+}
+
 /* Small fan-outs go out at once; readers that stall fall behind, lose
  * their queue and catch up from the outbox while events keep coming. */
 static void
 test_catch_up_keeps_order(void **state)
 {
     for (int round = 0; round < 40; round++) {
-        for (int i = 0; i < N_CONNS; i += 7)
-            socks[i].stalled = (round / 5) % 2;
+        stall_every(7, (round / 5) % 2);
         for (int k = 0; k < 20; k++)
             emit(k % 3 ? "[\"a\"]" : "[\"b\", \"a\", \"c\"]", "normal");
         turn();
@@ -364,8 +371,7 @@ static void
 test_fanout_batches_and_critical(void **state)
 {
     for (int round = 0; round < 30; round++) {
-        for (int i = 0; i < N_CONNS; i += 11)
-            socks[i].stalled = (round / 4) % 2;
+        stall_every(11, (round / 4) % 2);
         for (int k = 0; k < 12; k++)
             emit("[\"all\"]", "normal");
         assert_true(router_jobs(hub.router) > 0); /* a fan-out in progress */
