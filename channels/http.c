@@ -16,10 +16,10 @@
  * fires at once: the "kick".
  */
 #include "http.h"
+#include "adopt.h"
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,17 +115,11 @@ http_sock_find(struct http_engine *e, curl_socket_t fd)
     return NULL;
 }
 
-/*
- * Stops watching s; lws closes the dup() on its next pass. The wsi forgets
- * s at once, so none of its later callbacks (the close included) reach us.
- */
+/* Stops watching s; lws closes the dup() on its next pass (see adopt.h). */
 static void
 http_sock_unwatch(struct http_sock *s)
 {
-    if (!s->wsi)
-        return;
-    lws_set_opaque_user_data(s->wsi, NULL);
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    adopt_release(s->wsi);
     s->wsi = NULL;
 }
 
@@ -136,26 +130,13 @@ http_sock_unwatch(struct http_sock *s)
 static int
 http_sock_watch(struct http_sock *s)
 {
-    int d = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0) {
-        log_err("http", "cannot duplicate curl socket %d: %s", (int)s->fd, strerror(errno));
+    int rc = adopt_dup(s->e->vh, s->fd, http_engine_protocol.name, s, &s->wsi);
+    if (rc == -EIO) {
+        log_err("http", "cannot watch curl socket %d", (int)s->fd);
         return -1;
     }
-    lws_adopt_desc_t info = {
-        .vh = s->e->vh,
-        .type = LWS_ADOPT_RAW_FILE_DESC,
-        .fd.filefd = d,
-        .vh_prot_name = http_engine_protocol.name,
-        .opaque = s,
-    };
-    s->wsi = lws_adopt_descriptor_vhost_via_info(&info);
-    if (!s->wsi) {
-        /*
-         * d is not closed here: on some of lws's failure paths for raw files
-         * a half-made wsi keeps it and closes it with the vhost, and closing
-         * a number twice could hit an unrelated descriptor.
-         */
-        log_err("http", "cannot watch curl socket %d", (int)s->fd);
+    if (rc) {
+        log_err("http", "cannot duplicate curl socket %d: %s", (int)s->fd, strerror(-rc));
         return -1;
     }
     return 0;

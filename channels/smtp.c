@@ -13,7 +13,6 @@
  */
 #include "address.h"
 #include "classify.h"
-#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "provider.h"
@@ -298,17 +297,17 @@ smtp_free(struct provider *p)
 }
 
 struct provider *
-smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const char **why)
+smtp_provider_new(const struct smtp_settings *set, struct http_engine *http, const char **why)
 {
     static const char *const schemes[] = {"smtp", "smtps", NULL};
     *why = NULL;
-    if (!cfg->smtp_url)
+    if (!set->url)
         return NULL;
-    if (!url_has_scheme(cfg->smtp_url, schemes)) {
+    if (!url_has_scheme(set->url, schemes)) {
         *why = "HUB_SMTP_URL: expected an smtp:// or smtps:// URL";
         return NULL;
     }
-    if (cfg->smtp_plain_auth && !url_host_is_loopback(cfg->smtp_url)) {
+    if (set->plain_auth && !url_host_is_loopback(set->url)) {
         *why = "HUB_SMTP_ALLOW_PLAINTEXT_AUTH: allowed only for a relay on loopback (localhost, "
                "127.0.0.0/8, [::1]); HUB_SMTP_URL names another host";
         return NULL;
@@ -318,16 +317,15 @@ smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const 
         return NULL;
     /* Credentials require TLS (smtps://, or STARTTLS on smtp://); without
      * them, or with clear text explicitly allowed, TLS is used when offered. */
-    s->use_ssl =
-        cfg->smtp_user && !cfg->smtp_plain_auth ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY;
-    if (parse_from(cfg->smtp_from, &s->from, &s->from_hdr)) {
+    s->use_ssl = set->user && !set->plain_auth ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY;
+    if (parse_from(set->from, &s->from, &s->from_hdr)) {
         free(s);
         *why = "HUB_SMTP_FROM: required with HUB_SMTP_URL: an address, or \"Name <address>\"";
         return NULL;
     }
-    s->url = strdup(cfg->smtp_url);
-    s->user = cfg->smtp_user ? strdup(cfg->smtp_user) : NULL;
-    s->password = cfg->smtp_password ? strdup(cfg->smtp_password) : NULL;
+    s->url = strdup(set->url);
+    s->user = set->user ? strdup(set->user) : NULL;
+    s->password = set->password ? strdup(set->password) : NULL;
     if (!s->url) {
         smtp_free(&s->base);
         return NULL;

@@ -27,7 +27,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 run_pass() {
     local name=$1 sanitize=$2 dir="$root/build/test-$1"
     echo "== $name build"
-    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_SANITIZE="$sanitize" >/dev/null
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_WERROR=ON -DHUB_SANITIZE="$sanitize" >/dev/null
     cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
     echo "== $name tests"
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
@@ -38,7 +38,7 @@ run_pass() {
 run_fuzz() {
     local dir="$root/build/test-fuzz"
     echo "== fuzz build (clang, libFuzzer, ASan + UBSan)"
-    CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_FUZZ=ON \
+    CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_WERROR=ON -DHUB_FUZZ=ON \
         -DHUB_FUZZ_SECONDS="${HUB_FUZZ_SECONDS:-8}" >/dev/null
     cmake --build "$dir" --target fuzz -j "$jobs" >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
     echo "== fuzz targets"

@@ -58,14 +58,14 @@ test_from_must_be_a_plain_address(void **state)
 static struct provider *
 provider_for(const char *url, int plain, const char **why)
 {
-    struct hub_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.smtp_url = (char *)url;
-    cfg.smtp_from = "hub@armonia.test";
-    cfg.smtp_user = "hub";
-    cfg.smtp_password = "secret";
-    cfg.smtp_plain_auth = plain;
-    return smtp_provider_new(&cfg, NULL, why);
+    struct smtp_settings set = {
+        .url = url,
+        .from = "hub@armonia.test",
+        .user = "hub",
+        .password = "secret",
+        .plain_auth = plain,
+    };
+    return smtp_provider_new(&set, NULL, why);
 }
 
 static void
