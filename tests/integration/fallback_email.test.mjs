@@ -37,7 +37,7 @@ function rcptsWith(relay, text) {
 
 /** The plain-text part of a multipart message as its lines (CRLF split). */
 function plainLines(data) {
-  const m = data.match(/Content-Type: text\/plain; charset=UTF-8\r\n(?:[^\r\n]+\r\n)*\r\n([\s\S]*?)\r\n--=_/i);
+  const m = data.match(/Content-Type: text\/plain; charset=UTF-8\r\n(?:[^\r\n]+\r\n)*\r\n([\s\S]*?)\r\n--/i);
   assert.ok(m, `no text/plain part in:\n${data}`);
   return m[1].split('\r\n');
 }
