@@ -145,7 +145,7 @@ on_sent(void *ud, const struct http_response *r)
     if (r->code != CURLE_OK)
         classify_transport(r->code, r->error, &res);
     else
-        classify_fcm(r->status, r->body, retry_after_parse(r->retry_after, time(NULL)), &res);
+        classify_fcm(r->status, r->body, backoff_retry_after_ms(r->retry_after_s), &res);
     if (!strcmp(res.detail, "UNAUTHENTICATED")) {
         /* Our token was refused: drop it so the next send fetches another. */
         free(f->token);

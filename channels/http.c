@@ -30,8 +30,6 @@
 #define HTTP_MAX_HOST_CONNECTIONS 16L
 /* First allocation for a response body; it doubles up to HTTP_MAX_BODY. */
 #define HTTP_BODY_CHUNK 4096
-/* Longest Retry-After value kept (an HTTP-date is 29 characters). */
-#define HTTP_MAX_RETRY_AFTER 64
 
 struct http_engine {
     struct lws_context *ctx;
@@ -53,9 +51,8 @@ struct http_xfer {
     void *ud;
     char *body; /* owned; body_len bytes, NUL-terminated, NULL when empty */
     size_t body_len;
-    size_t body_cap; /* bytes allocated for body, not counting the NUL */
-    int has_retry_after;
-    char retry_after[HTTP_MAX_RETRY_AFTER];
+    size_t body_cap;              /* bytes allocated for body, not counting the NUL */
+    int has_retry_after;          /* the final response has a Retry-After; curl keeps its value */
     char errbuf[CURL_ERROR_SIZE]; /* curl writes its error text here */
 };
 
@@ -209,8 +206,13 @@ http_xfer_report(struct http_xfer *x, CURLcode code, long status)
         .status = status,
         .body = x->body ? x->body : "",
         .body_len = x->body_len,
-        .retry_after = x->has_retry_after ? x->retry_after : NULL,
+        .retry_after_s = -1,
     };
+    /* curl keeps the last Retry-After it saw, an interim response's or a
+     * followed redirect's too: it is read only when the final one had one. */
+    curl_off_t ra = 0;
+    if (x->has_retry_after && curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
+        r.retry_after_s = ra > 0 ? (long long)ra : 0;
     if (code != CURLE_OK)
         r.error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
     x->cb(x->ud, &r);
@@ -329,7 +331,8 @@ on_curl_body(char *data, size_t size, size_t nmemb, void *userp)
 /*
  * curl's header callback, once per header line. A status line starts a new
  * response (after a 100 Continue or a followed redirect), so what was kept
- * from the previous one is forgotten; Retry-After is kept, trimmed.
+ * from the previous one is forgotten. Of Retry-After only its presence is
+ * noted: curl parses the value (both forms) and http_xfer_report() asks it.
  */
 static size_t
 on_curl_header(char *line, size_t size, size_t nmemb, void *userp)
@@ -344,16 +347,6 @@ on_curl_header(char *line, size_t size, size_t nmemb, void *userp)
         if (x->body)
             x->body[0] = '\0';
     } else if (n >= sizeof(name) - 1 && !strncasecmp(line, name, sizeof(name) - 1)) {
-        const char *v = line + sizeof(name) - 1, *end = line + n;
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        size_t len = (size_t)(end - v);
-        if (len >= sizeof(x->retry_after))
-            len = sizeof(x->retry_after) - 1;
-        memcpy(x->retry_after, v, len);
-        x->retry_after[len] = '\0';
         x->has_retry_after = 1;
     }
     return n;

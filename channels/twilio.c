@@ -34,7 +34,7 @@ on_done(void *ud, const struct http_response *r)
     if (r->code != CURLE_OK)
         classify_transport(r->code, r->error, &res);
     else
-        classify_twilio(r->status, r->body, retry_after_parse(r->retry_after, time(NULL)), &res);
+        classify_twilio(r->status, r->body, backoff_retry_after_ms(r->retry_after_s), &res);
     q->cb(q->ud, &res);
     free(q);
 }
