@@ -447,8 +447,8 @@ test_token_response_bad(void **state)
 {
     static const char *const bad[] = {
         "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT Signature.\"}",
-        "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT: Token must be a "
-        "short-lived token (60 minutes) and in a reasonable timeframe.\"}",
+        ("{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT: Token must be a "
+         "short-lived token (60 minutes) and in a reasonable timeframe.\"}"),
         "{\"access_token\":\"\",\"expires_in\":3599}",
         "{\"access_token\":\"two words\",\"expires_in\":3599}",
         "{\"access_token\":\"x\\r\\nX-Evil: 1\",\"expires_in\":3599}",

@@ -284,10 +284,11 @@ peer_accept(void *arg)
     }
 }
 
-/* Binds a loopback TCP socket to an ephemeral port; returns it and sets *port. */
+/* Binds a loopback TCP socket to an ephemeral port; returns it and sets *port (0 on failure). */
 static int
 bind_loopback(int *port)
 {
+    *port = 0;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
