@@ -1,5 +1,5 @@
 /*
- * session.c - the per-connection protocol (CONTRACT §2).
+ * session.c - the per-connection protocol (docs/protocol.md).
  *
  * A connection starts in CONN_AUTH. A valid token moves it to
  * CONN_CHECKING while the tenant is verified against the database (cached
@@ -336,10 +336,7 @@ static void
 on_tenant_row(struct db *db, const PGresult *res, void *ud)
 {
     struct tenant *t = ud;
-    struct hub *hub = NULL;
     t->checking = 0;
-    for (struct conn *w = t->waiters; w; w = w->wnext)
-        hub = w->hub;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         t->check = !strcmp(PQgetvalue(res, 0, 0), "t") ? TENANT_KNOWN : TENANT_UNKNOWN;
         t->checked_at_ms = hub_now_ms();
@@ -349,8 +346,7 @@ on_tenant_row(struct db *db, const PGresult *res, void *ud)
     } else if (res) {
         log_warn("session", "tenant lookup failed: %s", PQresultErrorMessage(res));
     }
-    if (hub)
-        session_tenant_checked(hub, t);
+    session_tenant_checked(t);
 }
 
 /* Asks the database whether t exists, unless a lookup is already in flight. */
@@ -365,7 +361,7 @@ check_tenant(struct hub *hub, struct tenant *t)
     if (db_query(hub->work_db, sql, 1, params, on_tenant_row, t))
         t->checking = 1;
     else if (t->check == TENANT_KNOWN)
-        session_tenant_checked(hub, t); /* stale but positive: admit */
+        session_tenant_checked(t); /* stale but positive: admit */
     /* Otherwise the waiters wait for the database (session_db_up) or
      * their authentication deadline, whichever comes first. */
 }
@@ -379,7 +375,7 @@ session_db_up(struct hub *hub)
 }
 
 void
-session_tenant_checked(struct hub *hub, struct tenant *t)
+session_tenant_checked(struct tenant *t)
 {
     if (t->checking)
         return;

@@ -39,6 +39,6 @@ void session_stop(struct hub *hub);
 
 /* The database answered (or failed to answer) whether tenant t exists. */
 struct tenant;
-void session_tenant_checked(struct hub *hub, struct tenant *t);
+void session_tenant_checked(struct tenant *t);
 
 #endif

@@ -1,5 +1,5 @@
 // fallback_email.test.mjs - the e-mail channel facing hostile input
-// (CONTRACT §4; docs/fallback.md, "E-mail"), and the address checks every
+// (docs/fallback.md, "7. Addresses and the e-mail channel"), and the address checks every
 // fallback channel makes before a provider sees an address.
 //
 // Runs on its own cluster (lib/fallback.mjs). Every test starts the one hub
