@@ -6,8 +6,12 @@
 # headless Chromium, then builds and runs all of it again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and finally builds the
 # libFuzzer targets of fuzz/ with clang and runs each briefly on its seeds.
+# Before all that, the other builds people make (Release, Debug, MinSizeRel,
+# clang) must compile clean (scripts/build-matrix.sh). Every build here
+# treats warnings as errors (HUB_WERROR=ON).
 #
-#   scripts/test.sh            all three passes
+#   scripts/test.sh            all four passes
+#   scripts/test.sh builds     only the build matrix (no tests run)
 #   scripts/test.sh plain      only the normal build
 #   scripts/test.sh sanitize   only the sanitizer build
 #   scripts/test.sh fuzz       only the fuzz targets (HUB_FUZZ_SECONDS each, default 8)
@@ -45,13 +49,14 @@ run_fuzz() {
     ctest --test-dir "$dir" -R '^fuzz\.' --output-on-failure -j "$jobs" --timeout 300
 }
 
-passes=("${@:-plain sanitize fuzz}")
+passes=("${@:-builds plain sanitize fuzz}")
 for p in ${passes[*]}; do
     case $p in
+    builds) bash scripts/build-matrix.sh ;;
     plain) run_pass plain OFF ;;
     sanitize) run_pass sanitize ON ;;
     fuzz) run_fuzz ;;
-    *) echo "unknown pass '$p' (plain, sanitize or fuzz)" >&2; exit 2 ;;
+    *) echo "unknown pass '$p' (builds, plain, sanitize or fuzz)" >&2; exit 2 ;;
     esac
 done
 echo "== all tests passed"
