@@ -82,17 +82,42 @@ serve(struct lws_context *ctx, const int *count, int want)
     lws_sul_cancel(&tick);
 }
 
-static void
-test_readiness_reaches_the_owner(void **state)
+/*
+ * A context, a pipe p, and a dup() of its read end adopted with &seen as
+ * the opaque pointer: the state every test starts from.
+ */
+static struct lws_context *
+context_with_pipe(int p[2], struct lws **wsi)
 {
     memset(&seen, 0, sizeof(seen));
     struct lws_context *ctx = context_new();
     assert_non_null(ctx);
-    int p[2];
     assert_int_equal(pipe(p), 0);
-    struct lws *wsi = NULL;
     assert_int_equal(
-        adopt_dup(lws_get_vhost_by_name(ctx, "default"), p[0], "adopt-test", &seen, &wsi), 0);
+        adopt_dup(lws_get_vhost_by_name(ctx, "default"), p[0], "adopt-test", &seen, wsi), 0);
+    return ctx;
+}
+
+/* The owner's read end is still open and reads byte (written now when write_it), then closes. */
+static void
+expect_owner_reads(int p[2], char byte, int write_it)
+{
+    assert_int_not_equal(fcntl(p[0], F_GETFD), -1);
+    if (write_it)
+        assert_int_equal(write(p[1], &byte, 1), 1);
+    char c = 0;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    assert_int_equal(c, byte);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void
+test_readiness_reaches_the_owner(void **state)
+{
+    int p[2];
+    struct lws *wsi = NULL;
+    struct lws_context *ctx = context_with_pipe(p, &wsi);
     assert_non_null(wsi);
     assert_int_not_equal(lws_get_socket_fd(wsi), p[0]);
     assert_int_equal(write(p[1], "a", 1), 1);
@@ -107,33 +132,18 @@ test_readiness_reaches_the_owner(void **state)
     serve(ctx, NULL, 0);
     assert_int_equal(seen.reads, 1);
     assert_int_equal(seen.strangers, 0);
-    char c = 0;
-    assert_int_equal(read(p[0], &c, 1), 1);
-    assert_int_equal(c, 'b');
     lws_context_destroy(ctx);
-    close(p[0]);
-    close(p[1]);
+    expect_owner_reads(p, 'b', 0);
 }
 
 static void
 test_context_end_leaves_owner_fd_open(void **state)
 {
-    memset(&seen, 0, sizeof(seen));
-    struct lws_context *ctx = context_new();
-    assert_non_null(ctx);
     int p[2];
-    assert_int_equal(pipe(p), 0);
     struct lws *wsi = NULL;
-    assert_int_equal(
-        adopt_dup(lws_get_vhost_by_name(ctx, "default"), p[0], "adopt-test", &seen, &wsi), 0);
+    struct lws_context *ctx = context_with_pipe(p, &wsi);
     lws_context_destroy(ctx);
-    assert_int_not_equal(fcntl(p[0], F_GETFD), -1);
-    assert_int_equal(write(p[1], "c", 1), 1);
-    char c = 0;
-    assert_int_equal(read(p[0], &c, 1), 1);
-    assert_int_equal(c, 'c');
-    close(p[0]);
-    close(p[1]);
+    expect_owner_reads(p, 'c', 1);
 }
 
 static void
