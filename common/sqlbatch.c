@@ -41,6 +41,8 @@ sqlbatch_new(unsigned columns, size_t max_batch, size_t max_pending)
 static void
 sqlbatch_drop(struct sqlbatch *b, size_t from, size_t n)
 {
+    if (!n)
+        return; /* rows may still be NULL, which memmove() must not see */
     for (size_t i = from; i < from + n; i++)
         free(b->rows[i].values);
     memmove(b->rows + from, b->rows + from + n, (b->len - from - n) * sizeof(*b->rows));
