@@ -13,7 +13,6 @@
 #define CHANNELS_BACKOFF_H
 
 #include <stdint.h>
-#include <time.h>
 
 /* The longest Retry-After honoured, in milliseconds (one hour). */
 #define BACKOFF_MAX_RETRY_AFTER_MS (3600 * 1000)
@@ -30,15 +29,10 @@
 int backoff_delay_ms(int attempt, int base_ms, int cap_ms, int retry_after_ms, uint32_t rnd);
 
 /*
- * Parses the value of an HTTP Retry-After header (RFC 9110 §10.2.3) at
- * time now (seconds since the epoch): either delta-seconds ("120") or an
- * HTTP-date, preferably the IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37
- * GMT"; the obsolete RFC 850 and asctime forms are accepted too, as the
- * RFC asks of recipients). Surrounding spaces and tabs are ignored.
- * Returns the wait in milliseconds, 0 for a date in the past, at most
- * BACKOFF_MAX_RETRY_AFTER_MS, or -1 for NULL, empty or malformed values
- * (negative numbers, impossible dates such as 31 Feb, trailing text).
+ * The wait a Retry-After of seconds asks for (http_response.retry_after_s,
+ * which curl read from either form of the header), in milliseconds and at
+ * most BACKOFF_MAX_RETRY_AFTER_MS; -1 when seconds is negative (no header).
  */
-int retry_after_parse(const char *value, time_t now);
+int backoff_retry_after_ms(long long seconds);
 
 #endif

@@ -20,7 +20,7 @@
 
 #include <curl/curl.h>
 
-/* The retry_after_ms these functions take comes from retry_after_parse(). */
+/* The retry_after_ms these functions take comes from backoff_retry_after_ms(). */
 #include "backoff.h"
 #include "channel.h"
 

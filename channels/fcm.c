@@ -11,7 +11,6 @@
  * fallback engine enforces) and go as soon as one arrives.
  */
 #include "classify.h"
-#include "config.h"
 #include "fcm_auth.h"
 #include "http.h"
 #include "log.h"
@@ -146,7 +145,7 @@ on_sent(void *ud, const struct http_response *r)
     if (r->code != CURLE_OK)
         classify_transport(r->code, r->error, &res);
     else
-        classify_fcm(r->status, r->body, retry_after_parse(r->retry_after, time(NULL)), &res);
+        classify_fcm(r->status, r->body, backoff_retry_after_ms(r->retry_after_s), &res);
     if (!strcmp(res.detail, "UNAUTHENTICATED")) {
         /* Our token was refused: drop it so the next send fetches another. */
         free(f->token);
@@ -234,11 +233,11 @@ fcm_free(struct provider *p)
 
 /* Reads the service-account JSON from the variable or the file (caller frees). */
 static char *
-read_key(const struct hub_config *cfg, const char **why)
+read_key(const struct fcm_settings *set, const char **why)
 {
-    if (cfg->firebase_key)
-        return strdup(cfg->firebase_key);
-    FILE *fp = fopen(cfg->firebase_key_file, "rb");
+    if (set->key)
+        return strdup(set->key);
+    FILE *fp = fopen(set->key_file, "rb");
     if (!fp) {
         *why = "FIREBASE_SERVICE_ACCOUNT_FILE: cannot open the file";
         return NULL;
@@ -259,19 +258,18 @@ read_key(const struct hub_config *cfg, const char **why)
 }
 
 struct provider *
-fcm_provider_new(const struct hub_config *cfg, struct http_engine *http, const char **why)
+fcm_provider_new(const struct fcm_settings *set, struct http_engine *http, const char **why)
 {
     static char msg[200];
     *why = NULL;
-    if (!cfg->firebase_key && !cfg->firebase_key_file)
+    if (!set->key && !set->key_file)
         return NULL;
-    const char *var =
-        cfg->firebase_key ? "FIREBASE_SERVICE_ACCOUNT_KEY" : "FIREBASE_SERVICE_ACCOUNT_FILE";
-    if (!url_is_http(cfg->fcm_base_url)) {
+    const char *var = set->key ? "FIREBASE_SERVICE_ACCOUNT_KEY" : "FIREBASE_SERVICE_ACCOUNT_FILE";
+    if (!url_is_http(set->base_url)) {
         *why = "HUB_FCM_BASE_URL: expected an http:// or https:// URL";
         return NULL;
     }
-    char *text = read_key(cfg, why);
+    char *text = read_key(set, why);
     if (!text)
         return NULL;
     struct fcm *f = calloc(1, sizeof(*f));
@@ -289,7 +287,7 @@ fcm_provider_new(const struct hub_config *cfg, struct http_engine *http, const c
         free(f);
         return NULL;
     }
-    f->send_url = fcm_send_url(cfg->fcm_base_url, &f->acct);
+    f->send_url = fcm_send_url(set->base_url, &f->acct);
     if (!f->send_url) {
         fcm_account_free(&f->acct);
         free(f);
@@ -301,6 +299,6 @@ fcm_provider_new(const struct hub_config *cfg, struct http_engine *http, const c
     f->base.send = fcm_send;
     f->base.free = fcm_free;
     f->base.http = http;
-    log_info("fcm", "push through %s for project %s", cfg->fcm_base_url, f->acct.project_id);
+    log_info("fcm", "push through %s for project %s", set->base_url, f->acct.project_id);
     return &f->base;
 }

@@ -14,7 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-#include "auth.h"
+#include "b64url.h"
 
 /* Longest project id, e-mail address, token URI and access token accepted. */
 #define FCM_MAX_FIELD 2048
@@ -219,10 +219,10 @@ fcm_account_free(struct fcm_account *a)
 static void
 append_b64(char *out, size_t *o, const void *in, size_t len)
 {
-    *o += auth_b64url_encode(in, len, out + *o);
+    *o += b64url_encode(in, len, out + *o);
 }
 
-/* What auth_b64url_encode() may write for len bytes, terminator included. */
+/* What b64url_encode() may write for len bytes, terminator included. */
 static size_t
 b64_room(size_t len)
 {
@@ -455,7 +455,7 @@ fcm_collapse_key(const char *event_id, const char *user_id, char out[FCM_COLLAPS
     if (!ok)
         return -1;
     char enc[FCM_COLLAPSE_KEY_BYTES * 4 / 3 + 4];
-    if (auth_b64url_encode(digest, FCM_COLLAPSE_KEY_BYTES, enc) != FCM_COLLAPSE_KEY_LEN)
+    if (b64url_encode(digest, FCM_COLLAPSE_KEY_BYTES, enc) != FCM_COLLAPSE_KEY_LEN)
         return -1;
     memcpy(out, enc, FCM_COLLAPSE_KEY_LEN + 1);
     return 0;

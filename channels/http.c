@@ -16,10 +16,10 @@
  * fires at once: the "kick".
  */
 #include "http.h"
+#include "adopt.h"
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +30,6 @@
 #define HTTP_MAX_HOST_CONNECTIONS 16L
 /* First allocation for a response body; it doubles up to HTTP_MAX_BODY. */
 #define HTTP_BODY_CHUNK 4096
-/* Longest Retry-After value kept (an HTTP-date is 29 characters). */
-#define HTTP_MAX_RETRY_AFTER 64
 
 struct http_engine {
     struct lws_context *ctx;
@@ -53,9 +51,8 @@ struct http_xfer {
     void *ud;
     char *body; /* owned; body_len bytes, NUL-terminated, NULL when empty */
     size_t body_len;
-    size_t body_cap; /* bytes allocated for body, not counting the NUL */
-    int has_retry_after;
-    char retry_after[HTTP_MAX_RETRY_AFTER];
+    size_t body_cap;              /* bytes allocated for body, not counting the NUL */
+    int has_retry_after;          /* the final response has a Retry-After; curl keeps its value */
     char errbuf[CURL_ERROR_SIZE]; /* curl writes its error text here */
 };
 
@@ -115,17 +112,11 @@ http_sock_find(struct http_engine *e, curl_socket_t fd)
     return NULL;
 }
 
-/*
- * Stops watching s; lws closes the dup() on its next pass. The wsi forgets
- * s at once, so none of its later callbacks (the close included) reach us.
- */
+/* Stops watching s; lws closes the dup() on its next pass (see adopt.h). */
 static void
 http_sock_unwatch(struct http_sock *s)
 {
-    if (!s->wsi)
-        return;
-    lws_set_opaque_user_data(s->wsi, NULL);
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    adopt_release(s->wsi);
     s->wsi = NULL;
 }
 
@@ -136,26 +127,13 @@ http_sock_unwatch(struct http_sock *s)
 static int
 http_sock_watch(struct http_sock *s)
 {
-    int d = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0) {
-        log_err("http", "cannot duplicate curl socket %d: %s", (int)s->fd, strerror(errno));
+    int rc = adopt_dup(s->e->vh, s->fd, http_engine_protocol.name, s, &s->wsi);
+    if (rc == -EIO) {
+        log_err("http", "cannot watch curl socket %d", (int)s->fd);
         return -1;
     }
-    lws_adopt_desc_t info = {
-        .vh = s->e->vh,
-        .type = LWS_ADOPT_RAW_FILE_DESC,
-        .fd.filefd = d,
-        .vh_prot_name = http_engine_protocol.name,
-        .opaque = s,
-    };
-    s->wsi = lws_adopt_descriptor_vhost_via_info(&info);
-    if (!s->wsi) {
-        /*
-         * d is not closed here: on some of lws's failure paths for raw files
-         * a half-made wsi keeps it and closes it with the vhost, and closing
-         * a number twice could hit an unrelated descriptor.
-         */
-        log_err("http", "cannot watch curl socket %d", (int)s->fd);
+    if (rc) {
+        log_err("http", "cannot duplicate curl socket %d: %s", (int)s->fd, strerror(-rc));
         return -1;
     }
     return 0;
@@ -228,8 +206,13 @@ http_xfer_report(struct http_xfer *x, CURLcode code, long status)
         .status = status,
         .body = x->body ? x->body : "",
         .body_len = x->body_len,
-        .retry_after = x->has_retry_after ? x->retry_after : NULL,
+        .retry_after_s = -1,
     };
+    /* curl keeps the last Retry-After it saw, an interim response's or a
+     * followed redirect's too: it is read only when the final one had one. */
+    curl_off_t ra = 0;
+    if (x->has_retry_after && curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
+        r.retry_after_s = ra > 0 ? (long long)ra : 0;
     if (code != CURLE_OK)
         r.error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
     x->cb(x->ud, &r);
@@ -348,7 +331,8 @@ on_curl_body(char *data, size_t size, size_t nmemb, void *userp)
 /*
  * curl's header callback, once per header line. A status line starts a new
  * response (after a 100 Continue or a followed redirect), so what was kept
- * from the previous one is forgotten; Retry-After is kept, trimmed.
+ * from the previous one is forgotten. Of Retry-After only its presence is
+ * noted: curl parses the value (both forms) and http_xfer_report() asks it.
  */
 static size_t
 on_curl_header(char *line, size_t size, size_t nmemb, void *userp)
@@ -363,16 +347,6 @@ on_curl_header(char *line, size_t size, size_t nmemb, void *userp)
         if (x->body)
             x->body[0] = '\0';
     } else if (n >= sizeof(name) - 1 && !strncasecmp(line, name, sizeof(name) - 1)) {
-        const char *v = line + sizeof(name) - 1, *end = line + n;
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        size_t len = (size_t)(end - v);
-        if (len >= sizeof(x->retry_after))
-            len = sizeof(x->retry_after) - 1;
-        memcpy(x->retry_after, v, len);
-        x->retry_after[len] = '\0';
         x->has_retry_after = 1;
     }
     return n;

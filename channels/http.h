@@ -26,8 +26,14 @@ struct http_response {
     long status;      /* HTTP status (or SMTP reply code), 0 when none */
     const char *body; /* NUL-terminated, at most HTTP_MAX_BODY bytes */
     size_t body_len;
-    const char *retry_after; /* value of the Retry-After header, or NULL */
-    const char *error;       /* curl's error text when code != CURLE_OK */
+    /*
+     * What the final response's Retry-After header asked for, in seconds,
+     * as curl reads it (CURLINFO_RETRY_AFTER): delta-seconds, or an
+     * HTTP-date less the time it arrived; 0 for a date already past or a
+     * value curl cannot read; -1 when the final response had no such header.
+     */
+    long long retry_after_s;
+    const char *error; /* curl's error text when code != CURLE_OK */
 };
 
 /* Called once per request from the event loop; r is valid during the call. */

@@ -10,7 +10,6 @@
 #include "channel.h"
 
 struct http_engine;
-struct hub_config;
 
 struct provider {
     enum channel channel;
@@ -35,16 +34,43 @@ int url_has_scheme(const char *url, const char *const *schemes);
 int url_is_http(const char *url);
 
 /*
- * Constructors: each reads its settings from cfg. Returns the provider,
- * or NULL with *why NULL when the channel is simply not configured, or
- * NULL with *why naming the variable and the problem when the configuration
- * is present but bad (the hub then refuses to start).
+ * What each provider needs to start, filled by the hub from its
+ * configuration (the environment variable each field comes from is named
+ * beside it). The strings are borrowed for the constructor's call only;
+ * a provider copies what it keeps.
  */
-struct provider *fcm_provider_new(const struct hub_config *cfg, struct http_engine *http,
+struct fcm_settings {
+    const char *key;      /* FIREBASE_SERVICE_ACCOUNT_KEY: the JSON text, or NULL */
+    const char *key_file; /* FIREBASE_SERVICE_ACCOUNT_FILE: a path, or NULL */
+    const char *base_url; /* HUB_FCM_BASE_URL */
+};
+
+struct twilio_settings {
+    const char *sid;      /* TWILIO_ACCOUNT_SID, or NULL */
+    const char *token;    /* TWILIO_AUTH_TOKEN, or NULL */
+    const char *from;     /* TWILIO_PHONE_NUMBER, or NULL */
+    const char *base_url; /* HUB_TWILIO_BASE_URL */
+};
+
+struct smtp_settings {
+    const char *url;      /* HUB_SMTP_URL, or NULL */
+    const char *from;     /* HUB_SMTP_FROM */
+    const char *user;     /* HUB_SMTP_USER, or NULL */
+    const char *password; /* HUB_SMTP_PASSWORD, or NULL */
+    int plain_auth;       /* HUB_SMTP_ALLOW_PLAINTEXT_AUTH: login in clear, loopback only */
+};
+
+/*
+ * Constructors. Each returns the provider, or NULL with *why NULL when the
+ * channel is simply not configured, or NULL with *why naming the variable
+ * and the problem when the configuration is present but bad (the hub then
+ * refuses to start).
+ */
+struct provider *fcm_provider_new(const struct fcm_settings *set, struct http_engine *http,
                                   const char **why);
-struct provider *twilio_provider_new(const struct hub_config *cfg, struct http_engine *http,
+struct provider *twilio_provider_new(const struct twilio_settings *set, struct http_engine *http,
                                      const char **why);
-struct provider *smtp_provider_new(const struct hub_config *cfg, struct http_engine *http,
+struct provider *smtp_provider_new(const struct smtp_settings *set, struct http_engine *http,
                                    const char **why);
 
 #endif

@@ -3,6 +3,9 @@
  * with STARTTLS when the server offers it, or smtps://), as a
  * multipart/alternative message: the plain text and a simple HTML part
  * rendered from the same template. Works with SES and SendGrid relays.
+ * curl's MIME API builds the message (boundary, part headers) and curl
+ * dot-stuffs it on the wire; this file chooses the headers and normalises
+ * the line ends of the bodies.
  *
  * With HUB_SMTP_USER set the login never goes out in clear: smtp:// then
  * requires STARTTLS (CURLUSESSL_ALL), and a relay that does not offer it
@@ -13,7 +16,6 @@
  */
 #include "address.h"
 #include "classify.h"
-#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "provider.h"
@@ -35,23 +37,27 @@ struct smtp {
     long use_ssl;   /* CURLOPT_USE_SSL: CURLUSESSL_ALL with credentials, else _TRY */
 };
 
-/* One e-mail in flight: the message and how much curl has read of it. */
+/* One e-mail in flight: what curl reads while it sends, and whom to tell. */
 struct smtp_req {
-    char *data;
-    size_t len, off;
+    curl_mime *mime;            /* owned; the body parts, freed after the transfer */
+    struct curl_slist *headers; /* owned; the message headers */
+    struct curl_slist *rcpt;    /* owned; the one recipient (RCPT TO) */
+    char *text, *html;          /* owned; the bodies with CRLF line ends (html may be NULL) */
     send_cb cb;
     void *ud;
 };
 
-static size_t
-on_read(char *buf, size_t size, size_t nitems, void *ud)
+static void
+smtp_req_free(struct smtp_req *q)
 {
-    struct smtp_req *q = ud;
-    size_t room = size * nitems, left = q->len - q->off;
-    size_t n = left < room ? left : room;
-    memcpy(buf, q->data + q->off, n);
-    q->off += n;
-    return n;
+    if (!q)
+        return;
+    curl_mime_free(q->mime);
+    curl_slist_free_all(q->headers);
+    curl_slist_free_all(q->rcpt);
+    free(q->text);
+    free(q->html);
+    free(q);
 }
 
 static void
@@ -62,8 +68,7 @@ on_done(void *ud, const struct http_response *r)
     memset(&res, 0, sizeof(res));
     classify_smtp(r->code, r->status, &res);
     q->cb(q->ud, &res);
-    free(q->data);
-    free(q);
+    smtp_req_free(q);
 }
 
 /* Encodes s as an RFC 2047 UTF-8 word when it is not plain ASCII; caller frees. */
@@ -90,67 +95,114 @@ header_word(const char *s)
     return out;
 }
 
-/* Builds the whole message (headers and both parts) with CRLF line ends. */
+/*
+ * Returns a copy of text with every line ended by CRLF (a lone CR is
+ * dropped, LF becomes CRLF). A leading dot is left alone: libcurl doubles
+ * it on the wire (RFC 5321 section 4.5.2), and doing it here too doubled it
+ * twice. Caller frees; NULL on OOM.
+ */
 static char *
-build_message(const struct smtp *s, const struct message *m, size_t *len)
+crlf_lines(const char *text)
 {
-    char *out = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&out, &size);
-    if (!f)
+    size_t n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n' ? 2 : *p != '\r';
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
         return NULL;
-    unsigned char rnd[12];
-    RAND_bytes(rnd, sizeof(rnd));
-    char boundary[40], id[32];
-    for (int i = 0; i < 12; i++) {
-        snprintf(boundary + 2 * i, 3, "%02x", rnd[i]);
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            *o++ = '\r';
+            *o++ = '\n';
+        } else if (*p != '\r') {
+            *o++ = *p;
+        }
     }
-    snprintf(id, sizeof(id), "%.16s", boundary);
+    *o = '\0';
+    return out;
+}
+
+/* Appends one "Name: value" header to *list; returns 0, or -1 on OOM. */
+static int
+add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    size_t len = strlen(name) + strlen(value) + 3;
+    char *line = malloc(len);
+    if (!line)
+        return -1;
+    snprintf(line, len, "%s: %s", name, value);
+    struct curl_slist *l = curl_slist_append(*list, line);
+    free(line);
+    if (!l)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+/* Adds a body part of type (UTF-8, sent as 8bit) holding text to mime. */
+static int
+add_part(curl_mime *mime, const char *type, const char *text)
+{
+    curl_mimepart *part = curl_mime_addpart(mime);
+    if (!part || curl_mime_data(part, text, CURL_ZERO_TERMINATED) != CURLE_OK ||
+        curl_mime_type(part, type) != CURLE_OK || curl_mime_encoder(part, "8bit") != CURLE_OK)
+        return -1;
+    return 0;
+}
+
+/*
+ * Fills q with the e-mail m as s sends it: the headers (Date, From, To,
+ * Subject RFC 2047 encoded when not plain ASCII, Message-ID, MIME-Version,
+ * and the multipart/alternative type, to which curl adds its boundary),
+ * the plain-text part and the HTML part when there is one, and the
+ * recipient; then sets them on easy. Returns 0, or -1 on OOM (q keeps what
+ * was made; smtp_req_free() frees it).
+ */
+static int
+smtp_prepare(const struct smtp *s, const struct message *m, CURL *easy, struct smtp_req *q)
+{
+    unsigned char rnd[8];
+    RAND_bytes(rnd, sizeof(rnd));
+    char id[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    char *subject = header_word(m->title ? m->title : "Armonía");
     const char *at = strchr(s->from, '@');
-    fprintf(f,
-            "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\n"
-            "Message-ID: <%s.%s@%s>\r\nMIME-Version: 1.0\r\n"
-            "Content-Type: multipart/alternative; boundary=\"=_armonia_%s\"\r\n\r\n",
-            date, s->from_hdr, m->to, subject ? subject : "Armonia", m->event_id, id,
-            at ? at + 1 : "armonia.local", boundary);
+    char msgid[200];
+    snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", m->event_id, id, at ? at + 1 : "armonia.local");
+    char *subject = header_word(m->title ? m->title : "Armonía");
+    int rc = add_header(&q->headers, "Date", date) ||
+             add_header(&q->headers, "From", s->from_hdr) || add_header(&q->headers, "To", m->to) ||
+             add_header(&q->headers, "Subject", subject ? subject : "Armonia") ||
+             add_header(&q->headers, "Message-ID", msgid) ||
+             add_header(&q->headers, "MIME-Version", "1.0") ||
+             add_header(&q->headers, "Content-Type", "multipart/alternative");
     free(subject);
-    fprintf(f,
-            "--=_armonia_%s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
-            "Content-Transfer-Encoding: 8bit\r\n\r\n",
-            boundary);
-    /* Body lines get CRLF. A leading dot is left alone: libcurl doubles it
-     * on the wire (RFC 5321 §4.5.2), and doing it here too doubled it twice. */
-    const char *parts[2] = {m->body ? m->body : "", m->html};
-    for (int k = 0; k < 2; k++) {
-        if (k == 1) {
-            if (!m->html)
-                break;
-            fprintf(f,
-                    "\r\n--=_armonia_%s\r\nContent-Type: text/html; charset=UTF-8\r\n"
-                    "Content-Transfer-Encoding: 8bit\r\n\r\n",
-                    boundary);
-        }
-        for (const char *p = parts[k]; *p; p++) {
-            if (*p == '\n') {
-                fputs("\r\n", f);
-            } else if (*p != '\r') {
-                fputc(*p, f);
-            }
-        }
+    if (rc)
+        return -1;
+    q->text = crlf_lines(m->body ? m->body : "");
+    q->html = m->html ? crlf_lines(m->html) : NULL;
+    q->mime = curl_mime_init(easy);
+    q->rcpt = curl_slist_append(NULL, m->to);
+    if (!q->text || (m->html && !q->html) || !q->mime || !q->rcpt ||
+        add_part(q->mime, "text/plain; charset=UTF-8", q->text) ||
+        (q->html && add_part(q->mime, "text/html; charset=UTF-8", q->html)))
+        return -1;
+    curl_easy_setopt(easy, CURLOPT_URL, s->url);
+    curl_easy_setopt(easy, CURLOPT_MAIL_FROM, s->from);
+    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, q->rcpt);
+    curl_easy_setopt(easy, CURLOPT_USE_SSL, s->use_ssl);
+    if (s->user) {
+        curl_easy_setopt(easy, CURLOPT_USERNAME, s->user);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, s->password ? s->password : "");
     }
-    fprintf(f, "\r\n--=_armonia_%s--\r\n", boundary);
-    if (fclose(f)) {
-        free(out);
-        return NULL;
-    }
-    *len = size;
-    return out;
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, q->headers);
+    curl_easy_setopt(easy, CURLOPT_MIMEPOST, q->mime);
+    return 0;
 }
 
 /*
@@ -214,51 +266,29 @@ static int
 smtp_send(struct provider *p, const struct message *m, send_cb cb, void *ud)
 {
     struct smtp *s = (struct smtp *)p;
-    struct smtp_req *q = calloc(1, sizeof(*q));
-    CURL *easy = curl_easy_init();
-    struct curl_slist *rcpt = NULL;
     if (!address_email_ok(m->to)) {
         /* The fallback engine skips such rows first; this is the last guard. */
         log_err("smtp", "refused to send to an invalid e-mail address (event %s)", m->event_id);
-        goto err;
+        return -1;
     }
-    if (!q || !easy)
-        goto err;
-    q->data = build_message(s, m, &q->len);
-    rcpt = curl_slist_append(NULL, m->to);
-    if (!q->data || !rcpt)
-        goto err;
+    struct smtp_req *q = calloc(1, sizeof(*q));
+    CURL *easy = curl_easy_init();
+    if (!q || !easy || smtp_prepare(s, m, easy, q)) {
+        if (easy)
+            curl_easy_cleanup(easy);
+        smtp_req_free(q);
+        return -1;
+    }
     q->cb = cb;
     q->ud = ud;
-    curl_easy_setopt(easy, CURLOPT_URL, s->url);
-    curl_easy_setopt(easy, CURLOPT_MAIL_FROM, s->from);
-    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, rcpt);
-    curl_easy_setopt(easy, CURLOPT_USE_SSL, s->use_ssl);
-    if (s->user) {
-        curl_easy_setopt(easy, CURLOPT_USERNAME, s->user);
-        curl_easy_setopt(easy, CURLOPT_PASSWORD, s->password ? s->password : "");
-    }
-    curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(easy, CURLOPT_READDATA, q);
-    curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->len);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
-    /* The recipient list is freed with the transfer, like a header list. */
-    if (http_engine_add(p->http, easy, rcpt, on_done, q)) {
-        free(q->data);
-        free(q);
+    /* q's lists and parts live until on_done, which runs before curl lets go of easy. */
+    if (http_engine_add(p->http, easy, NULL, on_done, q)) {
+        smtp_req_free(q);
         return -1;
     }
     return 0;
-err:
-    if (q)
-        free(q->data);
-    free(q);
-    curl_slist_free_all(rcpt);
-    if (easy)
-        curl_easy_cleanup(easy);
-    return -1;
 }
 
 /*
@@ -298,17 +328,17 @@ smtp_free(struct provider *p)
 }
 
 struct provider *
-smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const char **why)
+smtp_provider_new(const struct smtp_settings *set, struct http_engine *http, const char **why)
 {
     static const char *const schemes[] = {"smtp", "smtps", NULL};
     *why = NULL;
-    if (!cfg->smtp_url)
+    if (!set->url)
         return NULL;
-    if (!url_has_scheme(cfg->smtp_url, schemes)) {
+    if (!url_has_scheme(set->url, schemes)) {
         *why = "HUB_SMTP_URL: expected an smtp:// or smtps:// URL";
         return NULL;
     }
-    if (cfg->smtp_plain_auth && !url_host_is_loopback(cfg->smtp_url)) {
+    if (set->plain_auth && !url_host_is_loopback(set->url)) {
         *why = "HUB_SMTP_ALLOW_PLAINTEXT_AUTH: allowed only for a relay on loopback (localhost, "
                "127.0.0.0/8, [::1]); HUB_SMTP_URL names another host";
         return NULL;
@@ -318,16 +348,15 @@ smtp_provider_new(const struct hub_config *cfg, struct http_engine *http, const 
         return NULL;
     /* Credentials require TLS (smtps://, or STARTTLS on smtp://); without
      * them, or with clear text explicitly allowed, TLS is used when offered. */
-    s->use_ssl =
-        cfg->smtp_user && !cfg->smtp_plain_auth ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY;
-    if (parse_from(cfg->smtp_from, &s->from, &s->from_hdr)) {
+    s->use_ssl = set->user && !set->plain_auth ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY;
+    if (parse_from(set->from, &s->from, &s->from_hdr)) {
         free(s);
         *why = "HUB_SMTP_FROM: required with HUB_SMTP_URL: an address, or \"Name <address>\"";
         return NULL;
     }
-    s->url = strdup(cfg->smtp_url);
-    s->user = cfg->smtp_user ? strdup(cfg->smtp_user) : NULL;
-    s->password = cfg->smtp_password ? strdup(cfg->smtp_password) : NULL;
+    s->url = strdup(set->url);
+    s->user = set->user ? strdup(set->user) : NULL;
+    s->password = set->password ? strdup(set->password) : NULL;
     if (!s->url) {
         smtp_free(&s->base);
         return NULL;

@@ -4,7 +4,6 @@
  * HTTP Basic (account SID, auth token) and form fields To, From, Body.
  */
 #include "classify.h"
-#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "provider.h"
@@ -35,7 +34,7 @@ on_done(void *ud, const struct http_response *r)
     if (r->code != CURLE_OK)
         classify_transport(r->code, r->error, &res);
     else
-        classify_twilio(r->status, r->body, retry_after_parse(r->retry_after, time(NULL)), &res);
+        classify_twilio(r->status, r->body, backoff_retry_after_ms(r->retry_after_s), &res);
     q->cb(q->ud, &res);
     free(q);
 }
@@ -110,39 +109,39 @@ twilio_free(struct provider *p)
 }
 
 struct provider *
-twilio_provider_new(const struct hub_config *cfg, struct http_engine *http, const char **why)
+twilio_provider_new(const struct twilio_settings *set, struct http_engine *http, const char **why)
 {
     static char msg[160];
     *why = NULL;
-    if (!cfg->twilio_sid && !cfg->twilio_token && !cfg->twilio_from)
+    if (!set->sid && !set->token && !set->from)
         return NULL;
-    const char *missing = !cfg->twilio_sid     ? "TWILIO_ACCOUNT_SID"
-                          : !cfg->twilio_token ? "TWILIO_AUTH_TOKEN"
-                          : !cfg->twilio_from  ? "TWILIO_PHONE_NUMBER"
-                                               : NULL;
+    const char *missing = !set->sid     ? "TWILIO_ACCOUNT_SID"
+                          : !set->token ? "TWILIO_AUTH_TOKEN"
+                          : !set->from  ? "TWILIO_PHONE_NUMBER"
+                                        : NULL;
     if (missing) {
         snprintf(msg, sizeof(msg), "%s: required when the other TWILIO_* settings are given",
                  missing);
         *why = msg;
         return NULL;
     }
-    if (!url_is_http(cfg->twilio_base_url)) {
+    if (!url_is_http(set->base_url)) {
         *why = "HUB_TWILIO_BASE_URL: expected an http:// or https:// URL";
         return NULL;
     }
     struct twilio *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    size_t n = strlen(cfg->twilio_base_url) + strlen(cfg->twilio_sid) + 64;
+    size_t n = strlen(set->base_url) + strlen(set->sid) + 64;
     t->url = malloc(n);
-    t->sid = strdup(cfg->twilio_sid);
-    t->token = strdup(cfg->twilio_token);
-    t->from = strdup(cfg->twilio_from);
+    t->sid = strdup(set->sid);
+    t->token = strdup(set->token);
+    t->from = strdup(set->from);
     if (!t->url || !t->sid || !t->token || !t->from) {
         twilio_free(&t->base);
         return NULL;
     }
-    const char *base = cfg->twilio_base_url;
+    const char *base = set->base_url;
     size_t bl = strlen(base);
     snprintf(t->url, n, "%.*s/2010-04-01/Accounts/%s/Messages.json",
              (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, t->sid);

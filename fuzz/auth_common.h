@@ -8,6 +8,7 @@
 #define FUZZ_AUTH_COMMON_H
 
 #include "auth.h"
+#include "b64url.h"
 #include "fuzz.h"
 #include "room.h"
 

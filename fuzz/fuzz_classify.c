@@ -2,12 +2,14 @@
  * fuzz_classify.c - what a provider answers, which comes from the network:
  * the HTTP status, the Retry-After header and the body of an FCM or Twilio
  * answer, the SMTP reply code, curl's error text. Read by classify_fcm(),
- * classify_twilio(), classify_smtp(), classify_transport() and
- * retry_after_parse().
+ * classify_twilio(), classify_smtp(), classify_transport(); curl parses
+ * the Retry-After header itself, and backoff_retry_after_ms() turns the
+ * seconds it reports (any 64-bit value) into the wait.
  *
  * Input: bytes 0-1 the status (0..999), byte 2 picks the classifier and
- * byte 3 the curl code, then the Retry-After value up to the first '\n',
- * then the body (or curl's error text).
+ * byte 3 the curl code, then the seconds curl reported for Retry-After as
+ * decimal text up to the first '\n' (an empty line: no header), then the
+ * body (or curl's error text).
  *
  * Checks: Retry-After is -1 or 0..BACKOFF_MAX_RETRY_AFTER_MS; the outcome
  * is one of the four; detail and provider_id are NUL-terminated inside
@@ -15,13 +17,11 @@
  * into text columns of hub.deliveries); only a retry keeps a Retry-After;
  * a 2xx answer is SEND_OK.
  */
-#include <time.h>
+#include <stdlib.h>
 
 #include "backoff.h"
 #include "classify.h"
 #include "fuzz.h"
-
-#define NOW ((time_t)1764262800)
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *retry_after = fuzz_line(&in, NULL);
     char *body = fuzz_rest(&in, NULL);
     struct send_result r;
-    int ra = retry_after_parse(retry_after, NOW);
+    int ra = backoff_retry_after_ms(retry_after[0] ? strtoll(retry_after, NULL, 10) : -1);
 
     FUZZ_CHECK(ra == -1 || (ra >= 0 && ra <= BACKOFF_MAX_RETRY_AFTER_MS));
     memset(&r, 0x55, sizeof(r));

@@ -23,13 +23,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n;
 
     FUZZ_CHECK(tok != NULL);
-    n = auth_b64url_encode(HEADER, sizeof(HEADER) - 1, tok);
+    n = b64url_encode(HEADER, sizeof(HEADER) - 1, tok);
     tok[n++] = '.';
-    n += auth_b64url_encode(data, size, tok + n);
+    n += b64url_encode(data, size, tok + n);
     FUZZ_CHECK(HMAC(EVP_sha256(), FUZZ_SECRET, (int)strlen(FUZZ_SECRET), (unsigned char *)tok, n,
                     mac, &mac_len) != NULL);
     tok[n++] = '.';
-    n += auth_b64url_encode(mac, mac_len, tok + n);
+    n += b64url_encode(mac, mac_len, tok + n);
     fuzz_token_one(tok, n);
     free(tok);
     return 0;

@@ -13,6 +13,7 @@
  * Nothing here logs; the caller decides what the operator sees.
  */
 #include "auth.h"
+#include "b64url.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -38,85 +39,6 @@
 #define AUTH_STR(x) AUTH_STR_(x)
 #define AUTH_ID_RULE "1.." AUTH_STR(AUTH_MAX_ID_LEN) " characters of [A-Za-z0-9_.:-]"
 #define AUTH_TENANT_RULE "1.." AUTH_STR(AUTH_MAX_TENANT_LEN) " characters of [A-Za-z0-9_-]"
-
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Returns the 6-bit value of a base64url character, or -1 for any other byte. */
-static int
-b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/*
- * Decodes strictly: only the 64 base64url characters, no padding, a length
- * that is not 1 modulo 4, and zero bits in whatever the last character
- * carries beyond the final byte (so every byte string has exactly one
- * accepted encoding).
- */
-long
-auth_b64url_decode(const char *in, size_t len, unsigned char *out)
-{
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t n = 0;
-
-    if (len % 4 == 1 || len > (size_t)LONG_MAX || (len > 0 && in == NULL))
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return -1;
-    return (long)n;
-}
-
-size_t
-auth_b64url_encode(const void *in, size_t len, char *out)
-{
-    const unsigned char *p = in;
-    size_t i = 0, o = 0;
-
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-        out[o++] = b64url_alphabet[v >> 6 & 63];
-        out[o++] = b64url_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-        out[o++] = b64url_alphabet[v >> 6 & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
 
 const char *
 auth_role_name(enum auth_role role)
@@ -619,7 +541,7 @@ check_signature(const char *signed_part, size_t signed_len, const char *sig64, s
         *why = "bad signature";
         return -1;
     }
-    if (auth_b64url_decode(sig64, sig64_len, sig) != AUTH_SIG_LEN) {
+    if (b64url_decode(sig64, sig64_len, sig) != AUTH_SIG_LEN) {
         *why = "malformed token (signature is not base64url)";
         return -1;
     }
@@ -699,7 +621,7 @@ auth_verify_policy(const char *token, size_t len, const void *secret, size_t sec
     static size_t hdr_ok_len;
     size_t hdr_len = (size_t)(dot1 - token);
     if (hdr_len != hdr_ok_len || memcmp(token, hdr_ok, hdr_len)) {
-        n = auth_b64url_decode(token, hdr_len, buf);
+        n = b64url_decode(token, hdr_len, buf);
         if (n < 0) {
             *why = "malformed token (header is not base64url)";
             goto err;
@@ -716,7 +638,7 @@ auth_verify_policy(const char *token, size_t len, const void *secret, size_t sec
                         secret, secret_len, why) < 0)
         goto err;
 
-    n = auth_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
+    n = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf);
     if (n < 0) {
         *why = "malformed token (claims are not base64url)";
         goto err;

@@ -82,16 +82,4 @@ const char *auth_role_name(enum auth_role role);
 /* Parses a role case-insensitively; returns 0 and sets *out, or -1. */
 int auth_role_parse(const char *s, enum auth_role *out);
 
-/*
- * Strict base64url decoding (RFC 4648 §5, no padding). Returns the number
- * of bytes written to out (which must hold at least len * 3 / 4 + 1
- * bytes), or -1 for malformed input. Exposed for tests and for callers that
- * read other JWTs.
- */
-long auth_b64url_decode(const char *in, size_t len, unsigned char *out);
-
-/* Base64url encoding without padding; out must hold len * 4 / 3 + 4 bytes.
- * Returns the number of characters written (NUL-terminated). */
-size_t auth_b64url_encode(const void *in, size_t len, char *out);
-
 #endif

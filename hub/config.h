@@ -43,7 +43,7 @@ struct hub_config {
     int ack_lookups_max;     /* HUB_ACK_LOOKUPS_MAX: acks checked in the database at once, 256 */
     int ack_lookup_rate;     /* HUB_ACK_LOOKUP_RATE: such checks per second per connection, 20 */
 
-    /* Fallback channels (CONTRACT §1, §4); NULL when not configured. */
+    /* Fallback channels (README "Configuration"; docs/fallback.md); NULL when not set. */
     char *firebase_key;      /* FIREBASE_SERVICE_ACCOUNT_KEY (JSON text) */
     char *firebase_key_file; /* FIREBASE_SERVICE_ACCOUNT_FILE (path) */
     char *fcm_base_url;      /* HUB_FCM_BASE_URL */

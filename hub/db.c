@@ -6,10 +6,10 @@
  * (queries flow) -> RETRY (waiting out the backoff) -> CONNECTING ...
  */
 #include "db.h"
+#include "adopt.h"
 #include "log.h"
 #include "soon.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,10 +122,7 @@ db_fail_all(struct db *db)
 static void
 db_drop_wsi(struct db *db)
 {
-    if (!db->wsi)
-        return;
-    lws_set_opaque_user_data(db->wsi, NULL);
-    lws_set_timeout(db->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    adopt_release(db->wsi);
     db->wsi = NULL;
 }
 
@@ -139,20 +136,8 @@ db_adopt(struct db *db)
     if (db->wsi && fd == db->sock)
         return 0;
     db_drop_wsi(db);
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0)
+    if (adopt_dup(db->vh, fd, db_protocol.name, db, &db->wsi))
         return -1;
-    lws_adopt_desc_t info = {
-        .vh = db->vh,
-        .type = LWS_ADOPT_RAW_FILE_DESC,
-        .fd.filefd = d,
-        .vh_prot_name = db_protocol.name,
-        .opaque = db,
-    };
-    db->wsi = lws_adopt_descriptor_vhost_via_info(&info);
-    if (!db->wsi)
-        return -1; /* lws owns d now, closed or not: it is not touched again */
-    lws_set_opaque_user_data(db->wsi, db);
     db->sock = fd;
     return 0;
 }
@@ -517,33 +502,6 @@ db_query_urgent(struct db *db, const char *sql, int nparams, const char *const *
                 db_result_cb cb, void *ud)
 {
     return db_enqueue(db, NULL, sql, nparams, params, cb, ud, 1);
-}
-
-char *
-db_text_array(const char *const *items, size_t n)
-{
-    size_t cap = 3; /* {} and the NUL */
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(items[i]) + 3; /* every byte escaped, two quotes, a comma */
-    char *lit = malloc(cap);
-    if (!lit)
-        return NULL;
-    char *p = lit;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *p++ = ',';
-        *p++ = '"';
-        for (const char *q = items[i]; *q; q++) {
-            if (*q == '"' || *q == '\\')
-                *p++ = '\\';
-            *p++ = *q;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return lit;
 }
 
 void

@@ -77,14 +77,6 @@ struct db_req *db_query_prepared(struct db *db, const char *stmt, const char *sq
 struct db_req *db_query_urgent(struct db *db, const char *sql, int nparams,
                                const char *const *params, db_result_cb cb, void *ud);
 
-/*
- * The PostgreSQL array literal of the n strings in items, for a text[]
- * parameter: "{}" when n is 0, otherwise every element in double quotes
- * with its double quotes and backslashes escaped, so any text reads back
- * as itself. Returns a string the caller frees, or NULL when memory ran out.
- */
-char *db_text_array(const char *const *items, size_t n);
-
 /* The callback of req will not run; the query itself still completes. */
 void db_cancel(struct db_req *req);
 

@@ -17,8 +17,10 @@
 #include "hub.h"
 #include "log.h"
 #include "provider.h"
+#include "sqlbatch.h"
 #include "template.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +47,8 @@ struct fallback {
     struct kind_entry *sent_kinds; /* kinds whose policy has fallback channels */
     lws_sorted_usec_list_t tick;
     char hub_id[96];
-    int closing;    /* fallback_free() has begun */
-    char **results; /* outcomes waiting to be written, oldest first (each one allocation) */
-    size_t n_results, cap_results;
-    size_t results_inflight; /* the first this many are being written */
+    int closing;              /* fallback_free() has begun */
+    struct sqlbatch *results; /* owned; outcomes waiting to be written, oldest first */
     lws_sorted_usec_list_t results_sul;
     uint64_t sent, failed, retried, skipped;
     uint64_t deferred; /* critical rows told to wait for an open circuit */
@@ -79,43 +79,21 @@ job_free(struct job *j)
 /* How long an outcome may wait for others to share its statement. */
 #define FALLBACK_RESULT_DELAY_MS 5
 
-/* Appends one element to a PostgreSQL array literal being built. */
-static void
-lit_add(FILE *f, const char *value, int first)
-{
-    if (!first)
-        fputc(',', f);
-    if (!value) {
-        fputs("NULL", f);
-        return;
-    }
-    fputc('"', f);
-    for (const char *p = value; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fputc('\\', f);
-        fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void flush_results(struct fallback *fb);
 
 static void
 on_results_stored(struct db *db, const PGresult *res, void *ud)
 {
     struct fallback *fb = ud;
-    size_t n = fb->results_inflight;
-    fb->results_inflight = 0;
-    if (!res)
-        return; /* kept: written again when the database is back */
+    if (!res) {
+        sqlbatch_retry(fb->results); /* kept: written again when the database is back */
+        return;
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        log_err("fallback", "recording %zu delivery results failed: %s", n,
-                PQresultErrorMessage(res));
+        log_err("fallback", "recording %zu delivery results failed: %s",
+                sqlbatch_inflight(fb->results), PQresultErrorMessage(res));
     /* Written (or refused for good): drop them. */
-    for (size_t i = 0; i < n; i++)
-        free(fb->results[i]);
-    memmove(fb->results, fb->results + n, (fb->n_results - n) * sizeof(*fb->results));
-    fb->n_results -= n;
+    sqlbatch_done(fb->results);
     /* A failed, skipped or deferred delivery may have queued the next channel. */
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
         for (int i = 0; i < PQntuples(res); i++) {
@@ -123,7 +101,7 @@ on_results_stored(struct db *db, const PGresult *res, void *ud)
             if (channel_parse(PQgetvalue(res, i, 0), &next) == 0)
                 claim(fb, next);
         }
-    if (fb->n_results)
+    if (sqlbatch_pending(fb->results))
         flush_results(fb);
 }
 
@@ -131,43 +109,17 @@ on_results_stored(struct db *db, const PGresult *res, void *ud)
 static void
 flush_results(struct fallback *fb)
 {
-    if (fb->results_inflight || !fb->n_results || !db_is_up(fb->db))
+    if (!db_is_up(fb->db))
         return;
-    size_t n = fb->n_results < FALLBACK_RESULT_BATCH ? fb->n_results : FALLBACK_RESULT_BATCH;
-    char *lit[6] = {NULL};
-    size_t len[6];
-    FILE *f[6];
-    for (int k = 0; k < 6; k++) {
-        f[k] = open_memstream(&lit[k], &len[k]);
-        if (f[k])
-            fputc('{', f[k]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        /* Each entry holds its six fields as consecutive NUL-terminated strings. */
-        const char *v = fb->results[i];
-        for (int k = 0; k < 6; k++) {
-            if (f[k])
-                lit_add(f[k], v, i == 0);
-            v += strlen(v) + 1;
-        }
-    }
-    int ok = 1;
-    for (int k = 0; k < 6; k++) {
-        if (!f[k]) {
-            ok = 0;
-            continue;
-        }
-        fputc('}', f[k]);
-        if (fclose(f[k]))
-            ok = 0;
-    }
-    if (ok) {
+    char *lit[6];
+    unsigned nulls;
+    if (sqlbatch_take(fb->results, lit, &nulls) > 0) {
         const char *params[6] = {lit[0], lit[1], lit[2], lit[3], lit[4], lit[5]};
-        if (db_query(fb->db,
-                     "SELECT next_channel FROM hub.delivery_results($1::bigint[], $2::text[], "
-                     "$3::text[], $4::text[], $5::text[], $6::int[])",
-                     6, params, on_results_stored, fb))
-            fb->results_inflight = n;
+        if (!db_query(fb->db,
+                      "SELECT next_channel FROM hub.delivery_results($1::bigint[], $2::text[], "
+                      "$3::text[], $4::text[], $5::text[], $6::int[])",
+                      6, params, on_results_stored, fb))
+            sqlbatch_retry(fb->results);
     }
     for (int k = 0; k < 6; k++)
         free(lit[k]);
@@ -194,31 +146,11 @@ store_result(struct fallback *fb, const char *event_id, const char *user, enum c
     char retry[16];
     snprintf(retry, sizeof(retry), "%d", retry_ms);
     const char *v[6] = {event_id, user, channel_name(ch), outcome, detail ? detail : "", retry};
-    size_t size = 0;
-    for (int k = 0; k < 6; k++)
-        size += strlen(v[k]) + 1;
-    char *e = malloc(size);
-    if (fb->n_results == fb->cap_results) {
-        size_t cap = fb->cap_results ? fb->cap_results * 2 : 64;
-        char **grown = realloc(fb->results, cap * sizeof(*grown));
-        if (grown) {
-            fb->results = grown;
-            fb->cap_results = cap;
-        }
-    }
-    if (!e || fb->n_results == fb->cap_results) {
-        free(e);
+    if (sqlbatch_add(fb->results, v) < 0) {
         log_err("fallback", "out of memory recording a result of event %s", event_id);
         return;
     }
-    char *p = e;
-    for (int k = 0; k < 6; k++) {
-        size_t l = strlen(v[k]) + 1;
-        memcpy(p, v[k], l);
-        p += l;
-    }
-    fb->results[fb->n_results++] = e;
-    if (fb->n_results >= FALLBACK_RESULT_BATCH)
+    if (sqlbatch_pending(fb->results) >= FALLBACK_RESULT_BATCH)
         flush_results(fb);
     else
         lws_sul_schedule(fb->hub->ctx, 0, &fb->results_sul, on_results_timer,
@@ -590,6 +522,45 @@ fallback_wants_sent_marks(const struct fallback *fb, const char *kind)
     return e != NULL;
 }
 
+/* Builds the provider of ch from the hub's configuration (see provider.h). */
+static struct provider *
+provider_new(const struct hub_config *cfg, enum channel ch, struct http_engine *http,
+             const char **why)
+{
+    switch (ch) {
+    case CHANNEL_PUSH: {
+        const struct fcm_settings set = {
+            .key = cfg->firebase_key,
+            .key_file = cfg->firebase_key_file,
+            .base_url = cfg->fcm_base_url,
+        };
+        return fcm_provider_new(&set, http, why);
+    }
+    case CHANNEL_SMS: {
+        const struct twilio_settings set = {
+            .sid = cfg->twilio_sid,
+            .token = cfg->twilio_token,
+            .from = cfg->twilio_from,
+            .base_url = cfg->twilio_base_url,
+        };
+        return twilio_provider_new(&set, http, why);
+    }
+    case CHANNEL_EMAIL: {
+        const struct smtp_settings set = {
+            .url = cfg->smtp_url,
+            .from = cfg->smtp_from,
+            .user = cfg->smtp_user,
+            .password = cfg->smtp_password,
+            .plain_auth = cfg->smtp_plain_auth,
+        };
+        return smtp_provider_new(&set, http, why);
+    }
+    default:
+        *why = NULL;
+        return NULL;
+    }
+}
+
 int
 fallback_new(struct hub *hub, struct fallback **out)
 {
@@ -601,20 +572,15 @@ fallback_new(struct hub *hub, struct fallback **out)
     char host[64] = "hub";
     gethostname(host, sizeof(host) - 1);
     snprintf(fb->hub_id, sizeof(fb->hub_id), "%s:%d", host, (int)getpid());
+    fb->results = sqlbatch_new(6, FALLBACK_RESULT_BATCH, SIZE_MAX);
     fb->http = http_engine_new(hub->ctx, hub->vh);
     fb->db = db_new(hub->ctx, hub->vh, hub->cfg->database_url, "fallback", &fallback_db_ops, fb,
                     hub->cfg->db_retry_max_ms);
-    if (!fb->http || !fb->db) {
+    if (!fb->results || !fb->http || !fb->db) {
         fallback_free(fb);
         return -1;
     }
     http_engine_set_max_per_host(fb->http, hub->cfg->provider_inflight);
-    struct provider *(*ctor[CHANNEL_COUNT])(const struct hub_config *, struct http_engine *,
-                                            const char **) = {
-        [CHANNEL_PUSH] = fcm_provider_new,
-        [CHANNEL_SMS] = twilio_provider_new,
-        [CHANNEL_EMAIL] = smtp_provider_new,
-    };
     static const char *const off[CHANNEL_COUNT] = {
         [CHANNEL_PUSH] = "FIREBASE_SERVICE_ACCOUNT_KEY is not set: push disabled",
         [CHANNEL_SMS] = "TWILIO_ACCOUNT_SID is not set: SMS disabled",
@@ -622,7 +588,7 @@ fallback_new(struct hub *hub, struct fallback **out)
     };
     for (int ch = 0; ch < CHANNEL_COUNT; ch++) {
         const char *why = NULL;
-        struct provider *p = ctor[ch](hub->cfg, fb->http, &why);
+        struct provider *p = provider_new(hub->cfg, (enum channel)ch, fb->http, &why);
         if (!p && why) {
             fprintf(stderr, "armonia-hub: %s\n", why);
             fallback_free(fb);
@@ -671,8 +637,6 @@ fallback_free(struct fallback *fb)
         free(e->kind);
         free(e);
     }
-    for (size_t i = 0; i < fb->n_results; i++)
-        free(fb->results[i]);
-    free(fb->results);
+    sqlbatch_free(fb->results);
     free(fb);
 }

@@ -1,5 +1,6 @@
 /*
- * fallback.h - reaching users the WebSocket did not reach (CONTRACT §4).
+ * fallback.h - reaching users the WebSocket did not reach (docs/protocol.md
+ * "Fallback (push, SMS, e-mail)"; docs/fallback.md).
  *
  * The database holds the whole plan (schema/070_fallback.sql): jobs due
  * at an event's ack timeout, delivery rows per (event, user, channel),

@@ -2,7 +2,8 @@
  * hub.h - the one hub object every module reaches through its connections.
  *
  * main.c creates it, wires the lws context, the two database connections
- * and the registry, and runs the loop. Nothing else is global.
+ * and the registry, and runs the loop. Process-wide besides it: soon.c's queue,
+ * the logger's level (common/log.c) and session.c's pool of session-id bytes.
  */
 #ifndef HUB_HUB_H
 #define HUB_HUB_H

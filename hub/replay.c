@@ -30,6 +30,7 @@
 #include "hub.h"
 #include "event.h"
 #include "log.h"
+#include "pgarray.h"
 #include "router.h"
 
 #include <stdio.h>
@@ -104,7 +105,7 @@ on_page(struct db *db, const PGresult *res, void *ud)
 
 /*
  * The connection's rooms as a text[] literal for the page query (built by
- * db_text_array(), which sizes and escapes it whatever the names hold).
+ * pgarray_text(), which sizes and escapes it whatever the names hold).
  * Returns a string the caller frees, or NULL when memory ran out.
  */
 static char *
@@ -119,7 +120,7 @@ replay_rooms_literal(const struct conn *c)
     n = 0;
     for (struct member *m = c->rooms; m; m = m->cnext)
         names[n++] = m->room->name;
-    char *lit = db_text_array(names, n);
+    char *lit = pgarray_text(names, n);
     free(names);
     return lit;
 }

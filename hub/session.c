@@ -1,5 +1,5 @@
 /*
- * session.c - the per-connection protocol (CONTRACT §2).
+ * session.c - the per-connection protocol (docs/protocol.md).
  *
  * A connection starts in CONN_AUTH. A valid token moves it to
  * CONN_CHECKING while the tenant is verified against the database (cached

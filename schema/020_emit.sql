@@ -1,8 +1,8 @@
 -- 020_emit.sql - what a tenant is, and hub.emit(), the one way to produce
--- an event (CONTRACT §3).
+-- an event (docs/protocol.md "Events"; README "How an event travels").
 --
 -- A tenant is a residential complex: one PostgreSQL schema, listed in the
--- registry hub.tenants (CONTRACT §6). hub.emit() checks every argument
+-- registry hub.tenants (README, "Tenants and database roles"). hub.emit() checks every argument
 -- before writing anything, so a bad call raises invalid_parameter_value
 -- (22023) with a message naming the argument and what was expected, and
 -- leaves no row behind.

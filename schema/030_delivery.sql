@@ -1,12 +1,12 @@
 -- 030_delivery.sql - per-kind delivery policy and the record of every
--- delivery attempt (CONTRACT §3, §4).
+-- delivery attempt (docs/fallback.md).
 --
 -- The hub reads hub.policies when an event arrives, so editing a row takes
 -- effect for new events without a restart. hub.deliveries keeps one row per
 -- (event, user, channel): its primary key is what makes "at most one
 -- successful send" hold across restarts and across several hubs.
 
--- Channels a policy may name: the fallback providers of CONTRACT §4.
+-- Channels a policy may name: the fallback providers of docs/fallback.md.
 CREATE TABLE IF NOT EXISTS hub.policies (
     kind           text PRIMARY KEY CHECK (kind ~ '^[a-z][a-z0-9_]{0,31}$'),
     -- How long a recipient has to ack (ack events) or be sent the event

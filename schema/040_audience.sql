@@ -1,5 +1,5 @@
 -- 040_audience.sql - who is in a set of rooms, online or not, with their
--- contact points: the people fallback delivery tries to reach (CONTRACT §3).
+-- contact points: the people fallback delivery tries to reach (docs/fallback.md, "2. Plan").
 --
 -- The shipped version reads the demo tenant layout (hub.create_demo_tenant):
 -- the tenant's "User" table. A deployment with another layout replaces this

@@ -1,5 +1,5 @@
 -- 050_demo_tenant.sql - a tenant laid out like the Armonía backend's Prisma
--- schema, and the triggers that turn its rows into events (CONTRACT §3).
+-- schema, and the triggers that turn its rows into events (README "How an event travels").
 --
 -- The trigger functions live once, here in schema hub, and name the tenant by
 -- TG_TABLE_SCHEMA: every tenant's triggers share them, and replacing one here

@@ -1,4 +1,4 @@
--- 070_fallback.sql - fallback delivery kept in the database (CONTRACT §4):
+-- 070_fallback.sql - fallback delivery kept in the database (docs/fallback.md):
 -- jobs due at an event's ack timeout, delivery rows per (event, user,
 -- channel) claimed by hubs under a lease, outcomes, the next channel, acks
 -- and "sent" marks, and the claim of a panic. docs/fallback.md tells the

@@ -6,8 +6,12 @@
 # headless Chromium, then builds and runs all of it again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and finally builds the
 # libFuzzer targets of fuzz/ with clang and runs each briefly on its seeds.
+# Before all that, the other builds people make (Release, Debug, MinSizeRel,
+# clang) must compile clean (scripts/build-matrix.sh). Every build here
+# treats warnings as errors (HUB_WERROR=ON).
 #
-#   scripts/test.sh            all three passes
+#   scripts/test.sh            all four passes
+#   scripts/test.sh builds     only the build matrix (no tests run)
 #   scripts/test.sh plain      only the normal build
 #   scripts/test.sh sanitize   only the sanitizer build
 #   scripts/test.sh fuzz       only the fuzz targets (HUB_FUZZ_SECONDS each, default 8)
@@ -27,7 +31,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 run_pass() {
     local name=$1 sanitize=$2 dir="$root/build/test-$1"
     echo "== $name build"
-    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_SANITIZE="$sanitize" >/dev/null
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_WERROR=ON -DHUB_SANITIZE="$sanitize" >/dev/null
     cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
     echo "== $name tests"
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
@@ -38,20 +42,21 @@ run_pass() {
 run_fuzz() {
     local dir="$root/build/test-fuzz"
     echo "== fuzz build (clang, libFuzzer, ASan + UBSan)"
-    CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_FUZZ=ON \
+    CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUB_WERROR=ON -DHUB_FUZZ=ON \
         -DHUB_FUZZ_SECONDS="${HUB_FUZZ_SECONDS:-8}" >/dev/null
     cmake --build "$dir" --target fuzz -j "$jobs" >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
     echo "== fuzz targets"
     ctest --test-dir "$dir" -R '^fuzz\.' --output-on-failure -j "$jobs" --timeout 300
 }
 
-passes=("${@:-plain sanitize fuzz}")
+passes=("${@:-builds plain sanitize fuzz}")
 for p in ${passes[*]}; do
     case $p in
+    builds) bash scripts/build-matrix.sh ;;
     plain) run_pass plain OFF ;;
     sanitize) run_pass sanitize ON ;;
     fuzz) run_fuzz ;;
-    *) echo "unknown pass '$p' (plain, sanitize or fuzz)" >&2; exit 2 ;;
+    *) echo "unknown pass '$p' (builds, plain, sanitize or fuzz)" >&2; exit 2 ;;
     esac
 done
 echo "== all tests passed"

@@ -19,7 +19,7 @@ export interface StateChange {
   since?: number;
 }
 
-/** An event as the hub sends it (CONTRACT §2). */
+/** An event as the hub sends it (docs/protocol.md "Events"). */
 export interface HubEvent<D = Record<string, unknown>> {
   type: 'event';
   id: number;

@@ -1,7 +1,7 @@
 // durability_burst.test.mjs - large and concurrent bursts: 100,000 events
 // in one transaction, 100 producers committing at once, rolled-back
 // producers among them. Every event reaches the client once, in seq order;
-// the hub's memory stays bounded (CONTRACT §2 Events; docs/design-seq.md).
+// the hub's memory stays bounded (docs/protocol.md "Events"; docs/design-seq.md).
 //
 // Runs on a cluster of its own: 200,000+ events in the shared cluster would
 // make every other test file's hub read them too, and the RSS measured here

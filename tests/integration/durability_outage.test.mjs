@@ -2,7 +2,7 @@
 // fast restart, a stop of several seconds, the hub's backends terminated.
 // /healthz follows the listener; connected clients stay connected and get
 // every event committed before, during and after, once, in order
-// (CONTRACT §2 Events, §5; docs/design-seq.md "reconnecting").
+// (docs/protocol.md "Events", "HTTP on the same port"; docs/design-seq.md "reconnecting").
 //
 // This file stops its database, so it runs on a cluster of its own (a fresh
 // temp directory), never the shared HUB_PGDIR one. Each outage prints

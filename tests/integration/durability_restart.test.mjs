@@ -1,6 +1,6 @@
 // durability_restart.test.mjs - the hub dies or is stopped while events
 // flow; a new hub plus client resume loses nothing and doubles nothing
-// (CONTRACT §2 "Resume", close code 1001; acks in hub.deliveries).
+// (docs/protocol.md "Resume", close code 1001; acks in hub.deliveries).
 //
 // Clients start with since 0 on a fresh tenant, so what each must hold in
 // the end is exactly the tenant's events for its rooms in hub.outbox, up to

@@ -1,6 +1,6 @@
 // durability_resume.test.mjs - a client that comes back names the last seq
 // it holds and gets everything it missed, once, in order, then live
-// (CONTRACT §2 "Resume"; docs/design-seq.md).
+// (docs/protocol.md "Resume"; docs/design-seq.md).
 //
 // Every test uses a fresh tenant, so "since 0" means "everything of this
 // tenant", and compares the exact seqs a client received with hub.outbox.

@@ -1,8 +1,8 @@
 // durability_resume_bounds.test.mjs - resume at the edges: events as big as
 // hub.emit() allows (a replay page must be bounded by bytes, not only rows,
 // and always make progress), a single event bigger than the queue bound,
-// and a since beyond the newest seq (CONTRACT §6 "since beyond the newest
-// seq": error resume_gap with newest_seq, then live, never silence).
+// and a since beyond the newest seq (docs/protocol.md "Resume", a since
+// beyond the newest seq: error resume_gap with newest_seq, then live, never silence).
 //
 // Every test uses a fresh tenant and a hub of its own, so the hub's
 // counters (armonia_catchups_total) belong to the test.

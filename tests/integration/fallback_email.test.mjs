@@ -1,5 +1,5 @@
 // fallback_email.test.mjs - the e-mail channel facing hostile input
-// (CONTRACT §4; docs/fallback.md, "E-mail"), and the address checks every
+// (docs/fallback.md, "7. Addresses and the e-mail channel"), and the address checks every
 // fallback channel makes before a provider sees an address.
 //
 // Runs on its own cluster (lib/fallback.mjs). Every test starts the one hub
@@ -37,7 +37,7 @@ function rcptsWith(relay, text) {
 
 /** The plain-text part of a multipart message as its lines (CRLF split). */
 function plainLines(data) {
-  const m = data.match(/Content-Type: text\/plain; charset=UTF-8\r\n(?:[^\r\n]+\r\n)*\r\n([\s\S]*?)\r\n--=_/i);
+  const m = data.match(/Content-Type: text\/plain; charset=UTF-8\r\n(?:[^\r\n]+\r\n)*\r\n([\s\S]*?)\r\n--/i);
   assert.ok(m, `no text/plain part in:\n${data}`);
   return m[1].split('\r\n');
 }

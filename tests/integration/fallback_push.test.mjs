@@ -1,5 +1,5 @@
 // fallback_push.test.mjs - a resident the WebSocket did not reach gets an
-// FCM push, and the next channel when push cannot help (CONTRACT §4).
+// FCM push, and the next channel when push cannot help (docs/fallback.md).
 //
 // Runs on its own cluster (lib/fallback.mjs) with the shipped triggers and
 // policies, only the ack timeouts shortened: visitor and payment 1.5 s.

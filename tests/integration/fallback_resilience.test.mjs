@@ -1,5 +1,5 @@
 // fallback_resilience.test.mjs - fallback delivery when things go wrong
-// (CONTRACT §4): a provider that keeps failing (circuit breaker), one that
+// (docs/fallback.md): a provider that keeps failing (circuit breaker), one that
 // hangs (must not slow the WebSocket), a hub killed with fallbacks pending,
 // two hubs on one database (each send exactly once), a channel that is not
 // configured.
@@ -176,7 +176,8 @@ test('a hanging FCM never delays WebSocket delivery (p99 commit → receipt, hea
 });
 
 test('hanging FCM: "attempts" counts only requests that reached the provider (no timeouts charged while queued in the hub)', async () => {
-  // CONTRACT §3: attempts = provider requests made so far for this row.
+  // docs/fallback.md "3. Claim, send, result": attempts = provider requests
+  // made so far for this row.
   const USERS = 64;
   await fx.setPolicy('hang_count', { ackTimeoutMs: 0, always: ['push'], fallback: [], maxAgeMs: 3_600_000 });
   const hub = await fx.startHub({

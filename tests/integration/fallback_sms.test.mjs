@@ -1,4 +1,4 @@
-// fallback_sms.test.mjs - SMS through Twilio (CONTRACT §4): the wire
+// fallback_sms.test.mjs - SMS through Twilio (docs/fallback.md): the wire
 // format, permanent failures, GSM-7 text, and the emergency announcement
 // that goes by push and SMS to everyone at once, timed for 60 and 500
 // residents (and 10,000 with FALLBACK_BIG=1).

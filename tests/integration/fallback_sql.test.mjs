@@ -1,5 +1,5 @@
 // fallback_sql.test.mjs - the database side of fallback delivery
-// (CONTRACT §4, schema/070_fallback.sql, docs/fallback.md) against a real
+// (docs/fallback.md, schema/070_fallback.sql) against a real
 // PostgreSQL: jobs written with each event, planning due jobs into delivery
 // rows, claiming rows under a lease, results and the next channel, acks,
 // "sent" marks and the single claim of a panic, several hubs at once.

@@ -1,4 +1,4 @@
-// hub_acks.test.mjs - who may ack (CONTRACT §6 "Who may ack"): an ack
+// hub_acks.test.mjs - who may ack (docs/protocol.md "Who may ack"): an ack
 // counts only from a connection the event was for (same tenant, and one of
 // the event's rooms is one the connection is in or could be in by its
 // automatic rooms and its role's rules); anything else gets `forbidden` and

@@ -1,5 +1,5 @@
 // hub_auth.test.mjs - who gets in, who does not, and how a client learns
-// why (CONTRACT §2 "Authentication"). One hub with a short first-frame
+// why (docs/protocol.md "Authentication"). One hub with a short first-frame
 // deadline (700 ms) serves every case; each case uses its own user ids.
 
 import { test, before } from 'node:test';

@@ -1,5 +1,5 @@
-// hub_close.test.mjs - closing is bounded (CONTRACT §6 "Closing is
-// bounded"): a connection the hub decided to close is gone within
+// hub_close.test.mjs - closing is bounded (docs/protocol.md
+// "Limits and close codes"): a connection the hub decided to close is gone within
 // HUB_CLOSE_TIMEOUT_MS whether or not its client reads.
 //
 // The clients here are raw TCP sockets that do the WebSocket upgrade by

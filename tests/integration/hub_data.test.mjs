@@ -1,5 +1,5 @@
 // hub_data.test.mjs - event data reaches clients with every number intact
-// (CONTRACT §6 "Event data"): whatever hub.emit() accepts is delivered, live
+// (docs/protocol.md "Event data and numbers"): whatever hub.emit() accepts is delivered, live
 // and on resume, in both subprotocols; a row written around hub.emit() that
 // cannot be delivered is logged with its id and counted on /metrics.
 //

@@ -1,5 +1,5 @@
 // hub_events.test.mjs - events from the database to the right screens and
-// nowhere else (CONTRACT §2 "Rooms", "Events", §3 triggers).
+// nowhere else (docs/protocol.md "Rooms", "Events"; the triggers in README "How an event travels").
 //
 // Tenant A: guard gA, admin aA, residents rA1 (unit 101) and rA2 (unit 202).
 // Tenant B: guard gB. "Got nothing" inside tenant A is checked with a

@@ -3,7 +3,7 @@
 // critical or small events routed meanwhile go out at once, each recipient
 // first catching up on the fan-outs in progress. Whatever the interleaving,
 // every connection must get exactly its events, each once, in seq order
-// (CONTRACT §2 Events) — also when connections leave in the middle of a
+// (docs/protocol.md "Events") — also when connections leave in the middle of a
 // fan-out that is walking their room.
 //
 // Runs on a cluster of its own so that the bursts here are this hub's only

@@ -1,7 +1,8 @@
 // hub_health.test.mjs - /healthz follows the database listener, and the
 // hub rides out a database restart without dropping its clients
-// (CONTRACT §5). This file stops its database, so it uses a cluster of its
-// own (a fresh directory), never the shared HUB_PGDIR one.
+// (docs/protocol.md "HTTP on the same port"). This file stops its database,
+// so it uses a cluster of its own (a fresh directory), never the shared
+// HUB_PGDIR one.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

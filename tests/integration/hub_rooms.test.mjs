@@ -1,7 +1,8 @@
 // hub_rooms.test.mjs - what an authenticated client may ask of the hub:
 // subscribe/unsubscribe by role, room-name rules, ping/ref, malformed
 // frames, the frame-size limit, both subprotocols, and the plain HTTP side
-// of the port (CONTRACT §2 "Rooms", "Other frames", "Close codes", §5).
+// of the port (docs/protocol.md "Rooms", "Other frames", "Limits and close
+// codes", "HTTP on the same port").
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -117,8 +118,8 @@ test('unsubscribe → unsubscribed; events to that room stop', async () => {
   c.close();
 });
 
-// Rooms at authentication (CONTRACT §6): "rooms" in the auth frame, or
-// ?rooms=a,b with header authentication, joined before any replay.
+// Rooms at authentication (docs/protocol.md "Rooms at authentication"):
+// "rooms" in the auth frame, or ?rooms=a,b with header authentication, joined before any replay.
 
 /** Opens a connection and sends {"type":"auth", token, ...extra}; resolves with the client. */
 async function authWith(claims, extra, opts = {}) {

@@ -1,5 +1,5 @@
-// hub_tenants.test.mjs - which schemas a token may name (CONTRACT §6,
-// "Tenants are registered") and the role the hub runs as (schema/080_roles.sql).
+// hub_tenants.test.mjs - which schemas a token may name (README,
+// "Tenants and database roles") and the role the hub runs as (schema/080_roles.sql).
 //
 // A schema of the backend's own (an audit or auth schema) exists in the
 // database but is no tenant: a token naming it must be refused exactly like

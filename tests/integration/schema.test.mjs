@@ -1,6 +1,6 @@
-// schema.test.mjs - the database side of the contract (CONTRACT §3) against
-// a real PostgreSQL: schema/*.sql applies twice, hub.emit() validates and
-// writes, the demo tenant's triggers emit the right events, seq follows
+// schema.test.mjs - the database side of the contract (README "How an event
+// travels", docs/fallback.md) against a real PostgreSQL: schema/*.sql
+// applies twice, hub.emit() validates and writes, the demo tenant's triggers emit the right events, seq follows
 // commit order (docs/design-seq.md), NOTIFY wakes listeners only on commit,
 // hub.audience() and hub.is_tenant() mean what they say, only registered
 // schemas are tenants (hub.tenants), and the roles of schema/080_roles.sql

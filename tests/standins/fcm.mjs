@@ -1,6 +1,6 @@
 // fcm.mjs - stand-in for Google's OAuth2 token endpoint and the FCM HTTP v1
 // API, on 127.0.0.1, speaking their wire formats so the hub's push channel
-// runs unchanged against it (CONTRACT §1 and §4: the service account's
+// runs unchanged against it (README "Configuration", docs/fallback.md: the service account's
 // token_uri and HUB_FCM_BASE_URL both point here).
 //
 //   POST /token                                  JWT-bearer grant (RFC 7523) → access token

@@ -1,6 +1,6 @@
 // smtp.mjs - a minimal SMTP relay (RFC 5321) on 127.0.0.1 standing in for
 // SES or SendGrid, so the hub's e-mail channel (libcurl to HUB_SMTP_URL,
-// CONTRACT §1 and §4) runs unchanged against it.
+// README "Configuration", docs/fallback.md) runs unchanged against it.
 //
 // It speaks enough of the protocol for a real client: greeting, EHLO/HELO,
 // AUTH PLAIN and LOGIN (RFC 4954, with or without an initial response),

@@ -1,5 +1,5 @@
 // twilio.mjs - stand-in for Twilio's Messages API (REST 2010-04-01) on
-// 127.0.0.1, so the hub's SMS channel (CONTRACT §4, HUB_TWILIO_BASE_URL)
+// 127.0.0.1, so the hub's SMS channel (docs/fallback.md, HUB_TWILIO_BASE_URL)
 // runs unchanged against it.
 //
 //   POST /2010-04-01/Accounts/{AccountSid}/Messages.json

@@ -19,7 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-#include "auth.h"
+#include "b64url.h"
 #include "fcm_auth.h"
 
 #define TOKEN_URI "https://oauth2.googleapis.com/token"
@@ -294,7 +294,7 @@ b64_part(const char *start, size_t len, long *out_len)
     long n;
 
     assert_non_null(buf);
-    n = auth_b64url_decode(start, len, buf);
+    n = b64url_decode(start, len, buf);
     assert_true(n >= 0);
     buf[n] = '\0';
     *out_len = n;
@@ -447,8 +447,8 @@ test_token_response_bad(void **state)
 {
     static const char *const bad[] = {
         "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT Signature.\"}",
-        "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT: Token must be a "
-        "short-lived token (60 minutes) and in a reasonable timeframe.\"}",
+        ("{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT: Token must be a "
+         "short-lived token (60 minutes) and in a reasonable timeframe.\"}"),
         "{\"access_token\":\"\",\"expires_in\":3599}",
         "{\"access_token\":\"two words\",\"expires_in\":3599}",
         "{\"access_token\":\"x\\r\\nX-Evil: 1\",\"expires_in\":3599}",

@@ -959,8 +959,8 @@ test_event_same_as_before_for_ordinary_data(void **state)
 {
     static const char *data[] = {
         "{\"unitId\":\"101\",\"amount\":150000,\"currency\":\"COP\",\"status\":\"PAID\"}",
-        "{\"alertId\":42,\"message\":\"Ayuda en la torre 1\",\"guard\":null,\"n\":[1,-2,300,"
-        "70000,5000000000,-5000000000],\"ok\":true,\"no\":false,\"nested\":{\"a\":{\"b\":[{}]}}}",
+        ("{\"alertId\":42,\"message\":\"Ayuda en la torre 1\",\"guard\":null,\"n\":[1,-2,300,"
+         "70000,5000000000,-5000000000],\"ok\":true,\"no\":false,\"nested\":{\"a\":{\"b\":[{}]}}}"),
         "{\"s\":\"l\xc3\xadnea\\n\\\"comillas\\\" \\\\ \xe2\x82\xac \xf0\x9f\x98\x80\"}",
         "{}",
     };

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -76,8 +77,7 @@ struct got {
     char *body;
     size_t body_len;
     int terminated; /* body[body_len] was NUL and no NUL came earlier */
-    int has_retry_after;
-    char retry_after[64];
+    long long retry_after_s;
     int has_error;
 };
 
@@ -109,6 +109,36 @@ send_response(int fd, const char *status, const char *extra, const char *body, s
     return send_all(fd, body, len);
 }
 
+/*
+ * A 503 whose Retry-After is of the form named: an HTTP-date 30 s ahead in
+ * each of the three forms RFC 9110 names ("imf", "rfc850", "asctime"), one
+ * in the past ("past"), or a value no reader understands ("junk").
+ */
+static int
+answer_retry_after(int fd, const char *form)
+{
+    static const struct {
+        const char *form, *fmt;
+        int ahead;
+    } forms[] = {
+        {"imf", "%a, %d %b %Y %H:%M:%S GMT", 30},
+        {"rfc850", "%A, %d-%b-%y %H:%M:%S GMT", 30},
+        {"asctime", "%a %b %e %H:%M:%S %Y", 30},
+        {"past", "%a, %d %b %Y %H:%M:%S GMT", -30},
+    };
+    char value[64] = "soon";
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+        if (!strcmp(form, forms[i].form)) {
+            time_t at = time(NULL) + forms[i].ahead;
+            struct tm tm;
+            gmtime_r(&at, &tm);
+            strftime(value, sizeof(value), forms[i].fmt, &tm);
+        }
+    char extra[96];
+    snprintf(extra, sizeof(extra), "Retry-After: %s\r\n", value);
+    return send_response(fd, "503 Service Unavailable", extra, "busy", 4);
+}
+
 /* Answers one request; returns -1 when the connection must end. */
 static int
 peer_answer(int fd, const char *path, const char *head, const char *body, size_t len)
@@ -117,6 +147,8 @@ peer_answer(int fd, const char *path, const char *head, const char *body, size_t
         return send_response(fd, "200 OK", "", ok_json, strlen(ok_json));
     if (!strcmp(path, "/retry"))
         return send_response(fd, "503 Service Unavailable", "Retry-After: 7\r\n", "busy", 4);
+    if (!strncmp(path, "/retry-", 7))
+        return answer_retry_after(fd, path + 7);
     if (!strcmp(path, "/echo")) {
         if (!strcasestr(head, "\r\nX-Armonia: yes\r\n"))
             return send_response(fd, "400 Bad Request", "", "no header", 9);
@@ -252,10 +284,11 @@ peer_accept(void *arg)
     }
 }
 
-/* Binds a loopback TCP socket to an ephemeral port; returns it and sets *port. */
+/* Binds a loopback TCP socket to an ephemeral port; returns it and sets *port (0 on failure). */
 static int
 bind_loopback(int *port)
 {
+    *port = 0;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -376,9 +409,7 @@ on_done(void *ud, const struct http_response *r)
     g->body = malloc(r->body_len + 1);
     if (g->body)
         memcpy(g->body, r->body, r->body_len + 1);
-    g->has_retry_after = r->retry_after != NULL;
-    if (r->retry_after)
-        snprintf(g->retry_after, sizeof(g->retry_after), "%s", r->retry_after);
+    g->retry_after_s = r->retry_after_s;
     g->has_error = r->error != NULL && r->error[0] != '\0';
 }
 
@@ -414,7 +445,7 @@ test_get_ok(void **state)
     assert_int_equal(g.body_len, strlen(ok_json));
     assert_string_equal(g.body, ok_json);
     assert_true(g.terminated);
-    assert_false(g.has_retry_after);
+    assert_int_equal(g.retry_after_s, -1);
     assert_false(g.has_error);
     assert_int_equal(http_engine_active(rig->e), 0);
     free(g.body);
@@ -454,10 +485,43 @@ test_retry_after_captured(void **state)
     assert_int_equal(run_until(rig, &g.calls, 1, TEST_TIMEOUT_MS), 0);
     assert_int_equal(g.code, CURLE_OK);
     assert_int_equal(g.status, 503);
-    assert_true(g.has_retry_after);
-    assert_string_equal(g.retry_after, "7");
+    assert_int_equal(g.retry_after_s, 7);
     assert_string_equal(g.body, "busy");
     free(g.body);
+}
+
+/* Gets /retry-<form> and returns the seconds the engine reported. */
+static long long
+retry_after_of(struct rig *rig, const char *form)
+{
+    struct got g = {0};
+    char path[32];
+    snprintf(path, sizeof(path), "/retry-%s", form);
+    assert_int_equal(http_engine_add(rig->e, easy_get(path, 0, TEST_TIMEOUT_MS), NULL, on_done, &g),
+                     0);
+    assert_int_equal(run_until(rig, &g.calls, 1, TEST_TIMEOUT_MS), 0);
+    assert_int_equal(g.status, 503);
+    free(g.body);
+    return g.retry_after_s;
+}
+
+/*
+ * curl reads every HTTP-date form as the seconds left until it (a second
+ * may pass between the peer's clock and curl's); a date past, or a value
+ * nobody can read, asks for no wait.
+ */
+static void
+test_retry_after_http_dates(void **state)
+{
+    struct rig *rig = *state;
+    static const char *const ahead[] = {"imf", "rfc850", "asctime"};
+    for (size_t i = 0; i < sizeof(ahead) / sizeof(ahead[0]); i++) {
+        long long s = retry_after_of(rig, ahead[i]);
+        if (s < 28 || s > 30)
+            fail_msg("Retry-After as %s date 30 s ahead gave %lld s", ahead[i], s);
+    }
+    assert_int_equal(retry_after_of(rig, "past"), 0);
+    assert_int_equal(retry_after_of(rig, "junk"), 0);
 }
 
 /* A Retry-After on an interim 100 response does not stick to the final one. */
@@ -472,7 +536,7 @@ test_retry_after_reset_after_interim_response(void **state)
     assert_int_equal(run_until(rig, &g.calls, 1, TEST_TIMEOUT_MS), 0);
     assert_int_equal(g.code, CURLE_OK);
     assert_int_equal(g.status, 200);
-    assert_false(g.has_retry_after);
+    assert_int_equal(g.retry_after_s, -1);
     assert_string_equal(g.body, ok_json);
     free(g.body);
 }
@@ -491,7 +555,7 @@ test_retry_after_reset_after_redirect(void **state)
     assert_int_equal(run_until(rig, &g.calls, 1, TEST_TIMEOUT_MS), 0);
     assert_int_equal(g.code, CURLE_OK);
     assert_int_equal(g.status, 200);
-    assert_false(g.has_retry_after);
+    assert_int_equal(g.retry_after_s, -1);
     assert_string_equal(g.body, ok_json);
     free(g.body);
 }
@@ -723,7 +787,7 @@ test_callback_adds_request(void **state)
     assert_int_equal(c.first.status, 200);
     assert_int_equal(c.second.calls, 1);
     assert_int_equal(c.second.status, 503);
-    assert_string_equal(c.second.retry_after, "7");
+    assert_int_equal(c.second.retry_after_s, 7);
     assert_int_equal(http_engine_active(rig->e), 0);
     free(c.first.body);
     free(c.second.body);
@@ -749,6 +813,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_get_ok, rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_post_echo_with_headers, rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_captured, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_http_dates, rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_reset_after_interim_response, rig_setup,
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_reset_after_redirect, rig_setup,

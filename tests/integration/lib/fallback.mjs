@@ -1,4 +1,4 @@
-// fallback.mjs - what the fallback_*.test.mjs files share (CONTRACT §3, §4).
+// fallback.mjs - what the fallback_*.test.mjs files share (docs/fallback.md).
 //
 // Each fallback test file runs on a PostgreSQL cluster of its own (a fresh
 // temporary directory started with scripts/pg.sh), because hub.policies is

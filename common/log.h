@@ -5,8 +5,8 @@
  * lines are routed here too (see log_route_lws()). Secrets never reach this
  * module in full: callers mask them first with log_mask().
  */
-#ifndef HUB_LOG_H
-#define HUB_LOG_H
+#ifndef COMMON_LOG_H
+#define COMMON_LOG_H
 
 #include <stddef.h>
 
