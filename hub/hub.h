@@ -19,6 +19,7 @@ struct fallback;
 struct fanout;
 struct listener;
 struct ack_lookup;
+struct peer_table;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -47,6 +48,10 @@ struct hub_metrics {
     uint64_t ack_lookups;          /* acks checked against the database (session.c) */
     uint64_t ack_lookup_queries;   /* queries those checks took (several acks each) */
     uint64_t ack_lookups_refused;  /* acks refused with rate_limited instead of a check */
+    uint64_t refused_origin;       /* upgrades refused with 403: Origin not allowed (ws.c) */
+    uint64_t refused_conns_per_ip; /* upgrades refused with 429: HUB_MAX_CONNS_PER_IP */
+    uint64_t refused_handshakes;   /* upgrades refused with 429: HUB_MAX_HANDSHAKES_PER_IP_S */
+    uint64_t ip_table_full;        /* upgrades let in uncounted: HUB_MAX_TRACKED_IPS reached */
 };
 
 struct hub {
@@ -94,6 +99,8 @@ struct hub {
     struct ack_lookup *ack_wait_head, *ack_wait_tail; /* waiting for the next query, FIFO */
     struct ack_lookup *ack_batch; /* checked by the query in flight (NULL: none in flight) */
     size_t ack_lookups_out;       /* waiting or in flight; at most cfg->ack_lookups_max */
+    /* The per-address caps (peer.c; owned), NULL when both are off. */
+    struct peer_table *peers;
     struct hub_metrics m;
 };
 
