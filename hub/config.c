@@ -311,6 +311,24 @@ parse_origins(struct hub_config *cfg)
     return 0;
 }
 
+/* Parses the address list of the variable name (NULL: none) into *nets;
+ * prints the error and returns -1 when it is not one. */
+static int
+parse_nets(const char *name, const char *list, struct peer_net **nets, size_t *n)
+{
+    const char *why = "out of memory";
+    if (!list)
+        return 0;
+    *nets = calloc(PEER_MAX_NETS, sizeof(**nets));
+    int got = *nets ? peer_nets_parse(list, *nets, PEER_MAX_NETS, &why) : -1;
+    if (got < 0) {
+        fprintf(stderr, "armonia-hub: %s: %s, got '%s'\n", name, why, list);
+        return -1;
+    }
+    *n = (size_t)got;
+    return 0;
+}
+
 int
 config_load(struct hub_config *cfg, int argc, char **argv)
 {
@@ -368,31 +386,9 @@ config_load(struct hub_config *cfg, int argc, char **argv)
     }
     PQconninfoFree(ci);
     cfg->jwt_secret_len = strlen(cfg->jwt_secret);
-    if (cfg->trusted_proxies) {
-        const char *why = "out of memory";
-        cfg->proxies = calloc(PEER_MAX_NETS, sizeof(*cfg->proxies));
-        int n = cfg->proxies
-                    ? peer_nets_parse(cfg->trusted_proxies, cfg->proxies, PEER_MAX_NETS, &why)
-                    : -1;
-        if (n < 0) {
-            fprintf(stderr, "armonia-hub: HUB_TRUSTED_PROXIES: %s, got '%s'\n", why,
-                    cfg->trusted_proxies);
-            return 2;
-        }
-        cfg->n_proxies = (size_t)n;
-    }
-    if (cfg->exempt_addrs) {
-        const char *why = "out of memory";
-        cfg->exempt = calloc(PEER_MAX_NETS, sizeof(*cfg->exempt));
-        int n =
-            cfg->exempt ? peer_nets_parse(cfg->exempt_addrs, cfg->exempt, PEER_MAX_NETS, &why) : -1;
-        if (n < 0) {
-            fprintf(stderr, "armonia-hub: HUB_EXEMPT_ADDRESSES: %s, got '%s'\n", why,
-                    cfg->exempt_addrs);
-            return 2;
-        }
-        cfg->n_exempt = (size_t)n;
-    }
+    if (parse_nets("HUB_TRUSTED_PROXIES", cfg->trusted_proxies, &cfg->proxies, &cfg->n_proxies) ||
+        parse_nets("HUB_EXEMPT_ADDRESSES", cfg->exempt_addrs, &cfg->exempt, &cfg->n_exempt))
+        return 2;
     if (cfg->allowed_origins && parse_origins(cfg))
         return 2;
     return 0;

@@ -183,6 +183,15 @@ origin_allowed(struct lws *wsi, const struct hub_config *cfg, char origin[WS_ORI
     return false;
 }
 
+/* Logs a refused upgrade as "upgrade refused with STATUS from PEER
+ * [(forwarded ADDR)]: why", the address as authentication failures give it. */
+static void
+log_refusal(const struct ws_client *cl, int status, const char *why)
+{
+    log_info("ws", "upgrade refused with %d from %s%s%s%s: %s", status, cl->peer,
+             cl->fwd[0] ? " (forwarded " : "", cl->fwd, cl->fwd[0] ? ")" : "", why);
+}
+
 /*
  * The checks an upgrade passes before lws answers it: Origin, then the
  * per-address caps (hub->peers). A refusal is answered (403 or 429),
@@ -193,63 +202,46 @@ admit_upgrade(struct lws *wsi, struct hub *hub)
 {
     const struct hub_config *cfg = hub->cfg;
     struct ws_client cl;
-    char origin[WS_ORIGIN_MAX];
+    char origin[WS_ORIGIN_MAX], why[128], hdr[32];
     int retry_s = 1;
     bool log = false;
 
     if (!origin_allowed(wsi, cfg, origin)) {
         hub->m.refused_origin++;
         (void)client_of(wsi, cfg, &cl);
-        log_info(
-            "ws",
-            "upgrade refused with 403 from %s%s%s%s: Origin '%.64s' not in HUB_ALLOWED_ORIGINS",
-            cl.peer, cl.fwd[0] ? " (forwarded " : "", cl.fwd, cl.fwd[0] ? ")" : "", origin);
+        snprintf(why, sizeof(why), "Origin '%.64s' not in HUB_ALLOWED_ORIGINS", origin);
+        log_refusal(&cl, 403, why);
         refuse_http(wsi, "403 Forbidden", "",
                     "{\"error\":\"origin not allowed\",\"reason\":\"origin\"}");
         return 1;
     }
-    if (!hub->peers)
-        return 0;
-    const char *addr = client_of(wsi, cfg, &cl);
+    const char *addr = hub->peers ? client_of(wsi, cfg, &cl) : NULL;
     if (!addr)
         return 0;
-    switch (peer_admit(hub->peers, addr, hub_now_ms(), &retry_s, &log)) {
-    case PEER_ADMIT:
-        return 0;
-    case PEER_TABLE_FULL:
+    enum peer_verdict v = peer_admit(hub->peers, addr, hub_now_ms(), &retry_s, &log);
+    if (v == PEER_TABLE_FULL)
         hub->m.ip_table_full++;
+    if (v == PEER_ADMIT || v == PEER_TABLE_FULL)
         return 0;
-    case PEER_TOO_MANY: {
-        char hdr[32];
+    bool conns = v == PEER_TOO_MANY;
+    if (conns) {
         hub->m.refused_conns_per_ip++;
-        if (log)
-            log_info("ws",
-                     "upgrade refused with 429 from %s%s%s%s: HUB_MAX_CONNS_PER_IP (%d) reached",
-                     cl.peer, cl.fwd[0] ? " (forwarded " : "", cl.fwd, cl.fwd[0] ? ")" : "",
-                     cfg->max_conns_per_ip);
-        snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", WS_CONNS_RETRY_S);
-        refuse_http(
-            wsi, "429 Too Many Requests", hdr,
-            "{\"error\":\"too many connections from this address\",\"reason\":\"conns_per_ip\"}");
-        return 1;
-    }
-    case PEER_TOO_FAST: {
-        char hdr[32];
+        retry_s = WS_CONNS_RETRY_S;
+        snprintf(why, sizeof(why), "HUB_MAX_CONNS_PER_IP (%d) reached", cfg->max_conns_per_ip);
+    } else {
         hub->m.refused_handshakes++;
-        if (log)
-            log_info(
-                "ws",
-                "upgrade refused with 429 from %s%s%s%s: HUB_MAX_HANDSHAKES_PER_IP_S (%d) exceeded",
-                cl.peer, cl.fwd[0] ? " (forwarded " : "", cl.fwd, cl.fwd[0] ? ")" : "",
-                cfg->handshakes_per_ip_s);
-        snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry_s);
-        refuse_http(
-            wsi, "429 Too Many Requests", hdr,
-            "{\"error\":\"too many handshakes from this address\",\"reason\":\"handshake_rate\"}");
-        return 1;
+        snprintf(why, sizeof(why), "HUB_MAX_HANDSHAKES_PER_IP_S (%d) exceeded",
+                 cfg->handshakes_per_ip_s);
     }
-    }
-    return 0;
+    if (log)
+        log_refusal(&cl, 429, why);
+    snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry_s);
+    refuse_http(wsi, "429 Too Many Requests", hdr,
+                conns ? "{\"error\":\"too many connections from this address\","
+                        "\"reason\":\"conns_per_ip\"}"
+                      : "{\"error\":\"too many handshakes from this address\","
+                        "\"reason\":\"handshake_rate\"}");
+    return 1;
 }
 
 /*

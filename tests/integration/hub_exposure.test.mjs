@@ -3,7 +3,8 @@
 // connections (HUB_MAX_CONNS_PER_IP) and on handshakes per second
 // (HUB_MAX_HANDSHAKES_PER_IP_S), their exemptions (HUB_EXEMPT_ADDRESSES,
 // HUB_TRUSTED_PROXIES), the forwarded address counted behind a trusted
-// proxy, and every refusal counted in /metrics.
+// proxy, and every refusal counted in /metrics. Bad values of these
+// settings are refused at start (hub_config.test.mjs).
 //
 // Tests run on loopback, which the caps exempt by default: these hubs exempt
 // only 127.0.0.1, and the counted clients connect from other addresses of
@@ -12,7 +13,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { useLifecycle, startHub, runHub, httpGet, SUBPROTOCOL, sleep } from './lib/harness.mjs';
+import { useLifecycle, startHub, httpGet, waitLog, SUBPROTOCOL, sleep } from './lib/harness.mjs';
 
 useLifecycle();
 
@@ -118,17 +119,6 @@ async function metricBecomes(hub, series, want, timeout = 5000) {
   }
 }
 
-/** Resolves with the first hub output line from `from` on matching re. */
-async function waitLog(hub, re, from = 0, timeout = 5000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const line = hub.output.slice(from).find((l) => re.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no hub output line matches ${re} within ${timeout} ms`);
-    await sleep(50);
-  }
-}
-
 async function closeOpened() {
   await Promise.all(opened.splice(0).map(closed));
 }
@@ -217,37 +207,4 @@ test('HUB_MAX_HANDSHAKES_PER_IP_S: a burst gets in, the next upgrade gets 429 wi
   await closed(await accepted(rate, { localAddress: from }, 'after Retry-After'));
   assert.ok((await metric(rate, 'armonia_upgrades_refused_total{reason="handshake_rate"}')) >= 1);
   assert.equal(await metric(rate, 'armonia_ip_table_full_total'), 0);
-});
-
-// --- Configuration -------------------------------------------------------
-
-const good = {
-  DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/armonia',
-  JWT_SECRET_KEY: 'exposure-test-secret',
-  PORT: '39998',
-  HUB_BIND: '127.0.0.1',
-};
-
-/** Exit status 2 and one stderr line naming name. */
-function assertConfigError(r, name) {
-  const shown = `exit ${r.code}\nstderr: ${JSON.stringify(r.stderr)}`;
-  assert.equal(r.code, 2, `expected exit status 2:\n${shown}`);
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-  assert.equal(lines.length, 1, `expected one line on stderr:\n${shown}`);
-  assert.match(lines[0], new RegExp(`\\b${name}\\b`), `the line does not name ${name}:\n${shown}`);
-}
-
-test('bad exposure settings are refused at start, naming the variable', async () => {
-  const cases = [
-    ['HUB_ALLOWED_ORIGINS', 'https://app.example.com/'],
-    ['HUB_ALLOWED_ORIGINS', 'app.example.com'],
-    ['HUB_ALLOWED_ORIGINS', 'https://ok.example, https://x.example/path'],
-    ['HUB_ALLOWED_ORIGINS', 'https://x.example:99999999'],
-    ['HUB_MAX_CONNS_PER_IP', '-1'],
-    ['HUB_MAX_HANDSHAKES_PER_IP_S', 'many'],
-    ['HUB_HANDSHAKE_BURST_PER_IP', '0'],
-    ['HUB_MAX_TRACKED_IPS', '1'],
-    ['HUB_EXEMPT_ADDRESSES', 'localhost'],
-  ];
-  for (const [name, value] of cases) assertConfigError(await runHub({ env: { ...good, [name]: value } }), name);
 });
