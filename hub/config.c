@@ -5,6 +5,7 @@
 #include "log.h"
 #include "peer.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -65,6 +66,25 @@ static const struct opt opts[] = {
     {"HUB_TRUSTED_PROXIES", "trusted-proxies", OPT_STR, OFF(trusted_proxies), 0, 0, NULL,
      "reverse proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is "
      "logged with authentication failures (unset: only the peer address)"},
+    {"HUB_ALLOWED_ORIGINS", "allowed-origins", OPT_STR, OFF(allowed_origins), 0, 0, NULL,
+     "origins (scheme://host[:port], comma-separated) a browser's upgrade may come from; an "
+     "upgrade without Origin (native apps) is always let in (unset: any origin)"},
+    {"HUB_MAX_CONNS_PER_IP", "max-conns-per-ip", OPT_INT, OFF(max_conns_per_ip), 0, 1000000, "256",
+     "open WebSocket connections per client address (IPv6: per /64); more get HTTP 429 "
+     "(0: no cap)"},
+    {"HUB_MAX_HANDSHAKES_PER_IP_S", "max-handshakes-per-ip-s", OPT_INT, OFF(handshakes_per_ip_s), 0,
+     1000000, "20",
+     "WebSocket upgrades per second per client address (sustained); more get HTTP 429 with "
+     "Retry-After (0: no cap)"},
+    {"HUB_HANDSHAKE_BURST_PER_IP", "handshake-burst-per-ip", OPT_INT, OFF(handshake_burst), 1,
+     1000000, "40", "WebSocket upgrades one client address may make at once"},
+    {"HUB_MAX_TRACKED_IPS", "max-tracked-ips", OPT_INT, OFF(max_tracked_ips), 16, 10000000, "65536",
+     "client addresses the per-address caps track at once (about 100 bytes each); past it new "
+     "addresses are let in uncounted (armonia_ip_table_full_total)"},
+    {"HUB_EXEMPT_ADDRESSES", "exempt-addresses", OPT_STR, OFF(exempt_addrs), 0, 0,
+     "127.0.0.0/8,::1",
+     "addresses or CIDR blocks the per-address caps never apply to (HUB_TRUSTED_PROXIES are "
+     "exempt too; behind them the forwarded client is counted)"},
     {"HUB_RATE_LIMIT", "rate-limit", OPT_INT, OFF(rate_limit), 1, 1000000, "50",
      "inbound frames per second per connection (sustained)"},
     {"HUB_RATE_BURST", "rate-burst", OPT_INT, OFF(rate_burst), 1, 1000000, "100",
@@ -218,6 +238,97 @@ opt_set(struct hub_config *cfg, const struct opt *o, const char *value, int from
     return -1;
 }
 
+/*
+ * Whether s (len bytes) is an origin as browsers send it (RFC 6454):
+ * scheme "://" host, then at most ":port"; no path, no trailing slash.
+ */
+static int
+origin_ok(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        i++;
+    if (i == 0 || !isalpha((unsigned char)s[0]) || len - i < 4 || memcmp(s + i, "://", 3))
+        return 0;
+    i += 3;
+    size_t host = i;
+    if (i < len && s[i] == '[') { /* an IPv6 literal */
+        while (i < len && s[i] != ']')
+            i++;
+        if (i == len)
+            return 0;
+        i++;
+    }
+    while (i < len && s[i] != ':' && s[i] != '/' && s[i] != '?' && s[i] != '#' && s[i] != '@')
+        i++;
+    if (i == host)
+        return 0;
+    if (i < len && s[i] == ':') {
+        size_t digits = ++i;
+        while (i < len && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == digits || i - digits > 5)
+            return 0;
+    }
+    return i == len;
+}
+
+/* Splits HUB_ALLOWED_ORIGINS into cfg->origins; prints the error and
+ * returns -1 on an entry that is not an origin. */
+static int
+parse_origins(struct hub_config *cfg)
+{
+    const char *p = cfg->allowed_origins;
+    size_t max = 1;
+    for (const char *q = p; *q; q++)
+        max += *q == ',';
+    cfg->origins = calloc(max, sizeof(*cfg->origins));
+    if (!cfg->origins) {
+        fprintf(stderr, "armonia-hub: out of memory\n");
+        return -1;
+    }
+    while (*p) {
+        p += strspn(p, ", \t");
+        size_t len = strcspn(p, ", \t");
+        if (len == 0)
+            break;
+        if (!origin_ok(p, len)) {
+            fprintf(stderr,
+                    "armonia-hub: HUB_ALLOWED_ORIGINS: expected origins such as "
+                    "https://app.example.com or http://localhost:8100 (scheme://host[:port], no "
+                    "path), got '%.*s'\n",
+                    (int)len, p);
+            return -1;
+        }
+        cfg->origins[cfg->n_origins] = strndup(p, len);
+        if (!cfg->origins[cfg->n_origins]) {
+            fprintf(stderr, "armonia-hub: out of memory\n");
+            return -1;
+        }
+        cfg->n_origins++;
+        p += len;
+    }
+    return 0;
+}
+
+/* Parses the address list of the variable name (NULL: none) into *nets;
+ * prints the error and returns -1 when it is not one. */
+static int
+parse_nets(const char *name, const char *list, struct peer_net **nets, size_t *n)
+{
+    const char *why = "out of memory";
+    if (!list)
+        return 0;
+    *nets = calloc(PEER_MAX_NETS, sizeof(**nets));
+    int got = *nets ? peer_nets_parse(list, *nets, PEER_MAX_NETS, &why) : -1;
+    if (got < 0) {
+        fprintf(stderr, "armonia-hub: %s: %s, got '%s'\n", name, why, list);
+        return -1;
+    }
+    *n = (size_t)got;
+    return 0;
+}
+
 int
 config_load(struct hub_config *cfg, int argc, char **argv)
 {
@@ -275,19 +386,11 @@ config_load(struct hub_config *cfg, int argc, char **argv)
     }
     PQconninfoFree(ci);
     cfg->jwt_secret_len = strlen(cfg->jwt_secret);
-    if (cfg->trusted_proxies) {
-        const char *why = "out of memory";
-        cfg->proxies = calloc(PEER_MAX_NETS, sizeof(*cfg->proxies));
-        int n = cfg->proxies
-                    ? peer_nets_parse(cfg->trusted_proxies, cfg->proxies, PEER_MAX_NETS, &why)
-                    : -1;
-        if (n < 0) {
-            fprintf(stderr, "armonia-hub: HUB_TRUSTED_PROXIES: %s, got '%s'\n", why,
-                    cfg->trusted_proxies);
-            return 2;
-        }
-        cfg->n_proxies = (size_t)n;
-    }
+    if (parse_nets("HUB_TRUSTED_PROXIES", cfg->trusted_proxies, &cfg->proxies, &cfg->n_proxies) ||
+        parse_nets("HUB_EXEMPT_ADDRESSES", cfg->exempt_addrs, &cfg->exempt, &cfg->n_exempt))
+        return 2;
+    if (cfg->allowed_origins && parse_origins(cfg))
+        return 2;
     return 0;
 }
 
@@ -305,5 +408,11 @@ config_free(struct hub_config *cfg)
     free(cfg->jwt_issuer);
     free(cfg->trusted_proxies);
     free(cfg->proxies);
+    free(cfg->allowed_origins);
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        free(cfg->origins[i]);
+    free(cfg->origins);
+    free(cfg->exempt_addrs);
+    free(cfg->exempt);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -75,6 +75,18 @@ struct hub_config {
     char *trusted_proxies; /* HUB_TRUSTED_PROXIES: proxies whose forwarded address is logged */
     struct peer_net *proxies; /* the above, parsed (owned); n_proxies entries */
     size_t n_proxies;
+
+    /* Exposure to the internet: browsers' origins and per-address caps (ws.c, peer.c). */
+    char *allowed_origins; /* HUB_ALLOWED_ORIGINS: comma-separated; NULL: any origin */
+    char **origins;        /* the above, split (owned, each entry too); n_origins entries */
+    size_t n_origins;
+    int max_conns_per_ip;    /* HUB_MAX_CONNS_PER_IP: open connections per address, 256 */
+    int handshakes_per_ip_s; /* HUB_MAX_HANDSHAKES_PER_IP_S: upgrades/s per address, 20 */
+    int handshake_burst;     /* HUB_HANDSHAKE_BURST_PER_IP: upgrades at once per address, 40 */
+    int max_tracked_ips;     /* HUB_MAX_TRACKED_IPS: addresses counted at once, 65536 */
+    char *exempt_addrs;      /* HUB_EXEMPT_ADDRESSES: never capped, 127.0.0.0/8 and ::1 */
+    struct peer_net *exempt; /* the above, parsed (owned); n_exempt entries */
+    size_t n_exempt;
 };
 
 /*

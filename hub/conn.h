@@ -25,6 +25,7 @@ struct buf;
 struct db_req;
 struct ack_lookup;
 struct conn;
+struct peer_slot;
 
 /*
  * What feeds a connection from the outbox, seen from below: conn.c is the
@@ -83,6 +84,7 @@ struct conn {
     struct auth_claims who;   /* owned once authenticated (or checking) */
     int64_t auth_at_s;        /* wall time of the first authentication: the session's age */
     char *forwarded;          /* client address a trusted proxy forwarded (owned), or NULL */
+    struct peer_slot *slot;   /* its count in hub->peers (the table's), or NULL: uncounted */
     struct tenant *tenant;    /* set when READY */
     struct member *rooms;     /* own memberships */
     struct conn *wnext;       /* in tenant->waiters while CHECKING */

@@ -21,6 +21,7 @@ struct conn_feed;
 struct fallback;
 struct listener;
 struct outbox;
+struct peer_table;
 struct purge;
 struct router;
 struct sessions;
@@ -53,6 +54,10 @@ struct hub_metrics {
     uint64_t ack_lookups;          /* acks checked against the database (ackcheck.c) */
     uint64_t ack_lookup_queries;   /* queries those checks took (several acks each) */
     uint64_t ack_lookups_refused;  /* acks refused with rate_limited instead of a check */
+    uint64_t refused_origin;       /* upgrades refused with 403: Origin not allowed (ws.c) */
+    uint64_t refused_conns_per_ip; /* upgrades refused with 429: HUB_MAX_CONNS_PER_IP */
+    uint64_t refused_handshakes;   /* upgrades refused with 429: HUB_MAX_HANDSHAKES_PER_IP_S */
+    uint64_t ip_table_full;        /* upgrades let in uncounted: HUB_MAX_TRACKED_IPS reached */
 };
 
 /*
@@ -89,6 +94,7 @@ struct hub {
     struct acks *acks;             /* acks waiting to be written (acks.c) */
     struct acks *sent;             /* "sent" marks waiting to be written */
     struct fallback *fallback;     /* delivery by other channels (fallback.c) */
+    struct peer_table *peers;      /* the per-address caps (peer.c); NULL when both are off */
     struct hub_metrics m;
 };
 

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "outbox.h"
+#include "peer.h"
 #include "purge.h"
 #include "replay.h"
 #include "router.h"
@@ -185,6 +186,16 @@ main(int argc, char **argv)
     }
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
     loop_ctx = hub.ctx;
+    if (cfg.max_conns_per_ip || cfg.handshakes_per_ip_s) {
+        struct peer_limits lim = {cfg.max_conns_per_ip, cfg.handshakes_per_ip_s,
+                                  cfg.handshake_burst, (size_t)cfg.max_tracked_ips};
+        hub.peers = peer_table_new(&lim);
+        if (!hub.peers) {
+            log_err("main", "out of memory");
+            rc = 1;
+            goto out;
+        }
+    }
     hub.listener = listener_open(&hub, ev_loop_main, cfg.bind, cfg.port, cfg.tcp_keepalive_s);
     if (!hub.listener) {
         rc = 1;
@@ -264,6 +275,7 @@ out:
     soon_init(NULL);
     ev_loop_destroy(ev_loop_main);
     reg_free(&hub.reg);
+    peer_table_free(hub.peers); /* after the context: its connections' ends release slots */
     config_free(&cfg);
     return rc;
 }

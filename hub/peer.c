@@ -1,5 +1,6 @@
 /*
- * peer.c - trusted proxies and forwarded client addresses (see peer.h).
+ * peer.c - trusted proxies, forwarded client addresses, and the per-address
+ * caps on connections and handshakes (see peer.h).
  */
 #include "peer.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <uthash.h>
 
 #define PEER_STR_(x) #x
 #define PEER_STR(x) PEER_STR_(x)
@@ -178,4 +180,214 @@ peer_forwarded(const char *xff, const struct peer_net *nets, size_t n, char out[
         end = start - 1;
     }
     return -1;
+}
+
+/* An address as the table keys it: family, then its bytes (IPv6: the /64). */
+#define PEER_KEY_LEN 17
+
+/* One tracked address. Owned by its table; freed once it holds no
+ * connection and its bucket is full again (it then says nothing new). */
+struct peer_slot {
+    unsigned char key[PEER_KEY_LEN];
+    uint32_t conns;    /* connections held (peer_hold() minus peer_release()) */
+    int64_t milli;     /* handshake tokens, in thousandths */
+    int64_t at_ms;     /* when milli was last brought up to date */
+    int64_t logged_ms; /* last refusal the caller was told to log */
+    UT_hash_handle hh;
+};
+
+struct peer_table {
+    struct peer_limits lim;
+    struct peer_slot *slots; /* uthash by key (owned) */
+    size_t n;                /* entries in slots, at most lim.max_entries */
+    int64_t swept_ms;        /* last sweep of entries no longer needed */
+};
+
+struct peer_table *
+peer_table_new(const struct peer_limits *lim)
+{
+    struct peer_table *t = calloc(1, sizeof *t);
+    if (t)
+        t->lim = *lim;
+    return t;
+}
+
+void
+peer_table_free(struct peer_table *t)
+{
+    struct peer_slot *s, *tmp;
+    if (!t)
+        return;
+    HASH_ITER(hh, t->slots, s, tmp)
+    {
+        HASH_DEL(t->slots, s);
+        free(s);
+    }
+    free(t);
+}
+
+size_t
+peer_table_size(const struct peer_table *t)
+{
+    return t ? t->n : 0;
+}
+
+/* The key of the address text addr; -1 when it is not an address. */
+static int
+slot_key(const char *addr, unsigned char key[PEER_KEY_LEN])
+{
+    int family;
+    unsigned char bytes[16];
+
+    if (addr == NULL || parse_addr(addr, &family, bytes) < 0)
+        return -1;
+    memset(key, 0, PEER_KEY_LEN);
+    key[0] = family == AF_INET6 ? 6 : 4;
+    memcpy(key + 1, bytes, family == AF_INET6 ? 8 : 4);
+    return 0;
+}
+
+/* Brings s's bucket up to now_ms; a full one stays full. */
+static void
+refill(const struct peer_table *t, struct peer_slot *s, int64_t now_ms)
+{
+    int64_t cap = (int64_t)t->lim.burst * 1000;
+    if (now_ms > s->at_ms && s->milli < cap) {
+        int64_t gained = (now_ms - s->at_ms) * t->lim.rate;
+        s->milli = gained >= cap - s->milli ? cap : s->milli + gained;
+    }
+    s->at_ms = now_ms;
+}
+
+/* Whether s says nothing a new entry would not: no connection, bucket full. */
+static bool
+idle(const struct peer_table *t, struct peer_slot *s, int64_t now_ms)
+{
+    if (s->conns)
+        return false;
+    if (t->lim.rate <= 0)
+        return true;
+    refill(t, s, now_ms);
+    return s->milli >= (int64_t)t->lim.burst * 1000;
+}
+
+static void
+drop(struct peer_table *t, struct peer_slot *s)
+{
+    HASH_DEL(t->slots, s);
+    free(s);
+    t->n--;
+}
+
+/* Frees every idle entry. Called when the table is full (at most once a
+ * second, so a flood of new addresses does not walk it each time) and every
+ * PEER_SWEEP_MS, so memory follows the clients that are really there. */
+static void
+sweep(struct peer_table *t, int64_t now_ms)
+{
+    struct peer_slot *s, *tmp;
+    t->swept_ms = now_ms;
+    HASH_ITER(hh, t->slots, s, tmp)
+    {
+        if (idle(t, s, now_ms))
+            drop(t, s);
+    }
+}
+
+/* The entry of key, created (bucket full) when there is none and room for
+ * it. NULL with *full set when the table has no room. */
+static struct peer_slot *
+find_or_add(struct peer_table *t, const unsigned char key[PEER_KEY_LEN], int64_t now_ms, bool *full)
+{
+    struct peer_slot *s;
+
+    HASH_FIND(hh, t->slots, key, PEER_KEY_LEN, s);
+    if (s)
+        return s;
+    if (now_ms - t->swept_ms >= PEER_SWEEP_MS ||
+        (t->n >= t->lim.max_entries && now_ms - t->swept_ms >= 1000))
+        sweep(t, now_ms);
+    if (t->n >= t->lim.max_entries) {
+        *full = true;
+        return NULL;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        *full = true; /* out of memory: as untracked as a full table */
+        return NULL;
+    }
+    memcpy(s->key, key, PEER_KEY_LEN);
+    s->milli = (int64_t)t->lim.burst * 1000;
+    s->at_ms = now_ms;
+    s->logged_ms = INT64_MIN / 2;
+    HASH_ADD(hh, t->slots, key, PEER_KEY_LEN, s);
+    t->n++;
+    return s;
+}
+
+enum peer_verdict
+peer_admit(struct peer_table *t, const char *addr, int64_t now_ms, int *retry_s, bool *log)
+{
+    unsigned char key[PEER_KEY_LEN];
+    struct peer_slot *s;
+    bool full = false;
+
+    *log = false;
+    if (slot_key(addr, key) < 0)
+        return PEER_ADMIT;
+    if (t->lim.rate <= 0) {
+        /* Only the connection cap: an address with no entry holds none. */
+        HASH_FIND(hh, t->slots, key, PEER_KEY_LEN, s);
+    } else {
+        s = find_or_add(t, key, now_ms, &full);
+        if (!s)
+            return PEER_TABLE_FULL;
+    }
+    if (!s)
+        return PEER_ADMIT;
+    bool due = now_ms - s->logged_ms >= 1000;
+    if (t->lim.max_conns > 0 && s->conns >= (uint32_t)t->lim.max_conns) {
+        *log = due;
+        if (due)
+            s->logged_ms = now_ms;
+        return PEER_TOO_MANY;
+    }
+    if (t->lim.rate > 0) {
+        refill(t, s, now_ms);
+        if (s->milli < 1000) {
+            int64_t wait_ms = (1000 - s->milli + t->lim.rate - 1) / t->lim.rate;
+            *retry_s = (int)((wait_ms + 999) / 1000);
+            *log = due;
+            if (due)
+                s->logged_ms = now_ms;
+            return PEER_TOO_FAST;
+        }
+        s->milli -= 1000;
+    }
+    return PEER_ADMIT;
+}
+
+struct peer_slot *
+peer_hold(struct peer_table *t, const char *addr, int64_t now_ms, bool *full)
+{
+    unsigned char key[PEER_KEY_LEN];
+
+    *full = false;
+    if (t->lim.max_conns <= 0 || slot_key(addr, key) < 0)
+        return NULL;
+    struct peer_slot *s = find_or_add(t, key, now_ms, full);
+    if (s)
+        s->conns++;
+    return s;
+}
+
+void
+peer_release(struct peer_table *t, struct peer_slot *s, int64_t now_ms)
+{
+    if (!s)
+        return;
+    if (s->conns)
+        s->conns--;
+    if (idle(t, s, now_ms))
+        drop(t, s);
 }

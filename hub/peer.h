@@ -7,12 +7,19 @@
  * proxy forwarded (X-Forwarded-For) is logged beside it.
  * Forwarded headers are client-controlled text: only well-formed addresses
  * come out of here, never the header as sent.
+ *
+ * The same address is what the per-address caps count (struct peer_table):
+ * open WebSocket connections (HUB_MAX_CONNS_PER_IP) and upgrades per second
+ * (HUB_MAX_HANDSHAKES_PER_IP_S, a token bucket), in a table whose size is
+ * bounded by HUB_MAX_TRACKED_IPS. IPv6 clients are counted per /64, the
+ * block one subscriber gets: an address each costs an attacker nothing.
  */
 #ifndef HUB_PEER_H
 #define HUB_PEER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest text of an address this module writes, NUL included (IPv6). */
 #define PEER_ADDR_LEN 46
@@ -50,5 +57,58 @@ bool peer_in_nets(const char *addr, const struct peer_net *nets, size_t n);
  * left of it cannot be trusted).
  */
 int peer_forwarded(const char *xff, const struct peer_net *nets, size_t n, char out[PEER_ADDR_LEN]);
+
+/* The per-address caps; a limit of 0 turns that cap off. */
+struct peer_limits {
+    int max_conns;      /* open connections per address */
+    int rate;           /* upgrades per second per address (sustained) */
+    int burst;          /* upgrades per address at once (the bucket's size) */
+    size_t max_entries; /* addresses tracked at once */
+};
+
+/* Entries no longer needed are looked for at least this often (ms). */
+#define PEER_SWEEP_MS 60000
+
+struct peer_table;
+struct peer_slot;
+
+/* What peer_admit() decided about one upgrade. */
+enum peer_verdict {
+    PEER_ADMIT,      /* under both caps: go on (a handshake was counted) */
+    PEER_TOO_MANY,   /* the address holds max_conns connections already */
+    PEER_TOO_FAST,   /* the address's handshake bucket is empty */
+    PEER_TABLE_FULL, /* max_entries addresses are tracked: admitted uncounted */
+};
+
+/* A table for lim (copied), or NULL when out of memory. */
+struct peer_table *peer_table_new(const struct peer_limits *lim);
+
+/* Frees t and every entry; slots held are invalid afterwards. */
+void peer_table_free(struct peer_table *t);
+
+/* Addresses tracked now. */
+size_t peer_table_size(const struct peer_table *t);
+
+/*
+ * Decides on an upgrade from addr (address text; the caller has left out
+ * exempt addresses) at now_ms. On PEER_TOO_FAST *retry_s is the seconds
+ * until a handshake would be admitted. On a refusal *log says whether the
+ * caller should log it (at most one line a second per address, so a flood
+ * does not flood the log). An address that is not well formed is admitted
+ * uncounted.
+ */
+enum peer_verdict peer_admit(struct peer_table *t, const char *addr, int64_t now_ms, int *retry_s,
+                             bool *log);
+
+/*
+ * Counts an established connection from addr. Returns its slot, to be
+ * given back with peer_release() when the connection ends, or NULL when it
+ * is not counted (the connection cap is off, addr is not an address, or
+ * the table is full: then *full is set).
+ */
+struct peer_slot *peer_hold(struct peer_table *t, const char *addr, int64_t now_ms, bool *full);
+
+/* Gives back a slot from peer_hold() (NULL is ignored). */
+void peer_release(struct peer_table *t, struct peer_slot *s, int64_t now_ms);
 
 #endif

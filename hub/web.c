@@ -7,6 +7,7 @@
 #include "db.h"
 #include "hub.h"
 #include "outbox.h"
+#include "peer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,20 @@ metrics_text(struct hub *hub, size_t *len)
             "Acks refused with rate_limited (HUB_ACK_LOOKUP_RATE, HUB_ACK_LOOKUPS_MAX) instead of "
             "a check.",
             m->ack_lookups_refused);
+    fprintf(f,
+            "# HELP armonia_upgrades_refused_total WebSocket upgrades refused before the "
+            "handshake, by reason (HUB_ALLOWED_ORIGINS, HUB_MAX_CONNS_PER_IP, "
+            "HUB_MAX_HANDSHAKES_PER_IP_S).\n# TYPE armonia_upgrades_refused_total counter\n"
+            "armonia_upgrades_refused_total{reason=\"origin\"} %llu\n"
+            "armonia_upgrades_refused_total{reason=\"conns_per_ip\"} %llu\n"
+            "armonia_upgrades_refused_total{reason=\"handshake_rate\"} %llu\n",
+            (unsigned long long)m->refused_origin, (unsigned long long)m->refused_conns_per_ip,
+            (unsigned long long)m->refused_handshakes);
+    COUNTER("ip_table_full_total",
+            "Upgrades let in uncounted because HUB_MAX_TRACKED_IPS addresses were tracked.",
+            m->ip_table_full);
+    GAUGE("tracked_ips", "Client addresses the per-address caps track now.",
+          peer_table_size(hub->peers));
 #undef COUNTER
 #undef GAUGE
     if (fclose(f)) {

@@ -10,12 +10,15 @@
 #include "hub.h"
 #include "web.h"
 #include "log.h"
+#include "peer.h"
 #include "session.h"
 #include "soon.h"
 #include "wsrx.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <utlist.h>
 
@@ -89,24 +92,179 @@ rx_news(void *arg)
     soon_add(&c->rx_soon, on_rx_news);
 }
 
+/* Longest Origin compared; a longer one matches no allowed origin. */
+#define WS_ORIGIN_MAX 256
+/* Retry-After of an upgrade refused for HUB_MAX_CONNS_PER_IP: a place frees
+ * only when one of the address's connections ends, which may take a while. */
+#define WS_CONNS_RETRY_S 30
+
 /*
- * An upgrade asking for another version than 13 (or none): 426 naming the
- * version the hub speaks (RFC 6455 §4.4), written on the socket directly
+ * Refuses an upgrade with an HTTP status (status line text, extra header
+ * lines each ending in CRLF, JSON body), written on the socket directly
  * since lws is in the middle of the handshake. Over TLS the upgrade is only
  * refused. The caller closes the connection.
  */
 static void
-refuse_version(struct lws *wsi)
+refuse_http(struct lws *wsi, const char *status, const char *headers, const char *body)
 {
-    static const char resp[] = "HTTP/1.1 426 Upgrade Required\r\n"
-                               "Sec-WebSocket-Version: " WS_VERSION "\r\n"
-                               "Content-Type: application/json\r\n"
-                               "Content-Length: 58\r\n"
-                               "Connection: close\r\n\r\n"
-                               "{\"error\":\"only WebSocket version 13 (RFC 6455) is spoken\"}";
-    if (!lws_is_ssl(wsi))
-        (void)send((int)lws_get_socket_fd(wsi), resp, sizeof(resp) - 1,
-                   MSG_NOSIGNAL | MSG_DONTWAIT);
+    char resp[512];
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 %s\r\n%sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     status, headers, strlen(body), body);
+    if (!lws_is_ssl(wsi) && n > 0 && (size_t)n < sizeof(resp))
+        (void)send((int)lws_get_socket_fd(wsi), resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Who asked for an upgrade, as session.c logs it: the socket's peer and,
+ * behind a trusted proxy, the client it forwarded ("" when none). */
+struct ws_client {
+    char peer[PEER_ADDR_LEN + 8];
+    char fwd[PEER_ADDR_LEN];
+};
+
+/*
+ * Fills cl for wsi and returns the address the per-address caps count: the
+ * forwarded client behind a trusted proxy (X-Forwarded-For, by peer.c's
+ * rule; X-Real-IP is not read), else the peer. Returns NULL when nothing is
+ * counted: the address is in HUB_EXEMPT_ADDRESSES or is a trusted proxy
+ * (one that forwards no client included), or the peer is unknown.
+ */
+static const char *
+client_of(struct lws *wsi, const struct hub_config *cfg, struct ws_client *cl)
+{
+    char xff[PEER_FWD_HDR_MAX];
+    const char *counted = cl->peer;
+
+    cl->fwd[0] = '\0';
+    if (!lws_get_peer_simple(wsi, cl->peer, sizeof(cl->peer)) || !cl->peer[0]) {
+        snprintf(cl->peer, sizeof(cl->peer), "unknown");
+        return NULL;
+    }
+    if (cfg->n_proxies && peer_in_nets(cl->peer, cfg->proxies, cfg->n_proxies)) {
+        if (lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) < 0 ||
+            peer_forwarded(xff, cfg->proxies, cfg->n_proxies, cl->fwd) < 0) {
+            cl->fwd[0] = '\0';
+            return NULL;
+        }
+        counted = cl->fwd;
+    }
+    if (peer_in_nets(counted, cfg->exempt, cfg->n_exempt) ||
+        peer_in_nets(counted, cfg->proxies, cfg->n_proxies))
+        return NULL;
+    return counted;
+}
+
+/*
+ * Whether wsi's Origin is one of HUB_ALLOWED_ORIGINS (compared without
+ * regard to case). Browsers send Origin with every WebSocket upgrade, and
+ * checking it keeps a page on another site from opening a connection with
+ * the user's credentials (cross-site WebSocket hijacking). Native apps and
+ * other non-browser clients send none and are let in: they are not that
+ * attack's victims, and a client that forges Origin can forge anything.
+ * origin gets the header for the log, unprintable bytes replaced.
+ */
+static bool
+origin_allowed(struct lws *wsi, const struct hub_config *cfg, char origin[WS_ORIGIN_MAX])
+{
+    origin[0] = '\0';
+    if (!cfg->n_origins || lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return true;
+    if (lws_hdr_copy(wsi, origin, WS_ORIGIN_MAX, WSI_TOKEN_ORIGIN) < 0) {
+        snprintf(origin, WS_ORIGIN_MAX, "(longer than %d bytes)", WS_ORIGIN_MAX - 1);
+        return false;
+    }
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        if (!strcasecmp(origin, cfg->origins[i]))
+            return true;
+    for (char *p = origin; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    return false;
+}
+
+/* Logs a refused upgrade as "upgrade refused with STATUS from PEER
+ * [(forwarded ADDR)]: why", the address as authentication failures give it. */
+static void
+log_refusal(const struct ws_client *cl, int status, const char *why)
+{
+    log_info("ws", "upgrade refused with %d from %s%s%s%s: %s", status, cl->peer,
+             cl->fwd[0] ? " (forwarded " : "", cl->fwd, cl->fwd[0] ? ")" : "", why);
+}
+
+/*
+ * The checks an upgrade passes before lws answers it: Origin, then the
+ * per-address caps (hub->peers). A refusal is answered (403 or 429),
+ * counted in /metrics and logged; returns 1 then, 0 to go on.
+ */
+static int
+admit_upgrade(struct lws *wsi, struct hub *hub)
+{
+    const struct hub_config *cfg = hub->cfg;
+    struct ws_client cl;
+    char origin[WS_ORIGIN_MAX], why[128], hdr[32];
+    int retry_s = 1;
+    bool log = false;
+
+    if (!origin_allowed(wsi, cfg, origin)) {
+        hub->m.refused_origin++;
+        (void)client_of(wsi, cfg, &cl);
+        snprintf(why, sizeof(why), "Origin '%.64s' not in HUB_ALLOWED_ORIGINS", origin);
+        log_refusal(&cl, 403, why);
+        refuse_http(wsi, "403 Forbidden", "",
+                    "{\"error\":\"origin not allowed\",\"reason\":\"origin\"}");
+        return 1;
+    }
+    const char *addr = hub->peers ? client_of(wsi, cfg, &cl) : NULL;
+    if (!addr)
+        return 0;
+    enum peer_verdict v = peer_admit(hub->peers, addr, hub_now_ms(), &retry_s, &log);
+    if (v == PEER_TABLE_FULL)
+        hub->m.ip_table_full++;
+    if (v == PEER_ADMIT || v == PEER_TABLE_FULL)
+        return 0;
+    bool conns = v == PEER_TOO_MANY;
+    if (conns) {
+        hub->m.refused_conns_per_ip++;
+        retry_s = WS_CONNS_RETRY_S;
+        snprintf(why, sizeof(why), "HUB_MAX_CONNS_PER_IP (%d) reached", cfg->max_conns_per_ip);
+    } else {
+        hub->m.refused_handshakes++;
+        snprintf(why, sizeof(why), "HUB_MAX_HANDSHAKES_PER_IP_S (%d) exceeded",
+                 cfg->handshakes_per_ip_s);
+    }
+    if (log)
+        log_refusal(&cl, 429, why);
+    snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry_s);
+    refuse_http(wsi, "429 Too Many Requests", hdr,
+                conns ? "{\"error\":\"too many connections from this address\","
+                        "\"reason\":\"conns_per_ip\"}"
+                      : "{\"error\":\"too many handshakes from this address\","
+                        "\"reason\":\"handshake_rate\"}");
+    return 1;
+}
+
+/*
+ * Counts an established connection against its address's cap. With the
+ * handshake cap on, a full table was counted already when the upgrade was
+ * admitted (the same address finds the same room), so only counted here
+ * when that cap is off.
+ */
+static void
+hold_slot(struct conn *c)
+{
+    struct hub *hub = c->hub;
+    struct ws_client cl;
+    bool full = false;
+
+    if (!hub->peers)
+        return;
+    const char *addr = client_of(c->wsi, hub->cfg, &cl);
+    if (!addr)
+        return;
+    c->slot = peer_hold(hub->peers, addr, hub_now_ms(), &full);
+    if (full && !hub->cfg->handshakes_per_ip_s)
+        hub->m.ip_table_full++;
 }
 
 /*
@@ -143,10 +301,12 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             log_info("ws",
                      "upgrade refused with 426: Sec-WebSocket-Version '%.16s', not " WS_VERSION,
                      uri);
-            refuse_version(wsi);
+            /* RFC 6455 §4.4: name the version the hub speaks. */
+            refuse_http(wsi, "426 Upgrade Required", "Sec-WebSocket-Version: " WS_VERSION "\r\n",
+                        "{\"error\":\"only WebSocket version 13 (RFC 6455) is spoken\"}");
             return 1;
         }
-        return 0;
+        return admit_upgrade(wsi, hub);
 
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
         /* The follower rides on the wsi itself: lws names a connection's
@@ -175,6 +335,7 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         hub->n_conns++;
         hub->m.connections_total++;
         DL_APPEND(hub->conns, c);
+        hold_slot(c);
         session_open(c);
         if (lws_is_ssl(wsi)) { /* lws reads through OpenSSL: nothing to follow */
             wsrx_forget(lws_get_opaque_user_data(wsi));
@@ -207,6 +368,8 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         if (!c || !c->hub)
             return 0; /* refused before it was established */
         hub->n_conns--;
+        peer_release(hub->peers, c->slot, hub_now_ms());
+        c->slot = NULL;
         soon_cancel(&c->rx_soon);
         DL_DELETE(hub->conns, c);
         session_closed(c);

@@ -76,3 +76,18 @@ test('a flag overrides its variable: --port=abc is refused naming --port', async
   assert.equal(r.code, 2, `expected exit status 2, got ${r.code}; stderr: ${r.stderr}`);
   assert.match(r.stderr, /port/i, `the error line does not name the port: ${r.stderr}`);
 });
+
+test('bad exposure settings (origins, per-address caps): exit 2 naming the variable', async () => {
+  const cases = [
+    ['HUB_ALLOWED_ORIGINS', 'https://app.example.com/'],
+    ['HUB_ALLOWED_ORIGINS', 'app.example.com'],
+    ['HUB_ALLOWED_ORIGINS', 'https://ok.example, https://x.example/path'],
+    ['HUB_ALLOWED_ORIGINS', 'https://x.example:99999999'],
+    ['HUB_MAX_CONNS_PER_IP', '-1'],
+    ['HUB_MAX_HANDSHAKES_PER_IP_S', 'many'],
+    ['HUB_HANDSHAKE_BURST_PER_IP', '0'],
+    ['HUB_MAX_TRACKED_IPS', '1'],
+    ['HUB_EXEMPT_ADDRESSES', 'localhost'],
+  ];
+  for (const [name, value] of cases) assertConfigError(await runHub({ env: { ...good, [name]: value } }), name);
+});

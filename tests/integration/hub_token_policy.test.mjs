@@ -8,7 +8,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   useLifecycle, startHub, runHub, db, connect, login, mintToken, nowS, randomSecret,
-  expectUnauthorized, assertUsable,
+  expectUnauthorized, assertUsable, waitLog,
 } from './lib/harness.mjs';
 
 useLifecycle();
@@ -37,17 +37,6 @@ before(async () => {
 const claimsOf = (sub, extra = {}) => ({ sub, tenant, role: 'guard', ...extra });
 /** Claims the strict hub accepts, with extra replacing or (undefined) removing some. */
 const strictClaims = (sub, extra = {}) => claimsOf(sub, { iat: nowS(), exp: nowS() + 600, aud: AUDIENCE, iss: ISSUER, ...extra });
-
-/** Resolves with the first line of hub's output from line `from` on matching re; fails after timeout ms. */
-async function waitLog(hub, re, from = 0, timeout = 10_000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const line = hub.output.slice(from).find((l) => re.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no hub output line matches ${re} within ${timeout} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Connects with token (header or first frame) and expects the refusal; returns the error frame. */
 async function refused(hub, token, header, label) {

@@ -1,6 +1,7 @@
 /*
- * test_peer.c - unit tests for hub/peer.c: which proxies are trusted and
- * which forwarded address is logged for a client behind them.
+ * test_peer.c - unit tests for hub/peer.c: which proxies are trusted,
+ * which forwarded address is logged for a client behind them, and the
+ * per-address caps' table.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,109 @@ test_forwarded_refuses_garbage(void **state)
     assert_int_equal(peer_forwarded(chain, nets, (size_t)n, out), -1);
 }
 
+/* What peer_admit() and peer_hold() report besides their result. */
+static int retry;
+static bool to_log, full;
+
+/* A table with these limits (see struct peer_limits). */
+static struct peer_table *
+table(int max_conns, int rate, int burst, size_t max_entries)
+{
+    struct peer_limits lim = {max_conns, rate, burst, max_entries};
+    struct peer_table *t = peer_table_new(&lim);
+    assert_non_null(t);
+    return t;
+}
+
+static void
+test_caps_connections(void **state)
+{
+    struct peer_table *t = table(2, 0, 1, 16);
+    struct peer_slot *a, *b;
+
+    assert_int_equal(peer_admit(t, "192.0.2.1", 0, &retry, &to_log), PEER_ADMIT);
+    a = peer_hold(t, "192.0.2.1", 0, &full);
+    assert_false(full);
+    b = peer_hold(t, "192.0.2.1", 0, &full);
+    assert_non_null(a);
+    assert_ptr_equal(a, b);
+    assert_int_equal(peer_table_size(t), 1);
+    assert_int_equal(peer_admit(t, "192.0.2.1", 0, &retry, &to_log), PEER_TOO_MANY);
+    assert_true(to_log);
+    /* The next refusal within a second is not logged again. */
+    assert_int_equal(peer_admit(t, "192.0.2.1", 500, &retry, &to_log), PEER_TOO_MANY);
+    assert_false(to_log);
+    /* The same address written as IPv4-mapped IPv6 is the same client. */
+    assert_int_equal(peer_admit(t, "::ffff:192.0.2.1", 500, &retry, &to_log), PEER_TOO_MANY);
+    assert_int_equal(peer_admit(t, "192.0.2.2", 0, &retry, &to_log), PEER_ADMIT);
+    peer_release(t, a, 10);
+    assert_int_equal(peer_admit(t, "192.0.2.1", 10, &retry, &to_log), PEER_ADMIT);
+    peer_release(t, b, 20);
+    /* No connection left and no bucket to refill: the entry is gone. */
+    assert_int_equal(peer_table_size(t), 0);
+    /* Not an address: let in, not counted. */
+    assert_int_equal(peer_admit(t, "unknown", 0, &retry, &to_log), PEER_ADMIT);
+    assert_null(peer_hold(t, "unknown", 0, &full));
+    assert_false(full);
+    peer_table_free(t);
+}
+
+static void
+test_caps_ipv6_per_64(void **state)
+{
+    struct peer_table *t = table(1, 0, 1, 16);
+
+    struct peer_slot *s = peer_hold(t, "2001:db8:1:2::1", 0, &full);
+    assert_non_null(s);
+    assert_int_equal(peer_admit(t, "2001:db8:1:2:ffff::9", 0, &retry, &to_log), PEER_TOO_MANY);
+    assert_int_equal(peer_admit(t, "2001:db8:1:3::1", 0, &retry, &to_log), PEER_ADMIT);
+    peer_release(t, s, 0);
+    peer_table_free(t);
+}
+
+static void
+test_caps_handshake_bucket(void **state)
+{
+    struct peer_table *t = table(0, 2, 3, 16);
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(peer_admit(t, "198.51.100.7", 0, &retry, &to_log), PEER_ADMIT);
+    assert_int_equal(peer_admit(t, "198.51.100.7", 0, &retry, &to_log), PEER_TOO_FAST);
+    assert_int_equal(retry, 1); /* one token comes back in 500 ms: asked to wait a second */
+    assert_true(to_log);
+    assert_int_equal(peer_admit(t, "198.51.100.7", 499, &retry, &to_log), PEER_TOO_FAST);
+    assert_false(to_log);
+    assert_int_equal(peer_admit(t, "198.51.100.7", 500, &retry, &to_log), PEER_ADMIT);
+    assert_int_equal(peer_admit(t, "198.51.100.7", 500, &retry, &to_log), PEER_TOO_FAST);
+    /* The connection cap is off: nothing is held. */
+    assert_null(peer_hold(t, "198.51.100.7", 500, &full));
+    assert_false(full);
+    /* Once the bucket is full again the entry is dropped at the next sweep. */
+    assert_int_equal(peer_table_size(t), 1);
+    assert_int_equal(peer_admit(t, "198.51.100.8", 500 + PEER_SWEEP_MS, &retry, &to_log),
+                     PEER_ADMIT);
+    assert_int_equal(peer_table_size(t), 1);
+    peer_table_free(t);
+}
+
+static void
+test_caps_table_bound(void **state)
+{
+    struct peer_table *t = table(4, 1, 1, 2);
+
+    assert_int_equal(peer_admit(t, "203.0.113.1", 0, &retry, &to_log), PEER_ADMIT);
+    assert_int_equal(peer_admit(t, "203.0.113.2", 0, &retry, &to_log), PEER_ADMIT);
+    /* Full of entries still needed (empty buckets): the newcomer is let in uncounted. */
+    assert_int_equal(peer_admit(t, "203.0.113.3", 0, &retry, &to_log), PEER_TABLE_FULL);
+    assert_null(peer_hold(t, "203.0.113.3", 0, &full));
+    assert_true(full);
+    assert_int_equal(peer_table_size(t), 2);
+    /* A second later both buckets are full again: the sweep makes room. */
+    assert_int_equal(peer_admit(t, "203.0.113.3", 1000, &retry, &to_log), PEER_ADMIT);
+    assert_int_equal(peer_table_size(t), 1);
+    peer_table_free(t);
+}
+
 int
 main(void)
 {
@@ -124,6 +228,10 @@ main(void)
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_forwarded_walks_from_the_right),
         cmocka_unit_test(test_forwarded_refuses_garbage),
+        cmocka_unit_test(test_caps_connections),
+        cmocka_unit_test(test_caps_ipv6_per_64),
+        cmocka_unit_test(test_caps_handshake_bucket),
+        cmocka_unit_test(test_caps_table_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,6 +234,20 @@ export function runHub({ env = {}, args = [], timeout = 10_000 } = {}) {
   });
 }
 
+/**
+ * Resolves with the first line of hub's output from line `from` on that
+ * matches re; fails after timeout ms.
+ */
+export async function waitLog(hub, re, from = 0, timeout = 10_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const line = hub.output.slice(from).find((l) => re.test(l));
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`no hub output line matches ${re} within ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Every hub started by this process and not yet exited. */
 export function liveHubList() {
   return [...liveHubs];
