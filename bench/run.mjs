@@ -905,23 +905,34 @@ function machine() {
   return { cpus: cpu.length, cpu_model: cpu[0]?.model, mem_gib: Math.round(totalmem() / 2 ** 30), kernel: release(), os, node: process.version, loadavg: load };
 }
 
+/** One figure of the table (key k: bpc, rate, sat, cpu, p50, p99, p999, tp99, pp99) of system result r. */
+function summaryValue(r, k) {
+  if (!r) return null;
+  switch (k) {
+    case 'bpc': return r.idle?.find((x) => x.conns === Math.max(...CFG.idleSizes))?.bytes_per_conn ?? null;
+    case 'rate': { const v = connectRates(r); return v.length ? median(v) : null; }
+    case 'sat': return r.bcast?.[0] ? median(saturations(r)) : null;
+    case 'cpu': return cpuPerMsg(r);
+    case 'p50': return halfLat(r, 'p50');
+    case 'p99': return halfLat(r, 'p99');
+    case 'p999': return halfLat(r, 'p999');
+    case 'tp99': return r.targeted?.lat.p99 ?? null;
+    case 'pp99': return r.bcast?.[0]?.panic?.extra?.lat.p99 ?? null;
+  }
+  return null;
+}
+
+const SUMMARY_KEYS = ['bpc', 'rate', 'sat', 'cpu', 'p50', 'p99', 'p999', 'tp99', 'pp99'];
+
+/** The table's figures per system, as latest.json's "summary" (bench/ab.mjs reads it). */
+function summary(results) {
+  return Object.fromEntries(Object.entries(results).map(([name, r]) =>
+    [name, Object.fromEntries(SUMMARY_KEYS.map((k) => [k, summaryValue(r, k)]))]));
+}
+
 function table(results) {
   const hub = results.hub, lim = results.limit;
-  const val = (r, k) => {
-    if (!r) return null;
-    switch (k) {
-      case 'bpc': return r.idle?.find((x) => x.conns === Math.max(...CFG.idleSizes))?.bytes_per_conn ?? null;
-      case 'rate': { const v = connectRates(r); return v.length ? median(v) : null; }
-      case 'sat': return r.bcast?.[0] ? median(saturations(r)) : null;
-      case 'cpu': return cpuPerMsg(r);
-      case 'p50': return halfLat(r, 'p50');
-      case 'p99': return halfLat(r, 'p99');
-      case 'p999': return halfLat(r, 'p999');
-      case 'tp99': return r.targeted?.lat.p99 ?? null;
-      case 'pp99': return r.bcast?.[0]?.panic?.extra?.lat.p99 ?? null;
-    }
-    return null;
-  };
+  const val = summaryValue;
   const cols = [
     ['bpc', `bytes/conn @${Math.max(...CFG.idleSizes)}`, (v) => `${Math.round(v)} B`],
     ['rate', `connect+auth /s (${CFG.connectN})${CONNECT_REPEATS ? ', median' : ''}`, (v) => `${Math.round(v)}`],
@@ -1053,7 +1064,7 @@ async function main() {
     `Command: ${cmd}   (took ${Math.round((Date.now() - t0) / 1000)} s)\n`;
   const png = gnuplot ? chart(results, OUT) : null;
   const strip = (k, v) => (k === 'lat_hist' ? undefined : v);
-  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, results }, strip, 1));
+  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, summary: summary(results), results }, strip, 1));
   console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : ''));
   console.log(`JSON: ${join(OUT, 'latest.json')}${png ? `\nchart: ${png}` : '\nchart: not drawn (gnuplot missing)'}`);
 }
