@@ -4,6 +4,7 @@
 #include "config.h"
 #include "log.h"
 #include "peer.h"
+#include "workers.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -35,6 +36,9 @@ static const struct opt opts[] = {
      "HS256 secret shared with the backend that issues tokens (required; prefer the variable)"},
     {"PORT", "port", OPT_INT, OFF(port), 1, 65535, "3001", "TCP port for WebSocket and HTTP"},
     {"HUB_BIND", "bind", OPT_STR, OFF(bind), 0, 0, "0.0.0.0", "address to bind"},
+    {"HUB_WORKERS", "workers", OPT_INT, OFF(workers), 1, WORKERS_MAX, "1",
+     "worker processes sharing the port (SO_REUSEPORT), each with its own loop and database "
+     "sessions, under one supervisor that restarts them; 1: one process, no supervisor"},
     {"HUB_LOG_LEVEL", "log-level", OPT_LEVEL, OFF(log_level), 0, 3, "info",
      "error, warn, info or debug"},
     {"HUB_MAX_FRAME_BYTES", "max-frame-bytes", OPT_SIZE, OFF(max_frame_bytes), 256, 16777216,

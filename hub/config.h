@@ -19,6 +19,7 @@ struct hub_config {
     size_t jwt_secret_len;
     int port;                /* PORT, default 3001 */
     char *bind;              /* HUB_BIND, default 0.0.0.0 */
+    int workers;             /* HUB_WORKERS: worker processes on the port, default 1 */
     int log_level;           /* HUB_LOG_LEVEL, default info */
     size_t max_frame_bytes;  /* HUB_MAX_FRAME_BYTES: inbound frame limit, default 64 KiB */
     size_t max_queue_bytes;  /* HUB_MAX_QUEUE_BYTES: outbound queue per connection, 1 MiB */

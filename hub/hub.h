@@ -26,6 +26,7 @@ struct purge;
 struct router;
 struct sessions;
 struct tenant_checks;
+struct workers;
 
 /* Counters exported on /metrics. */
 struct hub_metrics {
@@ -96,6 +97,12 @@ struct hub {
     struct fallback *fallback;     /* delivery by other channels (fallback.c) */
     struct peer_table *peers;      /* the per-address caps (peer.c); NULL when both are off */
     struct hub_metrics m;
+
+    /* Several worker processes (HUB_WORKERS > 1): the table they share,
+     * mapped by the supervisor before it forked this one (workers.c); NULL
+     * when the hub runs as one process. worker_id is this one's slot. */
+    struct workers *workers;
+    int worker_id;
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -115,7 +115,8 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 struct listener *
-listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port, int keepalive_s)
+listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port, int keepalive_s,
+              int shared)
 {
     char serv[16];
     snprintf(serv, sizeof(serv), "%d", port);
@@ -137,6 +138,7 @@ listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port,
         }
         int one = 1;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+            (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
             bind(fd, a->ai_addr, a->ai_addrlen) || listen(fd, SOMAXCONN)) {
             err = errno;
             close(fd);

@@ -25,10 +25,14 @@ struct listener;
 /*
  * Listens on addr:port (a numeric address or a host name) and adopts the
  * connections into hub->vh. keepalive_s > 0 sets TCP keepalive (idle time
- * in seconds) for all of them. NULL (with the reason logged) on failure.
+ * in seconds) for all of them. shared: the port is shared with the hub's
+ * other workers (SO_REUSEPORT: the kernel spreads new connections over
+ * them); a program that holds the port without SO_REUSEPORT, or runs as
+ * another user, still makes this fail with EADDRINUSE. NULL (with the
+ * reason logged) on failure.
  */
 struct listener *listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port,
-                               int keepalive_s);
+                               int keepalive_s, int shared);
 
 /* Stops accepting and closes the socket: new connections are refused. */
 void listener_close(struct listener *l);

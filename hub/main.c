@@ -1,5 +1,6 @@
 /*
- * main.c - wires the hub together and runs the one event loop.
+ * main.c - wires the hub together and runs the one event loop; with
+ * HUB_WORKERS > 1 the supervisor (supervisor.c) runs it in each worker.
  */
 #include "ackcheck.h"
 #include "acks.h"
@@ -18,7 +19,9 @@
 #include "router.h"
 #include "session.h"
 #include "soon.h"
+#include "supervisor.h"
 #include "tenant.h"
+#include "workers.h"
 #include "ws.h"
 
 #include <ev.h>
@@ -35,9 +38,10 @@ static struct ev_loop *ev_loop_main;
 
 /* One pass of the loop: waits for readiness or a timer, runs the callbacks. */
 static void
-run_once(void)
+run_once(struct hub *hub)
 {
     ev_run(ev_loop_main, EVRUN_ONCE);
+    workers_publish(hub);
 }
 
 static void
@@ -74,14 +78,14 @@ drain(struct hub *hub)
     memset(&tick, 0, sizeof(tick));
     while (hub->n_conns && hub_now_ms() < deadline) {
         lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
-        run_once();
+        run_once(hub);
     }
     /* Acks received up to now are written before the process ends. */
     while ((acks_flush(hub->acks) | acks_flush(hub->sent) || acks_pending(hub->acks) ||
             acks_pending(hub->sent)) &&
            db_is_up(hub->work_db) && hub_now_ms() < deadline) {
         lws_sul_schedule(hub->ctx, 0, &tick, on_drain_tick, 50 * 1000);
-        run_once();
+        run_once(hub);
     }
     lws_sul_cancel(&tick);
     if (hub->n_conns)
@@ -101,22 +105,22 @@ on_work_db_up(struct db *db, void *ud)
 /* The work connection: tenant checks, replays, acks, purges. */
 static const struct db_ops work_db_ops = {.on_up = on_work_db_up};
 
-int
-main(int argc, char **argv)
+/*
+ * Runs the hub until SIGTERM or SIGINT and returns the exit status: the
+ * whole process with HUB_WORKERS=1, else worker k of the table w (in a
+ * process the supervisor forked, before any library below was set up).
+ */
+static int
+hub_run(const struct hub_config *cfg, struct workers *w, int k)
 {
-    struct hub_config cfg;
-    int rc = config_load(&cfg, argc, argv);
-    if (rc) {
-        config_free(&cfg);
-        return rc == 1 ? 0 : 2;
-    }
-    log_set_level((enum log_level)cfg.log_level);
-    log_route_lws();
+    int rc = 0;
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
     struct hub hub;
     memset(&hub, 0, sizeof(hub));
-    hub.cfg = &cfg;
+    hub.cfg = cfg;
+    hub.workers = w;
+    hub.worker_id = k;
 
     struct lws_protocols protos[5];
     ws_protocols(protos);
@@ -135,9 +139,9 @@ main(int argc, char **argv)
     char console_path[4096], js_path[4096];
     struct lws_http_mount mounts[2];
     memset(mounts, 0, sizeof(mounts));
-    if (cfg.console_dir) {
-        snprintf(console_path, sizeof(console_path), "%s/console", cfg.console_dir);
-        snprintf(js_path, sizeof(js_path), "%s/src", cfg.console_dir);
+    if (cfg->console_dir) {
+        snprintf(console_path, sizeof(console_path), "%s/console", cfg->console_dir);
+        snprintf(js_path, sizeof(js_path), "%s/src", cfg->console_dir);
         mounts[0] = (struct lws_http_mount){.mount_next = &mounts[1],
                                             .mountpoint = "/console",
                                             .mountpoint_len = 8,
@@ -158,7 +162,6 @@ main(int argc, char **argv)
     ev_loop_main = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!ev_loop_main) {
         log_err("main", "cannot create the event loop (epoll)");
-        config_free(&cfg);
         return 1;
     }
     soon_init(ev_loop_main);
@@ -179,16 +182,15 @@ main(int argc, char **argv)
     hub.ctx = lws_create_context(&info);
     if (!hub.ctx) {
         log_err("main", "cannot start libwebsockets (is its libev plugin installed?)");
-        config_free(&cfg);
         soon_init(NULL);
         ev_loop_destroy(ev_loop_main);
         return 1;
     }
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
     loop_ctx = hub.ctx;
-    if (cfg.max_conns_per_ip || cfg.handshakes_per_ip_s) {
-        struct peer_limits lim = {cfg.max_conns_per_ip, cfg.handshakes_per_ip_s,
-                                  cfg.handshake_burst, (size_t)cfg.max_tracked_ips};
+    if (cfg->max_conns_per_ip || cfg->handshakes_per_ip_s) {
+        struct peer_limits lim = {cfg->max_conns_per_ip, cfg->handshakes_per_ip_s,
+                                  cfg->handshake_burst, (size_t)cfg->max_tracked_ips};
         hub.peers = peer_table_new(&lim);
         if (!hub.peers) {
             log_err("main", "out of memory");
@@ -196,7 +198,8 @@ main(int argc, char **argv)
             goto out;
         }
     }
-    hub.listener = listener_open(&hub, ev_loop_main, cfg.bind, cfg.port, cfg.tcp_keepalive_s);
+    hub.listener =
+        listener_open(&hub, ev_loop_main, cfg->bind, cfg->port, cfg->tcp_keepalive_s, w != NULL);
     if (!hub.listener) {
         rc = 1;
         goto out;
@@ -209,10 +212,10 @@ main(int argc, char **argv)
         rc = rc < 0 ? 1 : 2;
         goto out;
     }
-    hub.listen_db = db_new(hub.ctx, hub.vh, cfg.database_url, "listener", &outbox_db_ops, &hub,
-                           cfg.db_retry_max_ms);
-    hub.work_db = db_new(hub.ctx, hub.vh, cfg.database_url, "worker", &work_db_ops, &hub,
-                         cfg.db_retry_max_ms);
+    hub.listen_db = db_new(hub.ctx, hub.vh, cfg->database_url, "listener", &outbox_db_ops, &hub,
+                           cfg->db_retry_max_ms);
+    hub.work_db = db_new(hub.ctx, hub.vh, cfg->database_url, "worker", &work_db_ops, &hub,
+                         cfg->db_retry_max_ms);
     hub.acks = acks_new(&hub, "hub.record_acks");
     hub.sent = acks_new(&hub, "hub.record_sent");
     /* The event path, top down: the outbox reader hands rows to the router,
@@ -242,10 +245,13 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    log_info("main", "armonia-hub listening on %s:%d", cfg.bind, cfg.port);
+    if (w)
+        log_info("main", "armonia-hub worker %d listening on %s:%d", k, cfg->bind, cfg->port);
+    else
+        log_info("main", "armonia-hub listening on %s:%d", cfg->bind, cfg->port);
 
     while (!interrupted)
-        run_once();
+        run_once(&hub);
     drain(&hub);
 
 out:
@@ -276,6 +282,32 @@ out:
     ev_loop_destroy(ev_loop_main);
     reg_free(&hub.reg);
     peer_table_free(hub.peers); /* after the context: its connections' ends release slots */
+    hub.listener = NULL;
+    workers_publish(&hub); /* the slot says this worker is gone */
+    return rc;
+}
+
+static int
+run_worker(int k, struct workers *w, void *cfg)
+{
+    return hub_run(cfg, w, k);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct hub_config cfg;
+    int rc = config_load(&cfg, argc, argv);
+    if (rc) {
+        config_free(&cfg);
+        return rc == 1 ? 0 : 2;
+    }
+    log_set_level((enum log_level)cfg.log_level);
+    log_route_lws();
+    if (cfg.workers > 1)
+        rc = supervisor_run(cfg.workers, cfg.shutdown_timeout_ms, run_worker, &cfg);
+    else
+        rc = hub_run(&cfg, NULL, 0);
     config_free(&cfg);
     return rc;
 }

@@ -1,6 +1,8 @@
 /*
  * web.c - /healthz (200 while the outbox listener is up, else 503),
- * /metrics (Prometheus text format), and 404 for everything else.
+ * /metrics (Prometheus text format), and 404 for everything else. With
+ * several workers (workers.h) either page speaks for the whole hub,
+ * whichever worker the kernel handed the request to.
  */
 #include "web.h"
 #include "conn.h"
@@ -8,107 +10,225 @@
 #include "hub.h"
 #include "outbox.h"
 #include "peer.h"
+#include "workers.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Renders the metrics page into a new string (caller frees). */
+/* How the unlabelled value of a gauge sums up several workers. */
+enum agg { AGG_SUM, AGG_MIN, AGG_MAX };
+
+/* A page being rendered: every worker's stats (n of them; one when the hub
+ * runs alone) and the counters of workers that have exited. */
+struct page {
+    FILE *f;
+    const struct worker_stats *w;
+    int n;
+    const struct hub_metrics *retired; /* NULL when the hub runs alone */
+};
+
+/* The 64-bit field at off in one worker's stats. */
+static uint64_t
+field_at(const struct worker_stats *s, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)s + off, sizeof(v));
+    return v;
+}
+
+/*
+ * The value lines of one series: the hub's total (counters: the sum, with
+ * the retired workers' share; gauges: as agg says), then, with several
+ * workers, one line per worker labelled worker="k". labels: the series'
+ * other labels ("reason=\"origin\"") or "".
+ */
+static void
+put_values(struct page *p, const char *name, const char *labels, size_t off, int counter,
+           enum agg agg)
+{
+    uint64_t total = 0;
+    int64_t g = 0;
+    if (counter && p->retired)
+        total = field_at((const struct worker_stats *)(const void *)p->retired, off);
+    for (int k = 0; k < p->n; k++) {
+        uint64_t v = field_at(&p->w[k], off);
+        total += v;
+        if (k == 0 || (agg == AGG_MIN && (int64_t)v < g) || (agg == AGG_MAX && (int64_t)v > g))
+            g = (int64_t)v;
+    }
+    if (!counter && agg != AGG_SUM)
+        total = (uint64_t)g;
+    const char *sep = *labels ? "," : "";
+    if (counter)
+        fprintf(p->f, "armonia_%s%s%s%s %llu\n", name, *labels ? "{" : "", labels,
+                *labels ? "}" : "", (unsigned long long)total);
+    else
+        fprintf(p->f, "armonia_%s%s%s%s %lld\n", name, *labels ? "{" : "", labels,
+                *labels ? "}" : "", (long long)total);
+    if (p->n < 2)
+        return;
+    for (int k = 0; k < p->n; k++) {
+        uint64_t v = field_at(&p->w[k], off);
+        if (counter)
+            fprintf(p->f, "armonia_%s{%s%sworker=\"%d\"} %llu\n", name, labels, sep, k,
+                    (unsigned long long)v);
+        else
+            fprintf(p->f, "armonia_%s{%s%sworker=\"%d\"} %lld\n", name, labels, sep, k,
+                    (long long)(int64_t)v);
+    }
+}
+
+/* One unlabelled series with its HELP and TYPE lines. */
+static void
+put_series(struct page *p, const char *name, const char *help, size_t off, int counter,
+           enum agg agg)
+{
+    fprintf(p->f, "# HELP armonia_%s %s\n# TYPE armonia_%s %s\n", name, help, name,
+            counter ? "counter" : "gauge");
+    put_values(p, name, "", off, counter, agg);
+}
+
+/* The series only a hub of several workers has: each worker's state as
+ * the supervisor sees it. */
+static void
+put_worker_series(struct page *p, const struct workers *w)
+{
+    FILE *f = p->f;
+    fprintf(f,
+            "# HELP armonia_workers Worker processes configured (HUB_WORKERS).\n"
+            "# TYPE armonia_workers gauge\narmonia_workers %d\n",
+            w->n);
+    fprintf(f, "# HELP armonia_worker_up 1 while the worker runs, accepts connections and reads "
+               "the outbox.\n# TYPE armonia_worker_up gauge\n");
+    for (int k = 0; k < p->n; k++)
+        fprintf(f, "armonia_worker_up{worker=\"%d\"} %d\n", k,
+                w->slot[k].pid && p->w[k].accepting && p->w[k].db_listening);
+    fprintf(f, "# HELP armonia_worker_restarts_total Times the supervisor restarted the worker "
+               "after it died.\n# TYPE armonia_worker_restarts_total counter\n");
+    for (int k = 0; k < p->n; k++)
+        fprintf(f, "armonia_worker_restarts_total{worker=\"%d\"} %lld\n", k,
+                (long long)w->slot[k].restarts);
+    fprintf(f, "# HELP armonia_worker_pid Process id of the worker (0 while none runs).\n"
+               "# TYPE armonia_worker_pid gauge\n");
+    for (int k = 0; k < p->n; k++)
+        fprintf(f, "armonia_worker_pid{worker=\"%d\"} %lld\n", k, (long long)w->slot[k].pid);
+}
+
+/*
+ * Renders the metrics page into a new string (caller frees). With several
+ * workers every series has the hub's total first (the same name and meaning
+ * as for one process) and then a line per worker labelled worker="k".
+ */
 static char *
 metrics_text(struct hub *hub, size_t *len)
 {
+    static struct worker_stats stats[WORKERS_MAX]; /* the loop is single-threaded */
     char *out = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&out, &size);
     if (!f)
         return NULL;
-    const struct hub_metrics *m = &hub->m;
-#define COUNTER(name, help, v)                                                                     \
-    fprintf(f,                                                                                     \
-            "# HELP armonia_" name " " help "\n# TYPE armonia_" name " counter\narmonia_" name     \
-            " %llu\n",                                                                             \
-            (unsigned long long)(v))
-#define GAUGE(name, help, v)                                                                       \
-    fprintf(f,                                                                                     \
-            "# HELP armonia_" name " " help "\n# TYPE armonia_" name " gauge\narmonia_" name       \
-            " %lld\n",                                                                             \
-            (long long)(v))
-    GAUGE("connections", "Open WebSocket connections.", hub->n_conns);
-    GAUGE("tenants", "Tenants the hub has seen.", hub->reg.n_tenants);
-    GAUGE("rooms", "Rooms with at least one member.", hub->reg.n_rooms);
-    GAUGE("db_listener_up", "1 while the outbox listener is connected and listening.",
-          hub->listening);
-    GAUGE("outbox_cursor", "Newest outbox seq routed.", hub->cursor);
+    struct page pg = {f, stats, workers_snapshot(hub, stats),
+                      hub->workers ? &hub->workers->retired : NULL};
+    struct page *p = &pg;
+#define M(field) (offsetof(struct worker_stats, m) + offsetof(struct hub_metrics, field))
+#define G(field) offsetof(struct worker_stats, field)
+#define COUNTER(name, help, field) put_series(p, name, help, M(field), 1, AGG_SUM)
+#define GAUGE(name, help, field, agg) put_series(p, name, help, G(field), 0, agg)
+    GAUGE("connections", "Open WebSocket connections.", connections, AGG_SUM);
+    GAUGE("tenants", "Tenants the hub has seen.", tenants, AGG_SUM);
+    GAUGE("rooms", "Rooms with at least one member.", rooms, AGG_SUM);
+    GAUGE("db_listener_up", "1 while the outbox listener is connected and listening.", db_listening,
+          AGG_MIN);
+    GAUGE("outbox_cursor", "Newest outbox seq routed.", cursor, AGG_MIN);
     GAUGE("outbox_quiet",
-          "1 while the hub reads the outbox on a timer instead of on notifications.",
-          outbox_is_quiet(hub->outbox));
-    COUNTER("connections_total", "WebSocket connections accepted.", m->connections_total);
-    COUNTER("auth_failures_total", "Authentication failures.", m->auth_failures);
-    COUNTER("events_total", "Outbox events routed.", m->events_read);
-    COUNTER("outbox_reads_total", "Page reads of the outbox (one query each).", m->outbox_reads);
+          "1 while the hub reads the outbox on a timer instead of on notifications.", quiet,
+          AGG_MAX);
+    COUNTER("connections_total", "WebSocket connections accepted.", connections_total);
+    COUNTER("auth_failures_total", "Authentication failures.", auth_failures);
+    COUNTER("events_total", "Outbox events routed.", events_read);
+    COUNTER("outbox_reads_total", "Page reads of the outbox (one query each).", outbox_reads);
     COUNTER("outbox_wakeups_total", "Notifications received on the outbox channel.",
-            m->outbox_wakeups);
+            outbox_wakeups);
     COUNTER("outbox_quiet_total",
             "Times the hub fell behind and stopped taking notifications (HUB_OUTBOX_QUIET_JOBS).",
-            m->outbox_quiet);
-    COUNTER("frames_queued_total", "Event frames queued on connections.", m->frames_queued);
-    COUNTER("frames_sent_total", "Frames written to connections.", m->frames_sent);
+            outbox_quiet);
+    COUNTER("frames_queued_total", "Event frames queued on connections.", frames_queued);
+    COUNTER("frames_sent_total", "Frames written to connections.", frames_sent);
     COUNTER("socket_writes_total", "Socket writes (system calls) that carried frames.",
-            m->socket_writes);
+            socket_writes);
     COUNTER("frame_runs_total",
-            "Writes that carried several queued events to a connection at once.", m->frame_runs);
-    COUNTER("bytes_sent_total", "Payload bytes written to connections.", m->bytes_sent);
-    COUNTER("acks_total", "Acks received.", m->acks);
-    COUNTER("slow_consumers_total", "Connections closed with 4008.", m->slow_consumers);
+            "Writes that carried several queued events to a connection at once.", frame_runs);
+    COUNTER("bytes_sent_total", "Payload bytes written to connections.", bytes_sent);
+    COUNTER("acks_total", "Acks received.", acks);
+    COUNTER("slow_consumers_total", "Connections closed with 4008.", slow_consumers);
     COUNTER("close_timeouts_total",
             "Closing connections dropped because their close had not gone out in time.",
-            m->close_timeouts);
-    COUNTER("rate_limited_total", "Connections closed with 4029.", m->rate_limited);
-    COUNTER("bad_frames_total", "Malformed or unknown inbound frames.", m->bad_frames);
-    COUNTER("db_reconnects_total", "Times the outbox listener was lost.", m->db_reconnects);
+            close_timeouts);
+    COUNTER("rate_limited_total", "Connections closed with 4029.", rate_limited);
+    COUNTER("bad_frames_total", "Malformed or unknown inbound frames.", bad_frames);
+    COUNTER("db_reconnects_total", "Times the outbox listener was lost.", db_reconnects);
     COUNTER("catchups_total", "Connections that fell behind a burst and caught up from the outbox.",
-            m->catchups);
-    COUNTER("events_purged_total", "Outbox events deleted past retention.", m->events_purged);
+            catchups);
+    COUNTER("events_purged_total", "Outbox events deleted past retention.", events_purged);
     COUNTER("events_undeliverable_total",
             "Outbox rows delivered to nobody: rooms or data malformed (written around hub.emit()).",
-            m->events_undeliverable);
+            events_undeliverable);
     COUNTER("outbox_read_failures_total",
             "Listener queries (LISTEN, newest seq, page read) that failed and were retried.",
-            m->outbox_failures);
+            outbox_failures);
     COUNTER("outbox_safety_reads_total",
             "Outbox reads made because HUB_OUTBOX_SAFETY_MS passed without one.",
-            m->outbox_safety_reads);
+            outbox_safety_reads);
     COUNTER("ack_lookups_total",
-            "Acks for events not sent on their connection, checked in the database.",
-            m->ack_lookups);
+            "Acks for events not sent on their connection, checked in the database.", ack_lookups);
     COUNTER("ack_lookup_queries_total", "Queries those checks took (a batch of acks each).",
-            m->ack_lookup_queries);
+            ack_lookup_queries);
     COUNTER("ack_lookups_refused_total",
             "Acks refused with rate_limited (HUB_ACK_LOOKUP_RATE, HUB_ACK_LOOKUPS_MAX) instead of "
             "a check.",
-            m->ack_lookups_refused);
-    fprintf(f,
-            "# HELP armonia_upgrades_refused_total WebSocket upgrades refused before the "
-            "handshake, by reason (HUB_ALLOWED_ORIGINS, HUB_MAX_CONNS_PER_IP, "
-            "HUB_MAX_HANDSHAKES_PER_IP_S).\n# TYPE armonia_upgrades_refused_total counter\n"
-            "armonia_upgrades_refused_total{reason=\"origin\"} %llu\n"
-            "armonia_upgrades_refused_total{reason=\"conns_per_ip\"} %llu\n"
-            "armonia_upgrades_refused_total{reason=\"handshake_rate\"} %llu\n",
-            (unsigned long long)m->refused_origin, (unsigned long long)m->refused_conns_per_ip,
-            (unsigned long long)m->refused_handshakes);
+            ack_lookups_refused);
+    fprintf(f, "# HELP armonia_upgrades_refused_total WebSocket upgrades refused before the "
+               "handshake, by reason (HUB_ALLOWED_ORIGINS, HUB_MAX_CONNS_PER_IP, "
+               "HUB_MAX_HANDSHAKES_PER_IP_S).\n# TYPE armonia_upgrades_refused_total counter\n");
+    put_values(p, "upgrades_refused_total", "reason=\"origin\"", M(refused_origin), 1, AGG_SUM);
+    put_values(p, "upgrades_refused_total", "reason=\"conns_per_ip\"", M(refused_conns_per_ip), 1,
+               AGG_SUM);
+    put_values(p, "upgrades_refused_total", "reason=\"handshake_rate\"", M(refused_handshakes), 1,
+               AGG_SUM);
     COUNTER("ip_table_full_total",
             "Upgrades let in uncounted because HUB_MAX_TRACKED_IPS addresses were tracked.",
-            m->ip_table_full);
-    GAUGE("tracked_ips", "Client addresses the per-address caps track now.",
-          peer_table_size(hub->peers));
+            ip_table_full);
+    GAUGE("tracked_ips", "Client addresses the per-address caps track now.", tracked_ips, AGG_SUM);
 #undef COUNTER
 #undef GAUGE
+#undef M
+#undef G
+    if (hub->workers)
+        put_worker_series(p, hub->workers);
     if (fclose(f)) {
         free(out);
         return NULL;
     }
     *len = size;
     return out;
+}
+
+/* Whether /healthz says 200: the outbox listener is up, and with several
+ * workers every one of them accepts and reads the outbox. */
+static int
+healthy(struct hub *hub)
+{
+    if (!hub->workers)
+        return hub->listening;
+    static struct worker_stats stats[WORKERS_MAX];
+    int n = workers_snapshot(hub, stats);
+    for (int k = 0; k < n; k++)
+        if (!hub->workers->slot[k].pid || !stats[k].accepting || !stats[k].db_listening)
+            return 0;
+    return 1;
 }
 
 /* Sends the status line and headers, and keeps body for web_writable(). */
@@ -135,11 +255,12 @@ web_request(struct conn *c, const char *uri)
 {
     struct hub *hub = c->hub;
     if (!strcmp(uri, "/healthz")) {
+        int ok = healthy(hub);
         const char *body =
-            hub->listening ? "{\"status\":\"ok\"}"
+            ok             ? "{\"status\":\"ok\"}"
+            : hub->workers ? "{\"status\":\"unavailable\",\"reason\":\"a worker is not listening\"}"
                            : "{\"status\":\"unavailable\",\"reason\":\"database listener down\"}";
-        return respond(c, hub->listening ? 200 : 503, "application/json", strdup(body),
-                       strlen(body));
+        return respond(c, ok ? 200 : 503, "application/json", strdup(body), strlen(body));
     }
     if (!strcmp(uri, "/metrics")) {
         size_t len = 0;
