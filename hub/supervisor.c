@@ -130,9 +130,18 @@ sup_reap(struct sup *s, int shutdown_timeout_ms)
                      strsignal(WTERMSIG(status)));
         else
             snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+        if (!s->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+            /* The worker refused the configuration (as a lone hub exits 2):
+             * every restart would do the same. */
+            log_err("supervisor", "worker %d (pid %d) refused the configuration: stopping", k,
+                    (int)pid);
+            s->rc = 2;
+            sup_stop(s, SIGTERM, shutdown_timeout_ms);
+            continue;
+        }
         if (s->stopping) {
             log_info("supervisor", "worker %d (pid %d) %s", k, (int)pid, how);
-            if (!WIFEXITED(status) || WEXITSTATUS(status))
+            if ((!WIFEXITED(status) || WEXITSTATUS(status)) && !s->rc)
                 s->rc = 1;
             continue;
         }
@@ -176,7 +185,7 @@ sup_next_deadline(const struct sup *s)
 int
 supervisor_run(int n, int shutdown_timeout_ms, sup_worker_fn fn, void *ud)
 {
-    static struct sup s; /* too big for a comfortable stack frame; one per process */
+    struct sup s;
     memset(&s, 0, sizeof(s));
     s.n = n;
     s.fn = fn;
@@ -192,6 +201,7 @@ supervisor_run(int n, int shutdown_timeout_ms, sup_worker_fn fn, void *ud)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &s.old_mask);
+    signal(SIGPIPE, SIG_IGN); /* a closed stderr must not end the supervisor */
     log_info("supervisor", "starting %d workers", n);
     for (int k = 0; k < n; k++)
         sup_spawn(&s, k);

@@ -12,9 +12,10 @@
  * SUP_BACKOFF_MIN_MS to SUP_BACKOFF_MAX_MS while it keeps dying within
  * SUP_EARLY_DEATH_MS of its start; after SUP_EARLY_DEATHS_MAX such deaths
  * in a row the supervisor gives up: it stops the other workers and exits
- * non-zero. SIGTERM and SIGINT go to every worker (each drains its clients
- * with 1001) and the supervisor exits once all have: 0 when every worker
- * exited 0. SIGHUP is passed on too.
+ * non-zero (2 at once when a worker exits 2: it refused the configuration,
+ * as a lone hub would). SIGTERM and SIGINT go to every worker (each drains
+ * its clients with 1001) and the supervisor exits once all have: 0 when
+ * every worker exited 0. SIGHUP is passed on too.
  */
 #ifndef HUB_SUPERVISOR_H
 #define HUB_SUPERVISOR_H

@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every worker's stats while one page is rendered (the loop is one thread;
+ * about 20 KiB, too much for the stack of a callback). */
+static struct worker_stats snapshot[WORKERS_MAX];
+
 /* How the unlabelled value of a gauge sums up several workers. */
 enum agg { AGG_SUM, AGG_MIN, AGG_MAX };
 
@@ -124,7 +128,7 @@ put_worker_series(struct page *p, const struct workers *w)
 static char *
 metrics_text(struct hub *hub, size_t *len)
 {
-    static struct worker_stats stats[WORKERS_MAX]; /* the loop is single-threaded */
+    struct worker_stats *stats = snapshot;
     char *out = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&out, &size);
@@ -223,7 +227,7 @@ healthy(struct hub *hub)
 {
     if (!hub->workers)
         return hub->listening;
-    static struct worker_stats stats[WORKERS_MAX];
+    struct worker_stats *stats = snapshot;
     int n = workers_snapshot(hub, stats);
     for (int k = 0; k < n; k++)
         if (!hub->workers->slot[k].pid || !stats[k].accepting || !stats[k].db_listening)

@@ -177,10 +177,16 @@ test('a worker that cannot start (its port is taken by another program): the sup
   }
 });
 
-test('HUB_WORKERS out of range stops the hub at start with exit status 2', async () => {
+test('HUB_WORKERS out of range, or a setting a worker refuses, stops the hub at start with exit status 2', async () => {
   for (const v of ['0', '65', 'two']) {
     const r = await runHub({ env: { HUB_WORKERS: v, DATABASE_URL: 'postgresql://x@127.0.0.1:1/x', JWT_SECRET_KEY: 'a'.repeat(40) } });
     assert.equal(r.code, 2, `HUB_WORKERS=${v}: ${r.stderr}`);
     assert.match(r.stderr, /HUB_WORKERS: expected an integer from 1 to 64/);
   }
+  // A setting only a worker checks (it reads the file at start): exit 2 as
+  // for a lone hub, at once instead of after five restarts.
+  const r = await runHub({ env: { HUB_WORKERS: 2, DATABASE_URL: 'postgresql://x@127.0.0.1:1/x', JWT_SECRET_KEY: 'a'.repeat(40), PORT: await freePort(), HUB_BIND: '127.0.0.1', FIREBASE_SERVICE_ACCOUNT_FILE: '/nonexistent/key.json' } });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /FIREBASE_SERVICE_ACCOUNT_FILE: cannot open the file/);
+  assert.match(r.stderr, /supervisor: worker \d \(pid \d+\) refused the configuration: stopping/);
 });
