@@ -282,8 +282,6 @@ out:
     ev_loop_destroy(ev_loop_main);
     reg_free(&hub.reg);
     peer_table_free(hub.peers); /* after the context: its connections' ends release slots */
-    hub.listener = NULL;
-    workers_publish(&hub); /* the slot says this worker is gone */
     return rc;
 }
 
