@@ -30,15 +30,19 @@ struct page {
     FILE *f;
     const struct worker_stats *w;
     int n;
-    const struct hub_metrics *retired; /* NULL when the hub runs alone */
+    const struct hub_metrics *retired; /* zero when the hub runs alone */
 };
 
-/* The 64-bit field at off in one worker's stats. */
+/* A counter's offset in struct worker_stats is also its offset in the
+ * retired workers' struct hub_metrics. */
+_Static_assert(offsetof(struct worker_stats, m) == 0, "the counters come first");
+
+/* The 64-bit field at off in one worker's stats or in the retired counters. */
 static uint64_t
-field_at(const struct worker_stats *s, size_t off)
+field_at(const void *base, size_t off)
 {
     uint64_t v;
-    memcpy(&v, (const char *)s + off, sizeof(v));
+    memcpy(&v, (const char *)base + off, sizeof(v));
     return v;
 }
 
@@ -54,8 +58,8 @@ put_values(struct page *p, const char *name, const char *labels, size_t off, int
 {
     uint64_t total = 0;
     int64_t g = 0;
-    if (counter && p->retired)
-        total = field_at((const struct worker_stats *)(const void *)p->retired, off);
+    if (counter)
+        total = field_at(p->retired, off);
     for (int k = 0; k < p->n; k++) {
         uint64_t v = field_at(&p->w[k], off);
         total += v;
@@ -134,8 +138,9 @@ metrics_text(struct hub *hub, size_t *len)
     FILE *f = open_memstream(&out, &size);
     if (!f)
         return NULL;
-    struct page pg = {f, stats, workers_snapshot(hub, stats),
-                      hub->workers ? &hub->workers->retired : NULL};
+    struct hub_metrics retired;
+    int n = workers_snapshot(hub, stats, &retired);
+    struct page pg = {f, stats, n, &retired};
     struct page *p = &pg;
 #define M(field) (offsetof(struct worker_stats, m) + offsetof(struct hub_metrics, field))
 #define G(field) offsetof(struct worker_stats, field)
@@ -228,7 +233,8 @@ healthy(struct hub *hub)
     if (!hub->workers)
         return hub->listening;
     struct worker_stats *stats = snapshot;
-    int n = workers_snapshot(hub, stats);
+    struct hub_metrics retired;
+    int n = workers_snapshot(hub, stats, &retired);
     for (int k = 0; k < n; k++)
         if (!hub->workers->slot[k].pid || !stats[k].accepting || !stats[k].db_listening)
             return 0;

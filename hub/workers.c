@@ -12,9 +12,26 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* struct hub_metrics is summed as an array of counters. */
+/* Both are summed and copied as arrays of 64-bit words. */
 _Static_assert(sizeof(struct hub_metrics) % sizeof(uint64_t) == 0,
                "struct hub_metrics holds only uint64_t counters");
+_Static_assert(sizeof(struct worker_stats) % sizeof(uint64_t) == 0,
+               "struct worker_stats holds only 64-bit fields");
+
+/*
+ * Copies size bytes (whole 64-bit words) between private and shared
+ * memory one word at a time: a plain struct copy may be done with wider
+ * or narrower moves, and another process could then see a number half
+ * old, half new. Relaxed atomics compile to plain loads and stores here.
+ */
+static void
+copy_words(void *dst, const void *src, size_t size)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+    for (size_t i = 0; i < size / sizeof(uint64_t); i++)
+        __atomic_store_n(&d[i], __atomic_load_n(&s[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
 
 struct workers *
 workers_map(int n)
@@ -65,31 +82,39 @@ workers_publish(const struct hub *hub)
 {
     if (!hub->workers)
         return;
-    workers_stats_of(hub, &hub->workers->slot[hub->worker_id].s);
+    struct worker_stats s;
+    workers_stats_of(hub, &s);
+    copy_words(&hub->workers->slot[hub->worker_id].s, &s, sizeof(s));
 }
 
 void
 workers_retire(struct workers *w, int k)
 {
     struct worker_slot *slot = &w->slot[k];
-    workers_add_metrics(&w->retired, &slot->s.m);
-    memset(&slot->s, 0, sizeof(slot->s));
-    slot->pid = 0;
+    struct hub_metrics sum;
+    static const struct worker_stats none;
+    copy_words(&sum, &w->retired, sizeof(sum));
+    workers_add_metrics(&sum, &slot->s.m);
+    copy_words(&w->retired, &sum, sizeof(sum));
+    copy_words(&slot->s, &none, sizeof(none));
+    __atomic_store_n(&slot->pid, 0, __ATOMIC_RELAXED);
 }
 
 int
-workers_snapshot(const struct hub *hub, struct worker_stats *out)
+workers_snapshot(const struct hub *hub, struct worker_stats *out, struct hub_metrics *retired)
 {
     const struct workers *w = hub->workers;
     if (!w) {
         workers_stats_of(hub, &out[0]);
+        memset(retired, 0, sizeof(*retired));
         return 1;
     }
     for (int k = 0; k < w->n; k++) {
         if (k == hub->worker_id)
             workers_stats_of(hub, &out[k]);
         else
-            out[k] = w->slot[k].s;
+            copy_words(&out[k], &w->slot[k].s, sizeof(out[k]));
     }
+    copy_words(retired, &w->retired, sizeof(*retired));
     return w->n;
 }

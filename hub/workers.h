@@ -7,10 +7,10 @@
  * before it forks, so every worker inherits the same pages. Worker k is
  * the only writer of slot k while it runs: after each pass of its loop it
  * copies its counters and gauges there with plain stores (workers_publish).
- * Readers copy slots without a lock: each 64-bit field is read whole on
- * the 64-bit machines the hub runs on (x86-64, arm64: aligned 8-byte
- * loads and stores are single-copy atomic), but two fields of one slot may
- * come from different passes, which a scrape cannot tell apart from a
+ * Readers copy slots without a lock, word by word: each 64-bit field is
+ * read whole (relaxed atomic loads and stores, plain instructions on the
+ * x86-64 and arm64 machines the hub runs on), but two fields of one slot
+ * may come from different passes, which a scrape cannot tell apart from a
  * scrape a moment earlier or later. The supervisor writes a slot only
  * while no worker owns it: when it has reaped the worker (the slot then
  * says "not listening" until the next one is up) and when it starts the
@@ -81,11 +81,12 @@ void workers_retire(struct workers *w, int k);
 
 /*
  * Copies every configured worker's stats into out (room for WORKERS_MAX)
- * and returns how many there are; hub's own entry comes from its live
- * state, the others from their slots. A worker that is not running shows
- * zero gauges (its counters are in w->retired).
+ * and the counters of the workers that have exited into retired (zero when
+ * the hub runs alone), and returns how many workers there are; hub's own
+ * entry comes from its live state, the others from their slots. A worker
+ * that is not running shows zero gauges.
  */
-int workers_snapshot(const struct hub *hub, struct worker_stats *out);
+int workers_snapshot(const struct hub *hub, struct worker_stats *out, struct hub_metrics *retired);
 
 /* Adds b's counters into a, field by field. */
 void workers_add_metrics(struct hub_metrics *a, const struct hub_metrics *b);
