@@ -1,5 +1,6 @@
 /*
- * log.c - the hub's one logger: stderr lines "LEVEL module: message".
+ * log.c - the hub's one logger: stderr lines "LEVEL module: message"
+ * (with several worker processes, "LEVEL [wK] module: message").
  */
 #include "log.h"
 
@@ -11,12 +12,19 @@
 #include <libwebsockets.h>
 
 static enum log_level max_level = LOG_INFO;
+static char origin[16]; /* log_set_origin(); "" for a lone process */
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void
 log_set_level(enum log_level level)
 {
     max_level = level;
+}
+
+void
+log_set_origin(const char *tag)
+{
+    snprintf(origin, sizeof(origin), "%s", tag ? tag : "");
 }
 
 int
@@ -39,9 +47,9 @@ log_msg(enum log_level level, const char *module, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char line[1024];
     int n = snprintf(line, sizeof(line),
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s%s: ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level], module);
+                     ts.tv_nsec / 1000000, level_names[level], origin, *origin ? " " : "", module);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(line))

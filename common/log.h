@@ -18,6 +18,11 @@ void log_set_level(enum log_level level);
 /* Parses "error", "warn", "info" or "debug"; returns the level or -1. */
 int log_level_parse(const char *name);
 
+/* Puts tag (at most 15 bytes, e.g. "[w1]") before the module of every line
+ * this process logs from now on, so the lines of several processes sharing
+ * one stderr can be told apart; NULL or "" for none. */
+void log_set_origin(const char *tag);
+
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -115,6 +115,11 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
 {
     int rc = 0;
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    if (w) {
+        char tag[16];
+        snprintf(tag, sizeof(tag), "[w%d]", k);
+        log_set_origin(tag);
+    }
 
     struct hub hub;
     memset(&hub, 0, sizeof(hub));
