@@ -32,16 +32,16 @@ struct sup_child {
 
 /* Everything supervisor_run() keeps; lives on its stack. */
 struct sup {
-    int n;
-    struct sup_child child[WORKERS_MAX];
-    struct workers *w; /* the shared table (owned: mapped and unmapped here) */
-    sigset_t old_mask; /* the mask before supervisor_run(), restored in workers */
-    pid_t self;        /* the supervisor's pid, for the workers' parent check */
-    sup_worker_fn fn;
-    void *ud;
-    int stopping;       /* a stop signal came, or the supervisor gave up */
-    int64_t kill_at_ms; /* while stopping: SIGKILL what is left at this time */
-    int rc;             /* exit status so far */
+    int n;                               /* workers configured */
+    struct sup_child child[WORKERS_MAX]; /* n of them in use */
+    struct workers *w;                   /* the shared table (owned: mapped and unmapped here) */
+    sigset_t old_mask;                   /* the mask before supervisor_run(), restored in workers */
+    pid_t self;                          /* the supervisor's pid, for the workers' parent check */
+    sup_worker_fn fn;                    /* what each worker runs */
+    void *ud;                            /* its argument (the caller's, not owned) */
+    int stopping;                        /* a stop signal came, or the supervisor gave up */
+    int64_t kill_at_ms;                  /* while stopping: SIGKILL what is left at this time */
+    int rc;                              /* exit status so far */
 };
 
 int
@@ -53,7 +53,8 @@ sup_restart_delay(int *early_deaths, int64_t lived_ms)
     }
     if (++*early_deaths >= SUP_EARLY_DEATHS_MAX)
         return -1;
-    int64_t delay = (int64_t)SUP_BACKOFF_MIN_MS << (*early_deaths - 1);
+    int shift = *early_deaths - 1 < 16 ? *early_deaths - 1 : 16; /* the cap is reached by then */
+    int64_t delay = (int64_t)SUP_BACKOFF_MIN_MS << shift;
     return delay > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS : (int)delay;
 }
 
