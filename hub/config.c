@@ -14,7 +14,7 @@
 #include <string.h>
 #include <libpq-fe.h>
 
-enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL };
+enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL, OPT_FORMAT };
 
 /* One setting: its variable, its flag, where it goes and its bounds. */
 struct opt {
@@ -41,6 +41,9 @@ static const struct opt opts[] = {
      "sessions, under one supervisor that restarts them; 1: one process, no supervisor"},
     {"HUB_LOG_LEVEL", "log-level", OPT_LEVEL, OFF(log_level), 0, 3, "info",
      "error, warn, info or debug"},
+    {"HUB_LOG_FORMAT", "log-format", OPT_FORMAT, OFF(log_format), 0, 1, "text",
+     "text (one line per entry, for a terminal or journald) or json (one JSON object per line: "
+     "time, level, module, message, worker, fields)"},
     {"HUB_MAX_FRAME_BYTES", "max-frame-bytes", OPT_SIZE, OFF(max_frame_bytes), 256, 16777216,
      "65536", "largest inbound WebSocket message; larger ones close the connection with 1009"},
     {"HUB_MAX_QUEUE_BYTES", "max-queue-bytes", OPT_SIZE, OFF(max_queue_bytes), 4096, 1073741824,
@@ -114,6 +117,10 @@ static const struct opt opts[] = {
      "how long events stay in the outbox for resuming clients"},
     {"HUB_PURGE_INTERVAL_MS", "purge-interval-ms", OPT_INT, OFF(purge_interval_ms), 100, 86400000,
      "60000", "how often events past retention are deleted"},
+    {"HUB_DELIVERY_RETENTION_S", "delivery-retention-s", OPT_INT, OFF(delivery_retention_s), 0,
+     315360000, "2592000",
+     "how long settled rows of the delivery log (hub.deliveries) are kept; never less than the "
+     "longest policy's max_age_ms; 0 keeps them forever"},
     {"HUB_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 0, 600000,
      "10000", "on SIGTERM/SIGINT, longest wait for clients to be closed with 1001"},
     {"HUB_CLOSE_TIMEOUT_MS", "close-timeout-ms", OPT_INT, OFF(close_timeout_ms), 500, 600000,
@@ -220,6 +227,15 @@ opt_set(struct hub_config *cfg, const struct opt *o, const char *value, int from
             return -1;
         }
         *(int *)(void *)field = l;
+        return 0;
+    }
+    case OPT_FORMAT: {
+        int f = log_format_parse(value);
+        if (f < 0) {
+            fprintf(stderr, "armonia-hub: %s: expected text or json, got '%s'\n", name, value);
+            return -1;
+        }
+        *(int *)(void *)field = f;
         return 0;
     }
     case OPT_INT:

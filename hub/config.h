@@ -17,32 +17,35 @@ struct hub_config {
     char *database_url; /* DATABASE_URL, required */
     char *jwt_secret;   /* JWT_SECRET_KEY, required */
     size_t jwt_secret_len;
-    int port;                /* PORT, default 3001 */
-    char *bind;              /* HUB_BIND, default 0.0.0.0 */
-    int workers;             /* HUB_WORKERS: worker processes on the port, default 1 */
-    int log_level;           /* HUB_LOG_LEVEL, default info */
-    size_t max_frame_bytes;  /* HUB_MAX_FRAME_BYTES: inbound frame limit, default 64 KiB */
-    size_t max_queue_bytes;  /* HUB_MAX_QUEUE_BYTES: outbound queue per connection, 1 MiB */
-    int auth_timeout_ms;     /* HUB_AUTH_TIMEOUT_MS: first-frame auth deadline, 10 s */
-    int rate_limit;          /* HUB_RATE_LIMIT: inbound frames/s per connection, 50 */
-    int rate_burst;          /* HUB_RATE_BURST: bucket size for the above, 100 */
-    int outbox_batch;        /* HUB_OUTBOX_BATCH: outbox rows read per query, 500 */
-    int outbox_quiet_jobs;   /* HUB_OUTBOX_QUIET_JOBS: fan-outs waiting that make the
-                                listener stop taking notifications, 64 (0: never) */
-    int outbox_poll_ms;      /* HUB_OUTBOX_POLL_MS: outbox read interval meanwhile, 5 */
-    int outbox_safety_ms;    /* HUB_OUTBOX_SAFETY_MS: longest time without an outbox read
-                                (and longest retry delay of a failed one), 1 s */
-    int db_retry_max_ms;     /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
-    int tenant_cache_ms;     /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
-    int max_rooms;           /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */
-    int retention_s;         /* HUB_RETENTION_S: how long the outbox keeps events, 24 h */
-    int purge_interval_ms;   /* HUB_PURGE_INTERVAL_MS: how often expired events are deleted */
-    int tcp_keepalive_s;     /* HUB_TCP_KEEPALIVE_S: SO_KEEPALIVE idle time, 0 = off */
-    int slow_consumer_ms;    /* HUB_SLOW_CONSUMER_MS: unwritten this long -> 4008 */
-    int shutdown_timeout_ms; /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
-    int close_timeout_ms;    /* HUB_CLOSE_TIMEOUT_MS: a closing connection is gone by then, 5 s */
-    int ack_lookups_max;     /* HUB_ACK_LOOKUPS_MAX: acks checked in the database at once, 256 */
-    int ack_lookup_rate;     /* HUB_ACK_LOOKUP_RATE: such checks per second per connection, 20 */
+    int port;                 /* PORT, default 3001 */
+    char *bind;               /* HUB_BIND, default 0.0.0.0 */
+    int workers;              /* HUB_WORKERS: worker processes on the port, default 1 */
+    int log_level;            /* HUB_LOG_LEVEL, default info */
+    int log_format;           /* HUB_LOG_FORMAT: enum log_format, default text */
+    size_t max_frame_bytes;   /* HUB_MAX_FRAME_BYTES: inbound frame limit, default 64 KiB */
+    size_t max_queue_bytes;   /* HUB_MAX_QUEUE_BYTES: outbound queue per connection, 1 MiB */
+    int auth_timeout_ms;      /* HUB_AUTH_TIMEOUT_MS: first-frame auth deadline, 10 s */
+    int rate_limit;           /* HUB_RATE_LIMIT: inbound frames/s per connection, 50 */
+    int rate_burst;           /* HUB_RATE_BURST: bucket size for the above, 100 */
+    int outbox_batch;         /* HUB_OUTBOX_BATCH: outbox rows read per query, 500 */
+    int outbox_quiet_jobs;    /* HUB_OUTBOX_QUIET_JOBS: fan-outs waiting that make the
+                                 listener stop taking notifications, 64 (0: never) */
+    int outbox_poll_ms;       /* HUB_OUTBOX_POLL_MS: outbox read interval meanwhile, 5 */
+    int outbox_safety_ms;     /* HUB_OUTBOX_SAFETY_MS: longest time without an outbox read
+                                 (and longest retry delay of a failed one), 1 s */
+    int db_retry_max_ms;      /* HUB_DB_RETRY_MAX_MS: cap of reconnect backoff, 5 s */
+    int tenant_cache_ms;      /* HUB_TENANT_CACHE_MS: how long a tenant lookup is kept, 60 s */
+    int max_rooms;            /* HUB_MAX_ROOMS_PER_CONN: rooms one connection may hold, 64 */
+    int retention_s;          /* HUB_RETENTION_S: how long the outbox keeps events, 24 h */
+    int delivery_retention_s; /* HUB_DELIVERY_RETENTION_S: settled delivery rows, 30 d; 0: forever
+                               */
+    int purge_interval_ms;    /* HUB_PURGE_INTERVAL_MS: how often expired events are deleted */
+    int tcp_keepalive_s;      /* HUB_TCP_KEEPALIVE_S: SO_KEEPALIVE idle time, 0 = off */
+    int slow_consumer_ms;     /* HUB_SLOW_CONSUMER_MS: unwritten this long -> 4008 */
+    int shutdown_timeout_ms;  /* HUB_SHUTDOWN_TIMEOUT_MS: longest graceful stop, 10 s */
+    int close_timeout_ms;     /* HUB_CLOSE_TIMEOUT_MS: a closing connection is gone by then, 5 s */
+    int ack_lookups_max;      /* HUB_ACK_LOOKUPS_MAX: acks checked in the database at once, 256 */
+    int ack_lookup_rate;      /* HUB_ACK_LOOKUP_RATE: such checks per second per connection, 20 */
 
     /* Fallback channels (README "Configuration"; docs/fallback.md); NULL when not set. */
     char *firebase_key;      /* FIREBASE_SERVICE_ACCOUNT_KEY (JSON text) */

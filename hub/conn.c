@@ -269,6 +269,7 @@ conn_reply(struct conn *c, const json_t *msg)
 int
 conn_error(struct conn *c, const char *code, const char *message, const json_t *ref)
 {
+    c->hub->m.errors[metric_error_slot(code)]++;
     return send_reply(c, frame_error(c->fmt, code, message, ref));
 }
 

@@ -42,6 +42,7 @@ event_from_row(const PGresult *res, int i, struct event *ev)
         .priority = PQgetvalue(res, i, 6),
         .ack = PQgetvalue(res, i, 7)[0] == 't',
         .ts_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10),
+        .committed_us = strtoll(PQgetvalue(res, i, 9), NULL, 10),
     };
     if (!rooms_ok(ev->rooms))
         ev->undeliverable = "rooms are not a list of room names";

@@ -13,7 +13,8 @@
 /* The outbox columns event_from_row() reads, in its order. */
 #define EVENT_COLUMNS                                                                              \
     "id, seq, tenant, kind, array_to_json(rooms)::text, data::text, priority, ack, "               \
-    "(extract(epoch FROM created_at) * 1000)::int8"
+    "(extract(epoch FROM created_at) * 1000)::int8, "                                              \
+    "(extract(epoch FROM committed_at) * 1000000)::int8"
 
 /* One event as read from hub.outbox. The strings are borrowed. */
 struct event {
@@ -29,6 +30,7 @@ struct event {
     const char *priority;
     int ack;
     int64_t ts_ms;
+    int64_t committed_us; /* commit time, microseconds since the epoch (0: unknown) */
     /* Why the row cannot be delivered (static text), or NULL. Only rows
      * written around hub.emit() can have it; the router counts them. */
     const char *undeliverable;

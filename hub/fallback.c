@@ -20,6 +20,7 @@
 #include "sqlbatch.h"
 #include "template.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +51,6 @@ struct fallback {
     int closing;              /* fallback_free() has begun */
     struct sqlbatch *results; /* owned; outcomes waiting to be written, oldest first */
     lws_sorted_usec_list_t results_sul;
-    uint64_t sent, failed, retried, skipped;
-    uint64_t deferred; /* critical rows told to wait for an open circuit */
 };
 
 /* One delivery being sent; owned by the fallback until its result is stored. */
@@ -60,6 +59,7 @@ struct job {
     enum channel ch;
     char *event_id, *user_id, *tenant, *address;
     int attempts;
+    int64_t started_us; /* when the provider request started (hub_now_us()) */
 };
 
 static void claim(struct fallback *fb, enum channel ch);
@@ -143,6 +143,7 @@ static void
 store_result(struct fallback *fb, const char *event_id, const char *user, enum channel ch,
              const char *outcome, const char *detail, int retry_ms)
 {
+    fb->hub->m.fallback[ch][metric_fallback_slot(outcome)]++;
     char retry[16];
     snprintf(retry, sizeof(retry), "%d", retry_ms);
     const char *v[6] = {event_id, user, channel_name(ch), outcome, detail ? detail : "", retry};
@@ -155,6 +156,52 @@ store_result(struct fallback *fb, const char *event_id, const char *user, enum c
     else
         lws_sul_schedule(fb->hub->ctx, 0, &fb->results_sul, on_results_timer,
                          FALLBACK_RESULT_DELAY_MS * 1000);
+}
+
+/* Logs the outcome of job j's request to p: the words for text lines, the
+ * same as named fields for JSON ones (the address masked). */
+static void log_outcome(enum log_level level, const struct provider *p, const struct job *j,
+                        const char *masked, const char *outcome, const char *detail,
+                        const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static void
+log_outcome(enum log_level level, const struct provider *p, const struct job *j, const char *masked,
+            const char *outcome, const char *detail, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    struct log_field f[] = {
+        LOG_STR("channel", channel_name(j->ch)),
+        LOG_STR("provider", p->name),
+        LOG_STR("outcome", outcome),
+        LOG_STR("event", j->event_id),
+        LOG_STR("user", j->user_id),
+        LOG_STR("tenant", j->tenant),
+        LOG_STR("to", masked),
+        LOG_NUM("attempt", j->attempts + 1),
+        LOG_STR("detail", detail ? detail : ""),
+    };
+    log_fields(level, "fallback", f, sizeof(f) / sizeof(f[0]), "%s", message);
+}
+
+_Static_assert(CHANNEL_COUNT == METRIC_CHANNELS, "a metric series per channel");
+
+int
+fallback_circuit(const struct fallback *fb, int ch)
+{
+    if (!fb || ch < 0 || ch >= CHANNEL_COUNT || !fb->prov[ch])
+        return -1;
+    switch (fb->prov[ch]->breaker.state) {
+    case BREAKER_OPEN:
+        return 1;
+    case BREAKER_HALF_OPEN:
+        return 2;
+    default:
+        return 0;
+    }
 }
 
 /* A provider answered (or failed to) for job j. */
@@ -172,6 +219,7 @@ on_sent(void *ud, const struct send_result *r)
         return;
     }
     int64_t now = hub_now_ms();
+    hist_observe(&fb->hub->m.provider_latency[j->ch], hub_now_us() - j->started_us);
     char masked[32];
     log_mask(j->address, masked, sizeof(masked));
     p->inflight--;
@@ -179,16 +227,16 @@ on_sent(void *ud, const struct send_result *r)
     switch (r->outcome) {
     case SEND_OK:
         breaker_success(&p->breaker, now);
-        fb->sent++;
-        log_info("fallback", "%s to %s (user %s, event %s) sent: %s", p->name, masked, j->user_id,
-                 j->event_id, r->provider_id);
+        log_outcome(LOG_INFO, p, j, masked, "sent", r->provider_id,
+                    "%s to %s (user %s, event %s) sent: %s", p->name, masked, j->user_id,
+                    j->event_id, r->provider_id);
         store_result(fb, j->event_id, j->user_id, j->ch, "sent", r->provider_id, 0);
         break;
     case SEND_PERMANENT:
         breaker_success(&p->breaker, now); /* the provider works; this recipient does not */
-        fb->failed++;
-        log_info("fallback", "%s to %s (user %s, event %s) failed for good: %s", p->name, masked,
-                 j->user_id, j->event_id, r->detail);
+        log_outcome(LOG_INFO, p, j, masked, "failed", r->detail,
+                    "%s to %s (user %s, event %s) failed for good: %s", p->name, masked, j->user_id,
+                    j->event_id, r->detail);
         store_result(fb, j->event_id, j->user_id, j->ch, "failed", r->detail, 0);
         break;
     case SEND_CONFIG:
@@ -203,18 +251,18 @@ on_sent(void *ud, const struct send_result *r)
             log_err("fallback", "%s rejects our credentials or configuration (%s): check it",
                     p->name, r->detail);
         if (j->attempts + 1 >= cfg->max_attempts) {
-            fb->failed++;
             char detail[240];
             snprintf(detail, sizeof(detail), "gave up after %d attempts: %s", j->attempts + 1,
                      r->detail);
-            log_warn("fallback", "%s to %s (event %s): %s", p->name, masked, j->event_id, detail);
+            log_outcome(LOG_WARN, p, j, masked, "failed", detail, "%s to %s (event %s): %s",
+                        p->name, masked, j->event_id, detail);
             store_result(fb, j->event_id, j->user_id, j->ch, "failed", detail, 0);
         } else {
-            fb->retried++;
             int delay = backoff_delay_ms(j->attempts, cfg->retry_base_ms, cfg->retry_cap_ms,
                                          r->retry_after_ms, (uint32_t)random());
-            log_info("fallback", "%s to %s (event %s): %s; retry in %d ms", p->name, masked,
-                     j->event_id, r->detail, delay);
+            log_outcome(LOG_INFO, p, j, masked, "retry", r->detail,
+                        "%s to %s (event %s): %s; retry in %d ms", p->name, masked, j->event_id,
+                        r->detail, delay);
             store_result(fb, j->event_id, j->user_id, j->ch, "retry", r->detail, delay);
         }
         break;
@@ -239,14 +287,12 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
     struct provider *p = fb->prov[ch];
 
     if (!p) {
-        fb->skipped++;
         store_result(fb, event_id, user, ch, "skipped", "channel not configured", 0);
         return;
     }
     /* Before the breaker: an unusable address must not take a half-open probe. */
     const char *bad = address_check(ch, address);
     if (bad) {
-        fb->skipped++;
         log_warn("fallback", "%s to user %s (event %s) skipped: %s", channel_name(ch), user,
                  event_id, bad);
         store_result(fb, event_id, user, ch, "skipped", bad, 0);
@@ -262,12 +308,10 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
             int64_t wait = breaker_retry_in_ms(&p->breaker, now);
             int delay =
                 wait > fb->hub->cfg->retry_base_ms ? (int)wait : fb->hub->cfg->retry_base_ms;
-            fb->deferred++;
             store_result(fb, event_id, user, ch, "deferred",
                          "provider unavailable (circuit open): waits for it to half-open", delay);
             return;
         }
-        fb->skipped++;
         store_result(fb, event_id, user, ch, "skipped", "provider unavailable (circuit open)", 0);
         return;
     }
@@ -284,6 +328,7 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
         j->fb = fb;
         j->ch = ch;
         j->attempts = attempts;
+        j->started_us = hub_now_us();
         j->event_id = strdup(event_id);
         j->user_id = strdup(user);
         j->tenant = strdup(tenant);

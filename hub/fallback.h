@@ -53,4 +53,8 @@ int fallback_wants_sent_marks(const struct fallback *fb, const char *kind);
  * while the lws context exists. */
 void fallback_free(struct fallback *fb);
 
+/* The state of the circuit breaker of channel ch's provider (enum channel):
+ * 0 closed, 1 open, 2 half-open, -1 no provider configured (or fb NULL). */
+int fallback_circuit(const struct fallback *fb, int ch);
+
 #endif

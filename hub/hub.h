@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <libwebsockets.h>
 #include "config.h"
+#include "hist.h"
 #include "registry.h"
 
 struct db;
@@ -29,6 +30,23 @@ struct tenant_checks;
 struct workers;
 
 /* Counters exported on /metrics. */
+/* The labels of the metrics that come in families (web.c names them). */
+#define METRIC_ERRORS                                                                              \
+    7 /* unauthorized, bad_request, forbidden, rate_limited, too_large, internal, other */
+#define METRIC_CLOSE_CODES 16      /* the codes of metric_close_codes[], "other", "none" */
+#define METRIC_CHANNELS 3          /* push, sms, email (enum channel) */
+#define METRIC_FALLBACK_OUTCOMES 5 /* sent, failed, retry, skipped, deferred */
+
+extern const uint16_t metric_close_codes[METRIC_CLOSE_CODES - 2];
+extern const char *const metric_error_codes[METRIC_ERRORS];
+extern const char *const metric_fallback_outcomes[METRIC_FALLBACK_OUTCOMES];
+
+/* The slot of a close code (0: the connection ended without a close
+ * frame), of an error code and of a fallback outcome name. */
+unsigned metric_close_slot(unsigned code);
+unsigned metric_error_slot(const char *code);
+unsigned metric_fallback_slot(const char *outcome);
+
 struct hub_metrics {
     uint64_t connections_total;
     uint64_t auth_failures;
@@ -48,17 +66,31 @@ struct hub_metrics {
     uint64_t bad_frames;
     uint64_t db_reconnects;
     uint64_t events_purged;
-    uint64_t catchups;             /* connections that fell behind and caught up from the outbox */
-    uint64_t events_undeliverable; /* outbox rows with malformed rooms or data (router.c) */
-    uint64_t outbox_failures;      /* listener queries (LISTEN, cursor, page) that failed */
-    uint64_t outbox_safety_reads;  /* reads the safety net made (outbox_safety_ms) */
-    uint64_t ack_lookups;          /* acks checked against the database (ackcheck.c) */
-    uint64_t ack_lookup_queries;   /* queries those checks took (several acks each) */
-    uint64_t ack_lookups_refused;  /* acks refused with rate_limited instead of a check */
-    uint64_t refused_origin;       /* upgrades refused with 403: Origin not allowed (ws.c) */
-    uint64_t refused_conns_per_ip; /* upgrades refused with 429: HUB_MAX_CONNS_PER_IP */
-    uint64_t refused_handshakes;   /* upgrades refused with 429: HUB_MAX_HANDSHAKES_PER_IP_S */
-    uint64_t ip_table_full;        /* upgrades let in uncounted: HUB_MAX_TRACKED_IPS reached */
+    uint64_t deliveries_purged;     /* hub.deliveries rows past HUB_DELIVERY_RETENTION_S */
+    uint64_t catchups;              /* connections that fell behind and caught up from the outbox */
+    uint64_t events_undeliverable;  /* outbox rows with malformed rooms or data (router.c) */
+    uint64_t outbox_failures;       /* listener queries (LISTEN, cursor, page) that failed */
+    uint64_t outbox_safety_reads;   /* reads the safety net made (outbox_safety_ms) */
+    uint64_t ack_lookups;           /* acks checked against the database (ackcheck.c) */
+    uint64_t ack_lookup_queries;    /* queries those checks took (several acks each) */
+    uint64_t ack_lookups_refused;   /* acks refused with rate_limited instead of a check */
+    uint64_t refused_origin;        /* upgrades refused with 403: Origin not allowed (ws.c) */
+    uint64_t refused_conns_per_ip;  /* upgrades refused with 429: HUB_MAX_CONNS_PER_IP */
+    uint64_t refused_handshakes;    /* upgrades refused with 429: HUB_MAX_HANDSHAKES_PER_IP_S */
+    uint64_t ip_table_full;         /* upgrades let in uncounted: HUB_MAX_TRACKED_IPS reached */
+    uint64_t errors[METRIC_ERRORS]; /* error frames sent, by code (metric_error_slot()) */
+    uint64_t replays;               /* resumes served from the outbox (replay.c) */
+    uint64_t replayed_events;       /* events sent by those replays */
+    uint64_t gaps_retention;        /* resume_gap: the client's since was past retention */
+    uint64_t gaps_ahead;            /* resume_gap: the client's since was beyond the newest seq */
+    /* Connections ended, by who closed (0: the hub, 1: the client) and code
+     * (metric_close_slot()). */
+    uint64_t closes[2][METRIC_CLOSE_CODES];
+    /* Fallback rows settled, by channel (enum channel) and outcome
+     * (metric_fallback_slot()). */
+    uint64_t fallback[METRIC_CHANNELS][METRIC_FALLBACK_OUTCOMES];
+    struct hist provider_latency[METRIC_CHANNELS]; /* request start to answer, per provider */
+    struct hist delivery_latency; /* commit of a live event to its frames reaching every socket */
 };
 
 /*
@@ -107,6 +139,12 @@ struct hub {
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t hub_now_ms(void);
+
+/* Microseconds of CLOCK_MONOTONIC. */
+int64_t hub_now_us(void);
+
+/* Microseconds since the epoch (CLOCK_REALTIME). */
+int64_t hub_wall_us(void);
 
 /* Seconds since the epoch (CLOCK_REALTIME). */
 int64_t hub_wall_s(void);

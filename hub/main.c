@@ -115,11 +115,8 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
 {
     int rc = 0;
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-    if (w) {
-        char tag[16];
-        snprintf(tag, sizeof(tag), "[w%d]", k);
-        log_set_origin(tag);
-    }
+    if (w)
+        log_set_worker(k);
 
     struct hub hub;
     memset(&hub, 0, sizeof(hub));
@@ -306,6 +303,7 @@ main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     log_set_level((enum log_level)cfg.log_level);
+    log_set_format((enum log_format)cfg.log_format);
     log_route_lws();
     if (cfg.workers > 1)
         rc = supervisor_run(cfg.workers, cfg.shutdown_timeout_ms, run_worker, &cfg);

@@ -81,8 +81,8 @@ on_page(struct db *db, const PGresult *res, void *ud)
         if (i > 0 && c->queued_bytes >= room)
             break; /* the rest is read again once the queue has drained */
         struct event ev;
-        if (event_from_row(res, i, &ev) == 0)
-            router_deliver_one(c, &ev);
+        if (event_from_row(res, i, &ev) == 0 && router_deliver_one(c, &ev) > 0)
+            c->hub->m.replayed_events++;
         event_clear(&ev);
         if (ev.seq > c->last_seq)
             c->last_seq = ev.seq; /* rows this connection skipped still move it on */
@@ -218,6 +218,7 @@ on_horizon(struct db *db, const PGresult *res, void *ud)
         if (e)
             conn_reply(c, e);
         json_decref(e);
+        c->hub->m.gaps_ahead++;
         log_info("replay", "session %s: since %lld beyond the newest seq %lld", c->session,
                  (long long)c->last_seq, (long long)newest);
         c->last_seq = c->welcome_seq > purged ? c->welcome_seq : purged;
@@ -226,6 +227,7 @@ on_horizon(struct db *db, const PGresult *res, void *ud)
         snprintf(msg, sizeof(msg),
                  "events up to seq %lld are past retention; oldest available is %lld",
                  (long long)purged, (long long)purged + 1);
+        c->hub->m.gaps_retention++;
         json_t *e = json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code", "resume_gap",
                               "message", msg, "oldest_seq", (json_int_t)purged + 1);
         if (e)
@@ -239,6 +241,7 @@ on_horizon(struct db *db, const PGresult *res, void *ud)
 void
 replay_start(struct conn *c)
 {
+    c->hub->m.replays++;
     c->replaying = 1;
     c->last_seq = c->since;
     c->welcome_seq = c->tenant->last_seq; /* what the welcome just said */

@@ -55,6 +55,7 @@ struct fanout {
     struct fanout *next; /* in hub->router->head.., or in the leader's batch */
     struct tenant *t;
     int64_t id, seq;
+    int64_t committed_us; /* the event's commit time (struct event's) */
     int ack, mark_sent;
     json_t *rooms;        /* the event's room names (reference) */
     json_t *map;          /* the event map; "room" is set per room when encoding */
@@ -309,13 +310,29 @@ out:
     free(v);
 }
 
-/* Frees a fan-out and its batch; returns how many events that was. */
+/*
+ * One live event has been handed to every recipient's socket (written, or
+ * queued behind earlier frames of a connection that is not draining): the
+ * time since its commit, on the wall clocks of the database and the hub,
+ * goes to armonia_delivery_latency_seconds.
+ */
+static void
+observe_delivery(struct hub *hub, int64_t committed_us)
+{
+    if (committed_us > 0)
+        hist_observe(&hub->m.delivery_latency, hub_wall_us() - committed_us);
+}
+
+/* Frees a fan-out and its batch; returns how many events that was.
+ * done: every recipient was visited (not a shutdown). */
 static size_t
-fanout_free(struct fanout *f)
+fanout_free(struct hub *hub, struct fanout *f, int done)
 {
     size_t n = 0;
     fanout_drop_frames(f);
     while (f) {
+        if (done)
+            observe_delivery(hub, f->committed_us);
         struct fanout *next = f->batch;
         json_decref(f->rooms);
         json_decref(f->map);
@@ -400,7 +417,7 @@ on_fanout_turn(struct soon *s)
             hub->router->head = f->next;
             if (!hub->router->head)
                 hub->router->tail = NULL;
-            hub->router->jobs -= fanout_free(f);
+            hub->router->jobs -= fanout_free(hub, f, 1);
         }
     }
     hub->m.frames_queued += n;
@@ -443,7 +460,7 @@ router_free(struct router *r)
     while (r->head) {
         struct fanout *f = r->head;
         r->head = f->next;
-        (void)fanout_free(f);
+        (void)fanout_free(r->hub, f, 0);
     }
     if (r->hub->reg.walk == &r->walk)
         r->hub->reg.walk = NULL;
@@ -466,6 +483,7 @@ fanout_add(struct hub *hub, struct tenant *t, const struct event *ev, int mark_s
     *f = (struct fanout){.t = t,
                          .id = ev->id,
                          .seq = ev->seq,
+                         .committed_us = ev->committed_us,
                          .last_seq = ev->seq,
                          .ack = ev->ack,
                          .mark_sent = mark_sent,
@@ -552,6 +570,8 @@ router_deliver(struct hub *hub, const struct event *ev)
     }
     json_decref(map);
     hub->m.frames_queued += n;
+    if (n)
+        observe_delivery(hub, ev->committed_us);
     return n;
 }
 

@@ -45,9 +45,13 @@ log_auth_failure(struct conn *c, const char *why)
     char peer[PEER_ADDR_LEN + 8];
     if (!c->wsi || !lws_get_peer_simple(c->wsi, peer, sizeof(peer)) || !*peer)
         snprintf(peer, sizeof(peer), "unknown");
-    log_info("session", "auth failure from %s%s%s%s: %s (session %s)", peer,
-             c->forwarded ? " (forwarded " : "", c->forwarded ? c->forwarded : "",
-             c->forwarded ? ")" : "", why, c->session);
+    struct log_field f[] = {LOG_STR("peer", peer), LOG_STR("reason", why),
+                            LOG_STR("session", c->session),
+                            LOG_STR("forwarded", c->forwarded ? c->forwarded : "")};
+    log_fields(LOG_INFO, "session", f, c->forwarded ? 4 : 3,
+               "auth failure from %s%s%s%s: %s (session %s)", peer,
+               c->forwarded ? " (forwarded " : "", c->forwarded ? c->forwarded : "",
+               c->forwarded ? ")" : "", why, c->session);
 }
 
 static void
@@ -200,6 +204,7 @@ static void
 room_error(struct conn *c, const char *code, const char *message, const char *room,
            const json_t *ref)
 {
+    c->hub->m.errors[metric_error_slot(code)]++;
     json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code", code, "message", message,
                           "room", room);
     if (e && ref)

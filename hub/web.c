@@ -98,6 +98,143 @@ put_series(struct page *p, const char *name, const char *help, size_t off, int c
     put_values(p, name, "", off, counter, agg);
 }
 
+/* The HELP and TYPE lines of a family whose series put_values() writes. */
+static void
+put_family(struct page *p, const char *name, const char *type, const char *help)
+{
+    fprintf(p->f, "# HELP armonia_%s %s\n# TYPE armonia_%s %s\n", name, help, name, type);
+}
+
+/*
+ * A histogram (struct hist at off in struct hub_metrics) summed over every
+ * worker, the exited ones included; labels as for put_values(). No
+ * per-worker series: a worker's share of a latency says little, and
+ * fifteen lines per worker would outweigh the rest of the page.
+ */
+static void
+put_hist(struct page *p, const char *name, const char *labels, size_t off)
+{
+    /* off is also the offset in struct worker_stats: its counters come first. */
+    uint64_t b[HIST_BOUNDS + 2 + 1];
+    for (int i = 0; i < HIST_BOUNDS + 3; i++) { /* the buckets, then sum_us and count */
+        size_t o = off + (size_t)i * sizeof(uint64_t);
+        b[i] = field_at(p->retired, o);
+        for (int k = 0; k < p->n; k++)
+            b[i] += field_at(&p->w[k], o);
+    }
+    _Static_assert(offsetof(struct hist, sum_us) == (HIST_BOUNDS + 1) * sizeof(uint64_t) &&
+                       offsetof(struct hist, count) == (HIST_BOUNDS + 2) * sizeof(uint64_t),
+                   "struct hist is its buckets, sum_us and count, in that order");
+    uint64_t sum_us = b[HIST_BOUNDS + 1], count = b[HIST_BOUNDS + 2];
+    const char *sep = *labels ? "," : "";
+    uint64_t cum = 0;
+    for (int i = 0; i < HIST_BOUNDS; i++) {
+        cum += b[i];
+        fprintf(p->f, "armonia_%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                hist_bounds_s[i], (unsigned long long)cum);
+    }
+    fprintf(p->f, "armonia_%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+            (unsigned long long)(cum + b[HIST_BOUNDS]));
+    fprintf(p->f, "armonia_%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels,
+            *labels ? "}" : "", (double)sum_us / 1e6);
+    fprintf(p->f, "armonia_%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels,
+            *labels ? "}" : "", (unsigned long long)count);
+}
+
+/* The provider behind each fallback channel (enum channel order). */
+static const char *const channel_names[METRIC_CHANNELS] = {"push", "sms", "email"};
+static const char *const provider_names[METRIC_CHANNELS] = {"fcm", "twilio", "smtp"};
+
+/* The families of issue-level operations: refusals, closes, replays,
+ * fallback and latency. */
+static void
+put_operations(struct page *p)
+{
+    char labels[96];
+#define M(field) (offsetof(struct worker_stats, m) + offsetof(struct hub_metrics, field))
+    put_family(p, "refusals_total", "counter",
+               "Requests the hub refused, by cause: upgrades refused before the handshake "
+               "(origin, conns_per_ip, handshake_rate) and frames answered with an error (its "
+               "code).");
+    put_values(p, "refusals_total", "cause=\"origin\"", M(refused_origin), 1, AGG_SUM);
+    put_values(p, "refusals_total", "cause=\"conns_per_ip\"", M(refused_conns_per_ip), 1, AGG_SUM);
+    put_values(p, "refusals_total", "cause=\"handshake_rate\"", M(refused_handshakes), 1, AGG_SUM);
+    for (int i = 0; i < METRIC_ERRORS; i++) {
+        snprintf(labels, sizeof(labels), "cause=\"%s\"", metric_error_codes[i]);
+        put_values(p, "refusals_total", labels, M(errors) + (size_t)i * sizeof(uint64_t), 1,
+                   AGG_SUM);
+    }
+
+    put_family(p, "closes_total", "counter",
+               "WebSocket connections ended, by who closed (hub or client) and close code (none: "
+               "no close frame, the socket failed or ended; other: a code not listed).");
+    for (int by = 0; by < 2; by++)
+        for (int i = 0; i < METRIC_CLOSE_CODES; i++) {
+            char code[16];
+            if (i < METRIC_CLOSE_CODES - 2)
+                snprintf(code, sizeof(code), "%u", (unsigned)metric_close_codes[i]);
+            else
+                snprintf(code, sizeof(code), "%s", i == METRIC_CLOSE_CODES - 2 ? "other" : "none");
+            snprintf(labels, sizeof(labels), "by=\"%s\",code=\"%s\"", by ? "client" : "hub", code);
+            put_values(p, "closes_total", labels,
+                       M(closes) + ((size_t)by * METRIC_CLOSE_CODES + (size_t)i) * sizeof(uint64_t),
+                       1, AGG_SUM);
+        }
+
+    put_series(p, "replays_total", "Resumes (since=) served from the outbox.", M(replays), 1,
+               AGG_SUM);
+    put_series(p, "replayed_events_total", "Events sent by those replays.", M(replayed_events), 1,
+               AGG_SUM);
+    put_family(p, "resume_gaps_total", "counter",
+               "resume_gap errors sent: the client's since was past retention (events lost to it) "
+               "or beyond the newest seq (another database, a restored backup).");
+    put_values(p, "resume_gaps_total", "why=\"retention\"", M(gaps_retention), 1, AGG_SUM);
+    put_values(p, "resume_gaps_total", "why=\"ahead\"", M(gaps_ahead), 1, AGG_SUM);
+
+    put_family(p, "fallback_deliveries_total", "counter",
+               "Fallback deliveries settled, by channel and outcome (sent; failed for good; retry "
+               "scheduled; skipped: no provider, unusable address or circuit open; deferred: a "
+               "critical row waiting for an open circuit).");
+    for (int ch = 0; ch < METRIC_CHANNELS; ch++)
+        for (int o = 0; o < METRIC_FALLBACK_OUTCOMES; o++) {
+            snprintf(labels, sizeof(labels), "channel=\"%s\",outcome=\"%s\"", channel_names[ch],
+                     metric_fallback_outcomes[o]);
+            put_values(p, "fallback_deliveries_total", labels,
+                       M(fallback) +
+                           ((size_t)ch * METRIC_FALLBACK_OUTCOMES + (size_t)o) * sizeof(uint64_t),
+                       1, AGG_SUM);
+        }
+
+    put_family(p, "provider_circuit_state", "gauge",
+               "Circuit breaker of each configured provider: 0 closed, 1 open (requests refused), "
+               "2 half-open (one probe let through); with several workers the hub's line is the "
+               "worst of theirs.");
+    for (int ch = 0; ch < METRIC_CHANNELS; ch++) {
+        if (p->w[0].circuit[ch] < 0)
+            continue; /* not configured (the same in every worker) */
+        snprintf(labels, sizeof(labels), "provider=\"%s\",channel=\"%s\"", provider_names[ch],
+                 channel_names[ch]);
+        put_values(p, "provider_circuit_state", labels,
+                   offsetof(struct worker_stats, circuit) + (size_t)ch * sizeof(int64_t), 0,
+                   AGG_MAX);
+    }
+
+    put_family(p, "provider_request_duration_seconds", "histogram",
+               "Time from starting a provider request (FCM, Twilio, SMTP) to its answer, "
+               "timeouts and failures included.");
+    for (int ch = 0; ch < METRIC_CHANNELS; ch++) {
+        snprintf(labels, sizeof(labels), "provider=\"%s\"", provider_names[ch]);
+        put_hist(p, "provider_request_duration_seconds", labels,
+                 offsetof(struct hub_metrics, provider_latency) + (size_t)ch * sizeof(struct hist));
+    }
+    put_family(p, "delivery_latency_seconds", "histogram",
+               "Time from an event's commit (hub.outbox.committed_at, the database's clock) until "
+               "the hub had handed its frames to every recipient's socket (the hub's clock), for "
+               "live events with at least one recipient.");
+    put_hist(p, "delivery_latency_seconds", "", offsetof(struct hub_metrics, delivery_latency));
+#undef M
+}
+
 /* The series only a hub of several workers has: each worker's state as
  * the supervisor sees it. */
 static void
@@ -182,6 +319,9 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("catchups_total", "Connections that fell behind a burst and caught up from the outbox.",
             catchups);
     COUNTER("events_purged_total", "Outbox events deleted past retention.", events_purged);
+    COUNTER("deliveries_purged_total",
+            "Delivery log rows (hub.deliveries) deleted past HUB_DELIVERY_RETENTION_S.",
+            deliveries_purged);
     COUNTER("events_undeliverable_total",
             "Outbox rows delivered to nobody: rooms or data malformed (written around hub.emit()).",
             events_undeliverable);
@@ -211,6 +351,7 @@ metrics_text(struct hub *hub, size_t *len)
             "Upgrades let in uncounted because HUB_MAX_TRACKED_IPS addresses were tracked.",
             ip_table_full);
     GAUGE("tracked_ips", "Client addresses the per-address caps track now.", tracked_ips, AGG_SUM);
+    put_operations(p);
 #undef COUNTER
 #undef GAUGE
 #undef M

@@ -4,6 +4,7 @@
  */
 #include "workers.h"
 
+#include "fallback.h"
 #include "log.h"
 #include "outbox.h"
 #include "peer.h"
@@ -75,6 +76,8 @@ workers_stats_of(const struct hub *hub, struct worker_stats *s)
     s->db_listening = hub->listening;
     s->quiet = outbox_is_quiet(hub->outbox);
     s->accepting = hub->listener != NULL;
+    for (int ch = 0; ch < METRIC_CHANNELS; ch++)
+        s->circuit[ch] = fallback_circuit(hub->fallback, ch);
 }
 
 void

@@ -43,6 +43,7 @@ struct worker_stats {
     int64_t db_listening; /* 1 while its outbox listener is up (struct hub's listening) */
     int64_t quiet;        /* 1 while it reads the outbox on a timer */
     int64_t accepting;    /* 1 while its listening socket is open */
+    int64_t circuit[METRIC_CHANNELS]; /* per provider: fallback_circuit() */
 };
 
 /* One slot of the table. */

@@ -355,8 +355,13 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         return conn_flush(c);
 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && c->hub)
-            c->peer_closed = 1; /* lws answers the close; write nothing more */
+        if (c && c->hub) {
+            c->peer_closed = 1;           /* lws answers the close; write nothing more */
+            if (c->state != CONN_CLOSING) /* the client's code, for /metrics */
+                c->close_code = len >= 2 ? (uint16_t)(((const unsigned char *)in)[0] << 8 |
+                                                      ((const unsigned char *)in)[1])
+                                         : 1005;
+        }
         if (close_invalid(in, len)) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
                              (unsigned char *)"invalid close code", 18);
@@ -368,6 +373,11 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         if (!c || !c->hub)
             return 0; /* refused before it was established */
         hub->n_conns--;
+        /* The hub closed it (conn_close() set CLOSING and a code), or the
+         * client did, with its code or with none (the socket failed or
+         * ended without a close frame: code 0). */
+        hub->m.closes[!(c->state == CONN_CLOSING && c->close_code)]
+                     [metric_close_slot(c->close_code)]++;
         peer_release(hub->peers, c->slot, hub_now_ms());
         c->slot = NULL;
         soon_cancel(&c->rx_soon);

@@ -58,3 +58,53 @@ BEGIN
     RETURN n;
 END;
 $$;
+
+-- Delivery-log retention: hub.deliveries keeps a row per recipient and
+-- channel of every event that needed one (acks, sent marks, fallback), so
+-- it grows with traffic and is trimmed here, oldest first, in batches like
+-- the outbox. Only settled rows go (a pending one is work still to do), and
+-- never one younger than the longest policy's max_age_ms (fallback may
+-- still act on an event that young, and its row is the record that a send
+-- already happened), nor one of an event whose fallback job is still open.
+-- The hub calls it with HUB_DELIVERY_RETENTION_S; returns how many rows it
+-- deleted, and the caller repeats while that equals batch.
+DO $do$
+BEGIN
+    IF to_regclass('hub.deliveries_created') IS NULL THEN
+        CREATE INDEX deliveries_created ON hub.deliveries (created_at);
+    END IF;
+END
+$do$;
+
+CREATE OR REPLACE FUNCTION hub.purge_deliveries(retention interval, batch integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $$
+DECLARE
+    n integer;
+    keep interval;
+BEGIN
+    IF retention IS NULL OR retention < interval '0' THEN
+        RAISE EXCEPTION 'retention must be a non-negative interval, got %', retention
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000, got %', batch
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT greatest(retention, coalesce(max(p.max_age_ms), 0) * interval '1 millisecond')
+      INTO keep FROM hub.policies p;
+    WITH victims AS (
+        SELECT d.ctid AS row_id FROM hub.deliveries d
+        WHERE d.created_at < now() - keep
+          AND d.status <> 'pending'
+          AND NOT EXISTS (SELECT 1 FROM hub.fallback_jobs j
+                          WHERE j.event_id = d.event_id AND j.done_at IS NULL)
+        ORDER BY d.created_at
+        LIMIT batch
+        FOR UPDATE OF d SKIP LOCKED
+    )
+    DELETE FROM hub.deliveries d USING victims v WHERE d.ctid = v.row_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;

@@ -93,7 +93,8 @@ GRANT EXECUTE ON FUNCTION
     hub.fallback_plan(int),
     hub.delivery_claim(text, int, int, text),
     hub.delivery_results(bigint[], text[], text[], text[], text[], int[]),
-    hub.purge_outbox(interval, integer)
+    hub.purge_outbox(interval, integer),
+    hub.purge_deliveries(interval, integer)
     TO armonia_hub;
 
 -- Producers.
