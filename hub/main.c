@@ -17,6 +17,7 @@
 #include "purge.h"
 #include "replay.h"
 #include "router.h"
+#include "schema.h"
 #include "session.h"
 #include "soon.h"
 #include "supervisor.h"
@@ -26,12 +27,17 @@
 
 #include <ev.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t interrupted;
+/* The database's schema hub is not this binary's (schema.c): stop, exit 2. */
+static int schema_refused;
+/* The database's schema hub has been found to be this binary's. */
+static int schema_ok;
 static struct lws_context *loop_ctx;
 /* The libev loop lws runs on (epoll); main drives it one iteration at a time. */
 static struct ev_loop *ev_loop_main;
@@ -66,8 +72,11 @@ on_drain_tick(lws_sorted_usec_list_t *sul)
 static void
 drain(struct hub *hub)
 {
-    log_info("main", "stopping (signal %d): closing %zu connections with 1001", (int)interrupted,
-             hub->n_conns);
+    if (interrupted)
+        log_info("main", "stopping (signal %d): closing %zu connections with 1001",
+                 (int)interrupted, hub->n_conns);
+    else
+        log_info("main", "stopping: closing %zu connections with 1001", hub->n_conns);
     hub->draining = 1;
     listener_close(hub->listener); /* new connections are refused from here */
     hub->listener = NULL;
@@ -95,10 +104,36 @@ drain(struct hub *hub)
                  acks_pending(hub->acks));
 }
 
+/*
+ * The schema is this binary's: what reads or writes schema hub on its own
+ * starts now (the outbox listener, fallback, retention), so a database
+ * without it gets one line from schema.c instead of an error per query.
+ */
+static void
+on_schema_ok(struct hub *hub)
+{
+    schema_ok = 1;
+    db_start(hub->listen_db);
+    purge_start(hub->purge);
+    fallback_start(hub->fallback);
+    tenant_db_up(hub->tenants);
+}
+
+static void
+on_schema_refused(struct hub *hub)
+{
+    schema_refused = 1;
+    lws_cancel_service(hub->ctx);
+}
+
 static void
 on_work_db_up(struct db *db, void *ud)
 {
     struct hub *hub = ud;
+    if (!schema_ok) {
+        schema_check(hub, on_schema_ok, on_schema_refused);
+        return;
+    }
     tenant_db_up(hub->tenants);
 }
 
@@ -236,13 +271,12 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
         rc = 1;
         goto out;
     }
-    db_start(hub.listen_db);
+    /* The listener, purge and fallback start once the work connection
+     * has found the schema to be this binary's (on_schema_ok). */
     db_start(hub.work_db);
     acks_start(hub.acks);
     acks_start(hub.sent);
-    purge_start(hub.purge);
     session_start(hub.sessions);
-    fallback_start(hub.fallback);
 
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
@@ -252,9 +286,11 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
     else
         log_info("main", "armonia-hub listening on %s:%d", cfg->bind, cfg->port);
 
-    while (!interrupted)
+    while (!interrupted && !schema_refused)
         run_once(&hub);
     drain(&hub);
+    if (schema_refused)
+        rc = 2;
 
 out:
     /* Timers and database handles go while the context (which owns their
@@ -293,9 +329,51 @@ run_worker(int k, struct workers *w, void *cfg)
     return hub_run(cfg, w, k);
 }
 
+/*
+ * armonia-hub migrate [--status] [--database-url URL]: applies the steps of
+ * schema hub the database lacks (schema.h), connecting to --database-url or
+ * else DATABASE_URL, as whatever role that names (the schema's owner, not
+ * the hub's restricted role). Nothing else of the configuration is read.
+ */
+static int
+migrate_main(int argc, char **argv)
+{
+    const char *url = getenv("DATABASE_URL");
+    int status_only = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--status")) {
+            status_only = 1;
+        } else if (!strcmp(argv[i], "--database-url") && i + 1 < argc) {
+            url = argv[++i];
+        } else if (!strncmp(argv[i], "--database-url=", 15)) {
+            url = argv[i] + 15;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: armonia-hub migrate [--status] [--database-url URL]\n"
+                   "Applies the steps of schema hub that the database (DATABASE_URL, or\n"
+                   "--database-url) lacks, each in its own transaction, and records them in\n"
+                   "hub.schema_migrations. Run it as the schema's owner. --status prints each\n"
+                   "step as applied or pending and changes nothing.\n"
+                   "Exit status: 0 done or up to date, 1 the database failed, 2 refused (the\n"
+                   "database is ahead of this binary or a step's text differs), 3 --status\n"
+                   "found steps pending.\n");
+            return 0;
+        } else {
+            fprintf(stderr, "armonia-hub migrate: unknown argument '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!url || !*url) {
+        fprintf(stderr, "armonia-hub migrate: DATABASE_URL is not set (or pass --database-url)\n");
+        return 2;
+    }
+    return schema_migrate(url, status_only);
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "migrate"))
+        return migrate_main(argc, argv);
     struct hub_config cfg;
     int rc = config_load(&cfg, argc, argv);
     if (rc) {

@@ -14,6 +14,19 @@
 
 CREATE SCHEMA IF NOT EXISTS hub;
 
+-- The steps of schema hub this database has had (schema/NNN_name.sql, each
+-- named by its file without ".sql"), with the SHA-256 of the text applied.
+-- `armonia-hub migrate` adds a row per step it applies, in the step's own
+-- transaction; the hub starts only when the rows are exactly the steps it
+-- was built with (hub/schema.c). A released step is never edited: a change
+-- is a new step.
+CREATE TABLE IF NOT EXISTS hub.schema_migrations (
+    step       text PRIMARY KEY CHECK (step ~ '^[0-9]{3}_[a-z0-9_]+$'),
+    checksum   text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by text NOT NULL DEFAULT current_user
+);
+
 -- The commit-order counter. CACHE 1 is essential: with a per-session cache
 -- two sessions would hand out numbers out of the order they ask for them.
 -- Numbers are never reused; a rolled-back transaction leaves a gap.

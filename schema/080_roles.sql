@@ -83,8 +83,10 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA hub FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA hub TO armonia_hub, armonia_producer;
 
--- The hub: hub/outbox.c, hub/replay.c and hub/session.c read these.
-GRANT SELECT ON hub.outbox, hub.outbox_horizon, hub.policies, hub.tenants TO armonia_hub;
+-- The hub: hub/outbox.c, hub/replay.c, hub/session.c and (the check at
+-- start) hub/schema.c read these.
+GRANT SELECT ON hub.outbox, hub.outbox_horizon, hub.policies, hub.tenants,
+    hub.schema_migrations TO armonia_hub;
 -- hub/session.c (a token's tenant), hub/acks.c, hub/fallback.c, hub/purge.c.
 GRANT EXECUTE ON FUNCTION
     hub.is_tenant(text),

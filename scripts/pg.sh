@@ -2,8 +2,10 @@
 # A private PostgreSQL cluster for the demo and the tests.
 #
 #   scripts/pg.sh start DIR        create (if missing) and start the cluster of DIR,
-#                                  create database armonia, apply schema/*.sql,
-#                                  write DIR/url; prints "pg: ready at URL"
+#                                  create database armonia, apply the steps of
+#                                  schema hub (schema/NNN_*.sql) and the demo
+#                                  tenant's SQL (schema/demo/*.sql), write
+#                                  DIR/url; prints "pg: ready at URL"
 #   scripts/pg.sh stop DIR         fast shutdown; no error when it is not running
 #   scripts/pg.sh restart DIR      fast restart on the same port
 #   scripts/pg.sh url DIR          print the URL (postgresql://postgres@127.0.0.1:PORT/armonia)
@@ -287,9 +289,16 @@ psql_q() {
     PGOPTIONS="-c client_min_messages=warning" "$bindir/psql" -X -q -w -v ON_ERROR_STOP=1 "$@"
 }
 
-# Creates the database if missing, then applies schema/*.sql in name order,
-# all in one transaction under an advisory lock so two starts at once cannot
-# interleave their CREATE OR REPLACE statements.
+# Creates the database if missing, then applies the steps of schema hub
+# (schema/NNN_*.sql) in name order and the demo tenant's SQL
+# (schema/demo/*.sql), all in one transaction under an advisory lock so two
+# starts at once cannot interleave their CREATE OR REPLACE statements. A dev
+# and test cluster follows the tree it is started from: every step is
+# applied again (each is safe to apply twice) and hub.schema_migrations is
+# made to record exactly the tree's steps with their checksums, so the hub's
+# check at start passes even after a step was edited. A production database
+# gets its steps from `armonia-hub migrate` instead, which never re-applies
+# a step and refuses an edited one (docs/operations.md).
 apply_schema() {
     local port=$1 url=$2 exists
     exists=$(psql_q -At -d "postgresql://postgres@127.0.0.1:$port/postgres" \
@@ -300,14 +309,26 @@ apply_schema() {
                 -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" = 1 ] ||
             die "could not create database $DB_NAME"
     fi
-    local files=() f LC_COLLATE=C
-    for f in "$schema_dir"/*.sql; do
+    local files=() f LC_COLLATE=C record="" steps=""
+    for f in "$schema_dir"/[0-9][0-9][0-9]_*.sql; do
+        [ -f "$f" ] || continue
+        local step sum
+        step=$(basename "$f" .sql)
+        sum=$(sha256sum "$f" | cut -d' ' -f1)
+        files+=(-f "$f")
+        record+="INSERT INTO hub.schema_migrations (step, checksum) VALUES ('$step', '$sum')
+    ON CONFLICT (step) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now();
+"
+        steps+="${steps:+, }'$step'"
+    done
+    [ ${#files[@]} -gt 0 ] || die "no steps (NNN_*.sql) in $schema_dir"
+    for f in "$schema_dir"/demo/*.sql; do
         if [ -f "$f" ]; then files+=(-f "$f"); fi
     done
-    [ ${#files[@]} -gt 0 ] || die "no SQL files in $schema_dir"
+    record+="DELETE FROM hub.schema_migrations WHERE step NOT IN ($steps);"
     psql_q -1 -d "$url" -c "DO \$\$BEGIN PERFORM pg_advisory_xact_lock($SCHEMA_LOCK_KEY); END\$\$" "${files[@]}" \
-        -c "$(hub_login_sql)" ||
-        die "applying $schema_dir/*.sql failed"
+        -c "$record" -c "$(hub_login_sql)" ||
+        die "applying the SQL of $schema_dir failed"
 }
 
 # SQL creating the hub's LOGIN role when missing and making it a member of

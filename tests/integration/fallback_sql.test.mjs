@@ -16,12 +16,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { schemaFiles, psqlBinary } from './lib/db.mjs';
 
 const sourceDir = process.env.HUB_SOURCE_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const pgScript = join(sourceDir, 'scripts', 'pg.sh');
@@ -49,17 +50,6 @@ function run(file, args, timeout = 180_000) {
   });
 }
 const pgsh = (...args) => run(pgScript, args);
-
-/** psql of the newest server install (Debian keeps it off PATH), else PATH's. */
-function psqlBinary() {
-  const root = '/usr/lib/postgresql';
-  if (existsSync(root)) {
-    const v = readdirSync(root).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => b - a)
-      .find((d) => existsSync(join(root, String(d), 'bin', 'psql')));
-    if (v !== undefined) return join(root, String(v), 'bin', 'psql');
-  }
-  return 'psql';
-}
 
 async function connect() {
   const c = new pg.Client({ connectionString: url });
@@ -277,7 +267,7 @@ ftest('schema/*.sql in a fresh database, twice: fallback_all true for panic only
   await q(`CREATE DATABASE ${dbName}`);
   const fresh = new URL(url);
   fresh.pathname = `/${dbName}`;
-  const files = readdirSync(schemaDir).filter((f) => f.endsWith('.sql')).sort();
+  const files = schemaFiles();
   assert.ok(files.includes('070_fallback.sql'));
   const apply = async (list) => {
     const r = await run(psqlBinary(), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', fresh.href, ...list.flatMap((f) => ['-f', join(schemaDir, f)])]);

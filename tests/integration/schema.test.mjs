@@ -16,13 +16,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { hubDatabaseUrl, HUB_LOGIN_ROLE } from './lib/db.mjs';
+import { hubDatabaseUrl, HUB_LOGIN_ROLE, schemaFiles } from './lib/db.mjs';
 
 const sourceDir = process.env.HUB_SOURCE_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const pgScript = join(sourceDir, 'scripts', 'pg.sh');
@@ -149,7 +149,7 @@ test('scripts/pg.sh start again and schema/*.sql applied twice more: no error, d
   // order, statement by statement (no wrapping transaction), twice. The
   // session lock is the one scripts/pg.sh takes, so a concurrent start
   // cannot interleave its CREATE OR REPLACE statements with these.
-  const files = readdirSync(schemaDir).filter((f) => f.endsWith('.sql')).sort();
+  const files = schemaFiles();
   assert.ok(files.length > 0);
   const lock = ['-c', `DO $$BEGIN PERFORM pg_advisory_lock(${SCHEMA_LOCK_KEY}); END$$`];
   for (let round = 0; round < 2; round++) {
@@ -538,7 +538,7 @@ test('LISTEN hub_outbox: one notification with an empty payload after commit, no
   await q(`CREATE DATABASE ${dbName}`);
   const dbUrl = url.replace(/\/armonia$/, `/${dbName}`);
   try {
-    const files = readdirSync(schemaDir).filter((f) => f.endsWith('.sql')).sort();
+    const files = schemaFiles();
     const setup = await connect(dbUrl);
     await setup.query('SET client_min_messages = warning');
     for (const f of files) await setup.query(readFileSync(join(schemaDir, f), 'utf8'));
@@ -801,7 +801,7 @@ test('upgrade: the schema applied to a database without the registry registers t
   const dbName = `armonia_upgrade_${randomBytes(4).toString('hex')}`;
   await q(`CREATE DATABASE ${dbName}`);
   const dbUrl = url.replace(/\/armonia$/, `/${dbName}`);
-  const files = readdirSync(schemaDir).filter((f) => f.endsWith('.sql')).sort();
+  const files = schemaFiles();
   const apply = async (c) => {
     for (const f of files) await c.query(readFileSync(join(schemaDir, f), 'utf8'));
   };

@@ -7,7 +7,7 @@
 // one shared Db on HUB_PGDIR; a test that needs its own cluster (the health
 // test stops it) makes its own Db.
 
-import { existsSync, readFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve, join } from 'node:path';
@@ -19,6 +19,29 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: HUB_SOURCE_DIR, else three levels up from here. */
 export const sourceDir = process.env.HUB_SOURCE_DIR ?? resolve(here, '..', '..', '..');
 export const pgScript = join(sourceDir, 'scripts', 'pg.sh');
+
+/** psql of the newest server install (Debian keeps it off PATH), else PATH's. */
+export function psqlBinary() {
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const v = readdirSync(root).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => b - a)
+      .find((d) => existsSync(join(root, String(d), 'bin', 'psql')));
+    if (v !== undefined) return join(root, String(v), 'bin', 'psql');
+  }
+  return 'psql';
+}
+
+/**
+ * The SQL scripts/pg.sh applies, in its order, as paths relative to
+ * schema/: the steps of schema hub (NNN_name.sql, in name order), then the
+ * demo tenant's (demo/*.sql).
+ */
+export function schemaFiles() {
+  const dir = join(sourceDir, 'schema');
+  const steps = readdirSync(dir).filter((f) => /^\d{3}_.*\.sql$/.test(f)).sort();
+  const demo = readdirSync(join(dir, 'demo')).filter((f) => f.endsWith('.sql')).sort().map((f) => `demo/${f}`);
+  return [...steps, ...demo];
+}
 
 /** Runs scripts/pg.sh with args; resolves with its output, rejects with it on failure. */
 export function pgScriptRun(...args) {

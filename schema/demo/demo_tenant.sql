@@ -1,5 +1,9 @@
--- 050_demo_tenant.sql - a tenant laid out like the Armonía backend's Prisma
+-- demo/demo_tenant.sql - a tenant laid out like the Armonía backend's Prisma
 -- schema, and the triggers that turn its rows into events (README "How an event travels").
+--
+-- For the demo and the tests only (scripts/pg.sh applies it after the steps
+-- of schema hub): it is not a step, `armonia-hub migrate` never applies it,
+-- and the package installs it apart. Safe to apply twice.
 --
 -- The trigger functions live once, here in schema hub, and name the tenant by
 -- TG_TABLE_SCHEMA: every tenant's triggers share them, and replacing one here
@@ -176,3 +180,14 @@ BEGIN
     PERFORM hub.register_tenant(s);
 END
 $fn$;
+
+-- Applied after 080_roles.sql, whose REVOKE does not see these: nobody but
+-- the schema's owner may call them (a trigger runs its function whoever
+-- fires it; EXECUTE is checked only when the trigger is created).
+REVOKE EXECUTE ON FUNCTION
+    hub.on_panic_alert(),
+    hub.on_visitor(),
+    hub.on_payment_status(),
+    hub.on_emergency_announcement(),
+    hub.create_demo_tenant(text)
+    FROM PUBLIC;
