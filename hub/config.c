@@ -4,6 +4,7 @@
 #include "config.h"
 #include "log.h"
 #include "peer.h"
+#include "tls.h"
 #include "workers.h"
 
 #include <ctype.h>
@@ -175,6 +176,11 @@ static const struct opt opts[] = {
     {"HUB_CONSOLE_DIR", "console-dir", OPT_STR, OFF(console_dir), 0, 0, NULL,
      "the clients/js folder: its console/ is served at /console/, its src/ at /js/ (unset: not "
      "served)"},
+    {"HUB_TLS_CERT_FILE", "tls-cert-file", OPT_STR, OFF(tls_cert_file), 0, 0, NULL,
+     "PEM certificate (then its intermediates): serve wss:// and https:// on PORT, TLS 1.2 at "
+     "least, reloaded on SIGHUP (with HUB_TLS_KEY_FILE; unset: plain ws:// and http://)"},
+    {"HUB_TLS_KEY_FILE", "tls-key-file", OPT_STR, OFF(tls_key_file), 0, 0, NULL,
+     "PEM private key of HUB_TLS_CERT_FILE's certificate"},
     {"HUB_DELIVERY_LEASE_MS", "delivery-lease-ms", OPT_INT, OFF(lease_ms), 1000, 3600000, "60000",
      "how long a claimed delivery belongs to this hub before another may take it"},
 };
@@ -411,6 +417,17 @@ config_load(struct hub_config *cfg, int argc, char **argv)
         return 2;
     if (cfg->allowed_origins && parse_origins(cfg))
         return 2;
+    if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+        fprintf(stderr, "armonia-hub: %s: required with %s (set both for TLS, or neither)\n",
+                cfg->tls_cert_file ? "HUB_TLS_KEY_FILE" : "HUB_TLS_CERT_FILE",
+                cfg->tls_cert_file ? "HUB_TLS_CERT_FILE" : "HUB_TLS_KEY_FILE");
+        return 2;
+    }
+    char why[512];
+    if (cfg->tls_cert_file && tls_check(cfg->tls_cert_file, cfg->tls_key_file, why, sizeof(why))) {
+        fprintf(stderr, "armonia-hub: %s\n", why);
+        return 2;
+    }
     return 0;
 }
 
@@ -434,5 +451,7 @@ config_free(struct hub_config *cfg)
     free(cfg->origins);
     free(cfg->exempt_addrs);
     free(cfg->exempt);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
     memset(cfg, 0, sizeof(*cfg));
 }

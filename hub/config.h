@@ -91,6 +91,10 @@ struct hub_config {
     char *exempt_addrs;      /* HUB_EXEMPT_ADDRESSES: never capped, 127.0.0.0/8 and ::1 */
     struct peer_net *exempt; /* the above, parsed (owned); n_exempt entries */
     size_t n_exempt;
+
+    /* TLS in the hub (tls.c): both set or neither; NULL: plain ws:// and http://. */
+    char *tls_cert_file; /* HUB_TLS_CERT_FILE: PEM certificate, then its chain (owned) */
+    char *tls_key_file;  /* HUB_TLS_KEY_FILE: PEM private key of that certificate (owned) */
 };
 
 /*

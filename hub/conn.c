@@ -103,6 +103,10 @@ feed_stop(struct conn *c)
  * bookkeeping per frame); what the kernel does not take is handed to lws in
  * one piece, which keeps it and writes it when the socket drains (later
  * frames queue behind it: lws_partial_buffered()). -1: the socket failed.
+ *
+ * Over TLS (c->fd < 0) every byte must go through the connection's SSL, so
+ * the whole run is that one piece: one lws_write(), called only from the
+ * writable callback (conn_flush()), never straight from conn_send().
  */
 static int
 write_iov(struct conn *c, struct iovec *iov, unsigned n, unsigned frames)
@@ -172,13 +176,14 @@ write_frame(struct conn *c, struct buf *b)
  * a broadcast has had its turn. When the kernel takes only part of it, lws
  * keeps the rest and later frames queue behind it.
  * A replay queues instead: its next page is read from the database while
- * the frames of this one are being written.
+ * the frames of this one are being written. Over TLS every frame queues:
+ * lws allows one write per writable callback there.
  */
 int
 conn_can_write_now(const struct conn *c)
 {
-    return c->state != CONN_CLOSING && !c->urgent.len && !c->normal.len && !c->replaying &&
-           !c->peer_closed && !lws_partial_buffered(c->wsi);
+    return c->fd >= 0 && c->state != CONN_CLOSING && !c->urgent.len && !c->normal.len &&
+           !c->replaying && !c->peer_closed && !lws_partial_buffered(c->wsi);
 }
 
 /* A direct write failed: the socket is gone, and lws closes it on its next
@@ -288,10 +293,11 @@ on_close_deadline(lws_sorted_usec_list_t *sul)
     c->hub->m.close_timeouts++;
     log_info("conn", "session %s: close %u not done within %d ms (client not reading): dropped",
              c->session, (unsigned)c->close_code, c->hub->cfg->close_timeout_ms);
-    if (c->fd >= 0) {
+    int fd = (int)lws_get_socket_fd(c->wsi); /* the TCP socket, under TLS too */
+    if (fd >= 0) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        shutdown(c->fd, SHUT_RDWR);
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        shutdown(fd, SHUT_RDWR);
     }
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
@@ -339,7 +345,8 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
 
 /*
  * Writes per writable callback at most: enough to keep up with a burst,
- * few enough that one busy connection does not starve the others.
+ * few enough that one busy connection does not starve the others. Over
+ * TLS one (a run of up to CONN_FLUSH_FRAMES frames), as lws requires.
  */
 #define CONN_WRITES_PER_CALLBACK 16
 
@@ -373,6 +380,8 @@ int
 conn_flush(struct conn *c)
 {
     for (int i = 0; i < CONN_WRITES_PER_CALLBACK; i++) {
+        if (c->fd < 0 && lws_partial_buffered(c->wsi))
+            break; /* TLS: lws still holds the last run; it goes first */
         struct buf *v[CONN_FLUSH_FRAMES];
         unsigned n = 0;
         size_t bytes = 0;
@@ -393,8 +402,9 @@ conn_flush(struct conn *c)
             buf_unref(v[k]);
         if (failed)
             return -1;
-        /* The socket took only part of it: lws holds the rest; wait for writable. */
-        if (lws_partial_buffered(c->wsi))
+        /* The socket took only part of it: lws holds the rest; wait for
+         * writable. Over TLS, the one lws_write() of this callback is done. */
+        if (c->fd < 0 || lws_partial_buffered(c->wsi))
             break;
     }
     if (c->replay_waiting && c->queued_bytes <= c->hub->cfg->max_queue_bytes / 4 && c->hub->feed &&

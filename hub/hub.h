@@ -128,6 +128,8 @@ struct hub {
     struct acks *sent;             /* "sent" marks waiting to be written */
     struct fallback *fallback;     /* delivery by other channels (fallback.c) */
     struct peer_table *peers;      /* the per-address caps (peer.c); NULL when both are off */
+    struct ssl_ctx_st *tls;        /* the vhost's server SSL_CTX (lws's) under HUB_TLS_*, or NULL:
+                                    * a certificate reload goes into it (tls.c) */
     struct hub_metrics m;
 
     /* Several worker processes (HUB_WORKERS > 1): the table they share,

@@ -26,6 +26,7 @@ struct listener {
     struct hub *hub;
     struct ev_loop *loop;
     int fd;
+    int adopt; /* lws's adoption flags: HTTP, and under TLS its handshake first */
     ev_io io;
     ev_timer pause;
     int64_t warned_ms; /* last "out of descriptors" warning */
@@ -108,8 +109,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         lws_sock_file_fd_type desc = {.sockfd = fd};
         /* On failure lws has closed the socket already. */
-        if (!lws_adopt_descriptor_vhost(l->hub->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, desc, NULL,
-                                        NULL))
+        if (!lws_adopt_descriptor_vhost(l->hub->vh, l->adopt, desc, NULL, NULL))
             log_warn("listener", "a connection could not be taken on (out of memory?)");
     }
 }
@@ -162,6 +162,7 @@ listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port,
     l->hub = hub;
     l->loop = loop;
     l->fd = fd;
+    l->adopt = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (hub->tls ? LWS_ADOPT_ALLOW_SSL : 0);
     l->warned_ms = INT64_MIN / 2;
     ev_io_init(&l->io, on_accept, fd, EV_READ);
     l->io.data = l;

@@ -8,7 +8,8 @@
  * already non-blocking, TCP_NODELAY and keepalive come from the listening
  * socket, and at most LISTENER_ACCEPT_BATCH connections are taken per loop
  * turn, so handshakes in progress stay few while the rest wait in the
- * kernel's accept queue.
+ * kernel's accept queue. Under HUB_TLS_* lws starts each adopted
+ * connection with the TLS handshake (LWS_ADOPT_ALLOW_SSL).
  */
 #ifndef HUB_LISTENER_H
 #define HUB_LISTENER_H

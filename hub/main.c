@@ -22,6 +22,7 @@
 #include "soon.h"
 #include "supervisor.h"
 #include "tenant.h"
+#include "tls.h"
 #include "workers.h"
 #include "ws.h"
 
@@ -38,6 +39,8 @@ static volatile sig_atomic_t interrupted;
 static int schema_refused;
 /* The database's schema hub has been found to be this binary's. */
 static int schema_ok;
+/* SIGHUP came: reload the TLS certificate at the next loop turn. */
+static volatile sig_atomic_t reload_asked;
 static struct lws_context *loop_ctx;
 /* The libev loop lws runs on (epoll); main drives it one iteration at a time. */
 static struct ev_loop *ev_loop_main;
@@ -56,6 +59,27 @@ on_signal(int sig)
     interrupted = sig;
     if (loop_ctx)
         lws_cancel_service(loop_ctx);
+}
+
+static void
+on_sighup(int sig)
+{
+    reload_asked = 1;
+    if (loop_ctx)
+        lws_cancel_service(loop_ctx);
+}
+
+/* SIGHUP: the certificate and key files are read again (tls.c); without
+ * TLS there is nothing to reload. Connections stay open either way. */
+static void
+reload(struct hub *hub)
+{
+    reload_asked = 0;
+    if (!hub->tls) {
+        log_info("main", "SIGHUP: nothing to reload (no HUB_TLS_CERT_FILE)");
+        return;
+    }
+    tls_reload(hub->tls, hub->cfg->tls_cert_file, hub->cfg->tls_key_file);
 }
 
 static void
@@ -216,6 +240,18 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
     info.retry_and_idle_policy = &no_validity;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 30;
+    if (cfg->tls_cert_file) {
+        /* wss:// and https:// on the one port: lws makes the vhost's
+         * SSL_CTX from these files (the chain included) and hands it to
+         * ws.c, which sets its options and keeps it for reloads. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert_file;
+        info.ssl_private_key_filepath = cfg->tls_key_file;
+        /* HTTP/1.1 only: lws would offer h2 too, and a WebSocket carried in
+         * an HTTP/2 stream (RFC 8441) is framed differently from what
+         * conn.c writes and wsrx.c follows. */
+        info.alpn = "http/1.1";
+    }
     hub.ctx = lws_create_context(&info);
     if (!hub.ctx) {
         log_err("main", "cannot start libwebsockets (is its libev plugin installed?)");
@@ -225,6 +261,11 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
     }
     hub.vh = lws_get_vhost_by_name(hub.ctx, "default");
     loop_ctx = hub.ctx;
+    if (cfg->tls_cert_file && !hub.tls) {
+        log_err("main", "TLS was asked for (HUB_TLS_CERT_FILE) but the server context is missing");
+        rc = 1;
+        goto out;
+    }
     if (cfg->max_conns_per_ip || cfg->handshakes_per_ip_s) {
         struct peer_limits lim = {cfg->max_conns_per_ip, cfg->handshakes_per_ip_s,
                                   cfg->handshake_burst, (size_t)cfg->max_tracked_ips};
@@ -281,13 +322,19 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_sighup);
     if (w)
-        log_info("main", "armonia-hub worker %d listening on %s:%d", k, cfg->bind, cfg->port);
+        log_info("main", "armonia-hub worker %d listening on %s:%d%s", k, cfg->bind, cfg->port,
+                 hub.tls ? " (TLS)" : "");
     else
-        log_info("main", "armonia-hub listening on %s:%d", cfg->bind, cfg->port);
+        log_info("main", "armonia-hub listening on %s:%d%s", cfg->bind, cfg->port,
+                 hub.tls ? " (TLS)" : "");
 
-    while (!interrupted && !schema_refused)
+    while (!interrupted && !schema_refused) {
         run_once(&hub);
+        if (reload_asked)
+            reload(&hub);
+    }
     drain(&hub);
     if (schema_refused)
         rc = 2;

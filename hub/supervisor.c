@@ -77,7 +77,9 @@ sup_spawn(struct sup *s, int k)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != s->self)
             _exit(1);
-        signal(SIGHUP, SIG_IGN); /* nothing to reload yet; the default would kill it */
+        /* Until the worker's loop installs its reload handler (main.c), a
+         * SIGHUP would kill it by default. */
+        signal(SIGHUP, SIG_IGN);
         sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
         s->w->slot[k].pid = getpid();
         exit(s->fn(k, s->w, s->ud));

@@ -13,8 +13,10 @@
 #include "peer.h"
 #include "session.h"
 #include "soon.h"
+#include "tls.h"
 #include "wsrx.h"
 
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,9 +102,10 @@ rx_news(void *arg)
 
 /*
  * Refuses an upgrade with an HTTP status (status line text, extra header
- * lines each ending in CRLF, JSON body), written on the socket directly
- * since lws is in the middle of the handshake. Over TLS the upgrade is only
- * refused. The caller closes the connection.
+ * lines each ending in CRLF, JSON body), written at once since lws is in
+ * the middle of the handshake: on the socket, or over TLS through the
+ * connection's SSL (a handful of bytes on a socket nothing else has
+ * written to since the handshake). The caller closes the connection.
  */
 static void
 refuse_http(struct lws *wsi, const char *status, const char *headers, const char *body)
@@ -112,7 +115,11 @@ refuse_http(struct lws *wsi, const char *status, const char *headers, const char
                      "HTTP/1.1 %s\r\n%sContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      status, headers, strlen(body), body);
-    if (!lws_is_ssl(wsi) && n > 0 && (size_t)n < sizeof(resp))
+    if (n <= 0 || (size_t)n >= sizeof(resp))
+        return;
+    if (lws_is_ssl(wsi))
+        (void)SSL_write(lws_get_ssl(wsi), resp, n);
+    else
         (void)send((int)lws_get_socket_fd(wsi), resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -292,6 +299,12 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
     char uri[64];
 
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        /* The vhost's server context, made from HUB_TLS_*: user is the
+         * SSL_CTX (lws's), kept for reloads. Non-zero fails the start. */
+        hub->tls = user;
+        return tls_setup(user) ? 1 : 0;
+
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
             return 1; /* refuse the upgrade */
@@ -314,6 +327,8 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         struct wsrx *x = wsrx_watch(wsi, (int)lws_get_socket_fd(wsi));
         if (!x)
             return 1; /* out of memory */
+        if (lws_is_ssl(wsi))
+            wsrx_over_tls(x);
         lws_set_opaque_user_data(wsi, x);
         return 0;
     }
@@ -322,6 +337,11 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         /* Every wsi's end comes here, the database's and curl's included:
          * only a client's opaque pointer is a follower. */
         if (lws_get_protocol(wsi) && lws_get_protocol(wsi)->callback == on_ws_event) {
+            /* A client that does not speak TLS (ws:// or http:// on the TLS
+             * port) fails the handshake and is dropped by lws: one line. */
+            if (lws_is_ssl(wsi) && !wsrx_heard(lws_get_opaque_user_data(wsi)))
+                log_debug("ws", "a connection ended without a request over TLS (a client not "
+                                "speaking TLS, a failed handshake, or nothing sent)");
             wsrx_forget(lws_get_opaque_user_data(wsi));
             lws_set_opaque_user_data(wsi, NULL);
         }
@@ -337,10 +357,7 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         DL_APPEND(hub->conns, c);
         hold_slot(c);
         session_open(c);
-        if (lws_is_ssl(wsi)) { /* lws reads through OpenSSL: nothing to follow */
-            wsrx_forget(lws_get_opaque_user_data(wsi));
-            lws_set_opaque_user_data(wsi, NULL);
-        } else if (wsrx_established(lws_get_opaque_user_data(wsi), c)) {
+        if (wsrx_established(lws_get_opaque_user_data(wsi), c)) {
             hub->m.bad_frames++;
             conn_close(c, 1002, "data sent before the handshake completed");
         }

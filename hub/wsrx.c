@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,6 +48,8 @@ struct wsrx {
     unsigned masked : 1;           /* the current frame */
     unsigned unmasked_ever : 1;
     unsigned utf8_bad : 1; /* the close reason read so far is not UTF-8 */
+    unsigned tls : 1;      /* read through SSL_read(): recv() returns ciphertext, not followed */
+    unsigned heard : 1;    /* a byte of the request has been read */
 };
 
 /* The followed sockets, indexed by descriptor (not owned; grown on demand). */
@@ -55,6 +58,7 @@ static size_t wsrx_cap;
 static void (*wsrx_notify)(void *arg); /* the same for every follower */
 
 static ssize_t (*real_recv)(int, void *, size_t, int);
+static int (*real_ssl_read)(SSL *, void *, int);
 
 /*
  * Follows one byte of a close reason (RFC 3629: no overlongs, no
@@ -220,9 +224,28 @@ drop(struct wsrx *x)
     free(x);
 }
 
+/* Follows n bytes a read returned for x, and tells of news once the
+ * handshake is complete. */
+static void
+follow(struct wsrx *x, const void *buf, size_t n)
+{
+    unsigned before = x->news.frames + x->news.unmasked;
+    x->heard = 1;
+    feed(x, buf, n);
+    if (x->arg && wsrx_notify && x->news.frames + x->news.unmasked != before)
+        wsrx_notify(x->arg);
+}
+
+/* The follower of fd, or NULL. */
+static struct wsrx *
+watched(int fd)
+{
+    return fd >= 0 && (size_t)fd < wsrx_cap ? wsrx_tab[fd] : NULL;
+}
+
 /*
- * The recv() lws calls: the C library's, and for a followed socket the
- * bytes it returned go through feed() first. MSG_PEEK reads are not
+ * The recv() lws calls: the C library's, and for a followed plain socket
+ * the bytes it returned go through feed() first. MSG_PEEK reads are not
  * consumed, so they are not followed.
  */
 ssize_t
@@ -236,13 +259,29 @@ recv(int fd, void *buf, size_t len, int flags)
         }
     }
     ssize_t n = real_recv(fd, buf, len, flags);
-    if (n > 0 && fd >= 0 && (size_t)fd < wsrx_cap && wsrx_tab[fd] && !(flags & MSG_PEEK)) {
-        struct wsrx *x = wsrx_tab[fd];
-        unsigned before = x->news.frames + x->news.unmasked;
-        feed(x, buf, (size_t)n);
-        if (x->arg && wsrx_notify && x->news.frames + x->news.unmasked != before)
-            wsrx_notify(x->arg);
+    struct wsrx *x = n > 0 && !(flags & MSG_PEEK) ? watched(fd) : NULL;
+    if (x && !x->tls)
+        follow(x, buf, (size_t)n);
+    return n;
+}
+
+/*
+ * The SSL_read() lws calls for a TLS connection: OpenSSL's, and for a
+ * followed socket the plaintext it returned goes through feed() first, as
+ * recv() does for a plain one. The socket is the one lws gave SSL_set_fd().
+ */
+int
+SSL_read(SSL *ssl, void *buf, int num)
+{
+    if (!real_ssl_read) {
+        real_ssl_read = (int (*)(SSL *, void *, int))dlsym(RTLD_NEXT, "SSL_read");
+        if (!real_ssl_read)
+            return -1;
     }
+    int n = real_ssl_read(ssl, buf, num);
+    struct wsrx *x = n > 0 ? watched(SSL_get_fd(ssl)) : NULL;
+    if (x && x->tls)
+        follow(x, buf, (size_t)n);
     return n;
 }
 
@@ -271,6 +310,13 @@ wsrx_watch(struct lws *wsi, int fd)
     x->fd = fd;
     wsrx_tab[fd] = x;
     return x;
+}
+
+void
+wsrx_over_tls(struct wsrx *x)
+{
+    if (x)
+        x->tls = 1;
 }
 
 void
@@ -307,6 +353,12 @@ wsrx_take(struct wsrx *x)
     struct wsrx_news n = x->news;
     x->news = none;
     return n;
+}
+
+int
+wsrx_heard(const struct wsrx *x)
+{
+    return x && x->heard;
 }
 
 int

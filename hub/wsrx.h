@@ -8,12 +8,13 @@
  * RFC 6455 requires a server to fail a connection that sends an unmasked
  * frame (§5.1) and the hub's rate limit must count control frames too. So
  * the hub reads the same byte stream beside lws: wsrx.c defines recv(),
- * which lws calls for plain (non-TLS) sockets, and feeds what a watched
- * socket returned to a small frame-header parser before handing the bytes
- * on unchanged. lws still parses and acts on every byte; wsrx only notes
- * what lws does not expose. Over TLS lws reads through OpenSSL instead, and
- * none of this applies (a TLS terminator in front of the hub sees plain
- * text, which is how the hub is deployed).
+ * which lws calls for plain sockets, and SSL_read(), which it calls for TLS
+ * ones (HUB_TLS_CERT_FILE), and feeds the plaintext a watched socket
+ * returned to a small frame-header parser before handing the bytes on
+ * unchanged. lws still parses and acts on every byte; wsrx only notes what
+ * lws does not expose. Both definitions pass the call to the library's
+ * own function (dlsym(RTLD_NEXT)); the program exports them because lws
+ * calls them.
  */
 #ifndef HUB_WSRX_H
 #define HUB_WSRX_H
@@ -38,6 +39,12 @@ struct wsrx;
  */
 struct wsrx *wsrx_watch(struct lws *wsi, int fd);
 
+/*
+ * x's connection speaks TLS: its plaintext is followed on SSL_read() (the
+ * socket's recv() would return ciphertext). Call before lws reads from it.
+ */
+void wsrx_over_tls(struct wsrx *x);
+
 /* Stops following x's socket and frees x (at LWS_CALLBACK_WSI_DESTROY). */
 void wsrx_forget(struct wsrx *x);
 
@@ -60,6 +67,10 @@ int wsrx_established(struct wsrx *x, void *arg);
 
 /* Returns and clears what was seen on x's socket since the last call. */
 struct wsrx_news wsrx_take(struct wsrx *x);
+
+/* Whether any byte of a request has been read from x's client (for TLS:
+ * the handshake completed and the client spoke). */
+int wsrx_heard(const struct wsrx *x);
 
 /* Whether x's client has sent an unmasked frame (not cleared by wsrx_take). */
 int wsrx_unmasked(const struct wsrx *x);

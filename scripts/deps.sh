@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config clang-format
-      libwebsockets-dev libev-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev
+      libwebsockets-dev libev-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev openssl
       uthash-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client nodejs npm curl
       # the fuzz targets (fuzz/): clang, libFuzzer with the sanitizer runtimes (only

@@ -221,8 +221,9 @@ export class Client {
  * query: extra query string (e.g. {token: …} to check it is ignored).
  * path: replaces '/ws'.
  * label: names the client in failure messages.
+ * tls: options of node:tls for a wss:// URL (e.g. {ca}).
  */
-export function connect(wsUrl, { format = 'json', subprotocol, token, header = false, since, query = {}, path, label, headers = {}, handshakeTimeout = 5000 } = {}) {
+export function connect(wsUrl, { format = 'json', subprotocol, token, header = false, since, query = {}, path, label, headers = {}, handshakeTimeout = 5000, tls = {} } = {}) {
   const url = new URL(wsUrl);
   if (path !== undefined) url.pathname = path;
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, String(v));
@@ -231,7 +232,7 @@ export function connect(wsUrl, { format = 'json', subprotocol, token, header = f
   if (!Array.isArray(protocols)) protocols = [protocols];
   const hdrs = { ...headers };
   if (header && token) hdrs.Authorization = `Bearer ${token}`;
-  const ws = new WebSocket(url.toString(), protocols, { headers: hdrs, handshakeTimeout });
+  const ws = new WebSocket(url.toString(), protocols, { headers: hdrs, handshakeTimeout, ...tls });
   const client = new Client(ws, format, label ?? `client(${format}${header ? ', header auth' : ''})`);
   return new Promise((resolve, reject) => {
     const onError = (err) => reject(err);

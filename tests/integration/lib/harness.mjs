@@ -59,7 +59,7 @@ export function useLifecycle() {
 export async function login(hub, claims, opts = {}) {
   const token = opts.token ?? mintToken(hub.secret, claims);
   const label = opts.label ?? `${claims.sub ?? '?'}@${claims.tenant ?? '?'}(${opts.format ?? 'json'}${opts.header ? ', header' : ''})`;
-  const c = await connect(hub.wsUrl, { ...opts, token, label });
+  const c = await connect(hub.wsUrl, { tls: hub.tls, ...opts, token, label });
   const f = await c.next({ where: (x) => x?.type === 'welcome' || x?.type === 'error', timeout: opts.timeout ?? 5000 });
   assert.equal(f.type, 'welcome', `${label}: expected a welcome, got ${JSON.stringify(f)}`);
   c.welcome = f;

@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
+import { request as tlsRequest } from 'node:https';
 import { randomSecret } from './token.mjs';
 import { pgUrl, hubDatabaseUrl } from './db.mjs';
 
@@ -58,10 +59,14 @@ function hubEnv(env) {
   return base;
 }
 
-/** GET path on 127.0.0.1:port; resolves with {status, headers, body}. */
-export function httpGet(port, path, { timeout = 3000 } = {}) {
+/**
+ * GET path on 127.0.0.1:port; resolves with {status, headers, body}.
+ * tls: options of node:https (e.g. {ca}) to ask over TLS instead.
+ */
+export function httpGet(port, path, { timeout = 3000, tls } = {}) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET', timeout }, (res) => {
+    const get = tls ? tlsRequest : request;
+    const req = get({ host: '127.0.0.1', port, path, method: 'GET', timeout, ...(tls ?? {}) }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
@@ -78,14 +83,14 @@ export function httpGet(port, path, { timeout = 3000 } = {}) {
  * timeout ms naming the last answer. Polling is how a client observes
  * /healthz, so this is the event being awaited.
  */
-export async function waitHealth(port, status, timeout, isDead = () => null) {
+export async function waitHealth(port, status, timeout, isDead = () => null, tls = undefined) {
   const deadline = Date.now() + timeout;
   let last = 'no answer yet';
   for (;;) {
     const dead = isDead();
     if (dead) throw new Error(`the hub exited (${dead}) while waiting for /healthz ${status}`);
     try {
-      const r = await httpGet(port, '/healthz', { timeout: 1000 });
+      const r = await httpGet(port, '/healthz', { timeout: 1000, tls });
       if (r.status === status) return r;
       last = `${r.status} ${r.body}`;
     } catch (err) {
@@ -97,13 +102,14 @@ export async function waitHealth(port, status, timeout, isDead = () => null) {
 }
 
 class HubProcess {
-  constructor(proc, port, secret, env) {
+  constructor(proc, port, secret, env, tls) {
     this.proc = proc;
     this.port = port;
     this.secret = secret;
     this.env = env;
-    this.url = `http://127.0.0.1:${port}`;
-    this.wsUrl = `ws://127.0.0.1:${port}/ws`;
+    this.tls = tls; // client TLS options ({ca}) when the hub serves TLS, else undefined
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    this.wsUrl = `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/ws`;
     this.output = [];
     this.exit = null;
     this.exited = new Promise((resolve) => {
@@ -173,8 +179,10 @@ class HubProcess {
  * pgdir: the cluster to use (HUB_PGDIR by default); databaseUrl overrides it.
  * healthTimeout: how long to wait for 200.
  * wrap: a command that execs the hub, e.g. ['prlimit', '--nofile=64'].
+ * tls: the hub serves TLS (env names its HUB_TLS_* files); these are the
+ *   client's options for it ({ca}), used for /healthz and kept as hub.tls.
  */
-export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [] } = {}) {
+export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [], tls } = {}) {
   if (!hubBin) throw new Error('HUB_BIN is not set: it names the armonia-hub binary under test');
   const url = databaseUrl ?? (await pgUrl(pgdir));
   const port = await freePort();
@@ -189,14 +197,14 @@ export async function startHub({ env = {}, args = [], pgdir, databaseUrl, health
   });
   const argv = [...wrap, hubBin, ...args];
   const proc = spawn(argv[0], argv.slice(1), { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const hub = new HubProcess(proc, port, secret, fullEnv);
+  const hub = new HubProcess(proc, port, secret, fullEnv, tls);
   liveHubs.add(hub);
   startedHubs.push(hub);
   const spawnError = new Promise((_, reject) => proc.once('error', (err) => reject(new Error(`cannot run ${hubBin}: ${err.message}`))));
   try {
     await Promise.race([
       spawnError,
-      waitHealth(port, 200, healthTimeout, () => hub.exit && `code ${hub.exit.code}, signal ${hub.exit.signal}`),
+      waitHealth(port, 200, healthTimeout, () => hub.exit && `code ${hub.exit.code}, signal ${hub.exit.signal}`, tls),
     ]);
   } catch (err) {
     await hub.kill('SIGKILL');
