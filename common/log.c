@@ -36,6 +36,12 @@ log_level_parse(const char *name)
     return -1;
 }
 
+const char *
+log_level_name(int level)
+{
+    return level >= 0 && level < 4 ? level_names[level] : "?";
+}
+
 void
 log_msg(enum log_level level, const char *module, const char *fmt, ...)
 {

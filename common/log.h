@@ -18,6 +18,9 @@ void log_set_level(enum log_level level);
 /* Parses "error", "warn", "info" or "debug"; returns the level or -1. */
 int log_level_parse(const char *name);
 
+/* The name log_level_parse() reads for level ("?" for none). */
+const char *log_level_name(int level);
+
 /* Puts tag (at most 15 bytes, e.g. "[w1]") before the module of every line
  * this process logs from now on, so the lines of several processes sharing
  * one stderr can be told apart; NULL or "" for none. */
