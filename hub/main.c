@@ -276,6 +276,9 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
     fallback_start(hub.fallback);
 
     signal(SIGPIPE, SIG_IGN);
+    /* Nothing to reload yet; the default would end the hub on the unit's
+     * ExecReload (a worker has it ignored by the supervisor already). */
+    signal(SIGHUP, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (w)

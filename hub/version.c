@@ -21,7 +21,7 @@ version_string(void)
 void
 version_print(FILE *f)
 {
-    int pq = PQlibVersion(); /* 150003 for 15.3; 90624 for 9.6.24 */
+    int pq = PQlibVersion();                     /* 150003 for 15.3; 90624 for 9.6.24 */
     const char *lws = lws_get_library_version(); /* "4.1.6-" when built without a git hash */
     size_t lws_len = strlen(lws);
     if (lws_len && lws[lws_len - 1] == '-')

@@ -198,3 +198,11 @@ test('HUB_WORKERS=2: the supervisor says READY once both workers are; a stuck wo
   assert.deepEqual(r, { code: 0, signal: null });
   await nextMessage(sink, 'STOPPING', { from: ready });
 });
+
+test("SIGHUP (the unit's ExecReload) does not stop the hub", async () => {
+  const sink = await startSink();
+  const hub = await startNotifyingHub(sink);
+  hub.proc.kill('SIGHUP');
+  assert.equal((await httpGet(hub.port, '/healthz')).status, 200);
+  assert.deepEqual(await hub.stop(), { code: 0, signal: null }, 'the hub did not outlive SIGHUP');
+});
