@@ -51,6 +51,9 @@ int log_format_parse(const char *name);
  * processes sharing one stderr can be told apart; k < 0 for none. */
 void log_set_worker(int k);
 
+/* The name log_level_parse() reads for level ("?" for none). */
+const char *log_level_name(int level);
+
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

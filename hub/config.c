@@ -1,10 +1,14 @@
 /*
- * config.c - reads the hub's settings from the environment and --flags.
+ * config.c - reads the hub's settings from the environment and --flags,
+ * and says what it read: --check-config (secrets masked), the example
+ * environment file and the man page's ENVIRONMENT section, all from the
+ * one table below so they cannot fall out of step with it.
  */
 #include "config.h"
 #include "log.h"
 #include "peer.h"
 #include "tls.h"
+#include "version.h"
 #include "workers.h"
 
 #include <ctype.h>
@@ -16,6 +20,14 @@
 #include <libpq-fe.h>
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL, OPT_FORMAT };
+
+/* How --check-config shows a value that may hold a secret (secrets[]). */
+enum opt_mask {
+    MASK_NONE = 0, /* shown as it is */
+    MASK_ALL,      /* a secret: never shown */
+    MASK_URL,      /* a URL: the password of its user part hidden */
+    MASK_CONNINFO, /* a libpq connection string or URI: its password hidden */
+};
 
 /* One setting: its variable, its flag, where it goes and its bounds. */
 struct opt {
@@ -187,16 +199,403 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* The settings that may hold a secret, and how --check-config hides it;
+ * every other one is shown as it is. */
+static const struct {
+    const char *env;
+    enum opt_mask mask;
+} secrets[] = {
+    {"DATABASE_URL", MASK_CONNINFO},
+    {"JWT_SECRET_KEY", MASK_ALL},
+    {"FIREBASE_SERVICE_ACCOUNT_KEY", MASK_ALL},
+    {"HUB_FCM_BASE_URL", MASK_URL},
+    {"TWILIO_AUTH_TOKEN", MASK_ALL},
+    {"HUB_TWILIO_BASE_URL", MASK_URL},
+    {"HUB_SMTP_URL", MASK_URL},
+    {"HUB_SMTP_PASSWORD", MASK_ALL},
+};
+
+/* How o's value is shown (MASK_NONE unless it is in secrets[]). */
+static enum opt_mask
+mask_of(const struct opt *o)
+{
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        if (!strcmp(secrets[i].env, o->env))
+            return secrets[i].mask;
+    return MASK_NONE;
+}
+
+/* The options that ask the binary about itself instead of starting it. */
+static const struct {
+    const char *flag;
+    const char *help;
+} info_opts[] = {
+    {"check-config", "check the settings, print them (secrets masked) and exit: 0 when valid, "
+                     "2 (with the reason) when not"},
+    {"print-env-example", "print an example environment file (every setting, commented, with "
+                          "its default) and exit"},
+    {"version", "print the version of the hub and of its libraries and exit"},
+    {"help", "print this and exit"},
+};
+
+#define N_INFO_OPTS (sizeof(info_opts) / sizeof(info_opts[0]))
+
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: armonia-hub [--flag=value ...]\n\n"
+    fprintf(f, "usage: armonia-hub [--flag=value ...]\n"
+               "       armonia-hub --check-config | --print-env-example | --version | --help\n\n"
                "Every setting is read from its environment variable; a flag overrides it.\n\n");
     for (size_t i = 0; i < N_OPTS; i++)
         fprintf(f, "  --%-22s %-24s %s%s%s%s\n", opts[i].flag, opts[i].env, opts[i].help,
                 opts[i].def ? " [default " : "", opts[i].def ? opts[i].def : "",
                 opts[i].def ? "]" : "");
-    fprintf(f, "  --%-22s %-24s %s\n", "help", "", "print this and exit");
+    for (size_t i = 0; i < N_INFO_OPTS; i++)
+        fprintf(f, "  --%-22s %-24s %s\n", info_opts[i].flag, "", info_opts[i].help);
+}
+
+size_t
+config_distance(const char *a, const char *b)
+{
+    /* Three rows of the optimal string alignment table: i-2, i-1 and i. */
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX)
+        return SIZE_MAX;
+    size_t rows[3][CONFIG_NAME_MAX + 1];
+    size_t *two = rows[0], *one = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        one[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t d = one[j - 1] + cost;
+            if (one[j] + 1 < d)
+                d = one[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                two[j - 2] + 1 < d)
+                d = two[j - 2] + 1; /* two neighbours swapped */
+            cur[j] = d;
+        }
+        size_t *t = two;
+        two = one;
+        one = cur;
+        cur = t;
+    }
+    return one[lb];
+}
+
+/* name without a leading "HUB_" (or "--"), so HUB_PORT finds PORT. */
+static const char *
+bare(const char *name)
+{
+    if (!strncmp(name, "HUB_", 4))
+        return name + 4;
+    if (!strncmp(name, "--", 2))
+        return name + 2;
+    return name;
+}
+
+const char *
+config_suggest(const char *name, int flags)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < N_OPTS + N_INFO_OPTS; i++) {
+        const char *cand;
+        if (i < N_OPTS)
+            cand = flags ? opts[i].flag : opts[i].env;
+        else if (flags)
+            cand = info_opts[i - N_OPTS].flag;
+        else
+            break;
+        size_t d = config_distance(flags ? bare(name) : name, cand);
+        size_t d2 = config_distance(bare(name), bare(cand));
+        if (d2 < d)
+            d = d2;
+        if (d < best_d) {
+            best_d = d;
+            best = cand;
+        }
+    }
+    /* A misspelling, not another word: a couple of edits, more in long names. */
+    size_t len = strlen(bare(name));
+    size_t limit = len / 4 > 2 ? len / 4 : 2;
+    return best_d <= limit ? best : NULL;
+}
+
+/* Whether name is the variable of a setting. */
+static int
+known_variable(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strlen(opts[i].env) == len && !memcmp(opts[i].env, name, len))
+            return 1;
+    return 0;
+}
+
+/*
+ * Warns about every HUB_* variable in the environment that is not a
+ * setting (a misspelt one would otherwise be ignored without a word),
+ * naming the nearest setting when one is close.
+ */
+static void
+warn_unknown_variables(void)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "HUB_", 4))
+            continue;
+        size_t len = strcspn(*e, "=");
+        if (known_variable(*e, len))
+            continue;
+        char name[CONFIG_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%.*s", (int)len, *e);
+        const char *near = config_suggest(name, 0);
+        if (near)
+            fprintf(stderr, "armonia-hub: warning: unknown setting %s (did you mean %s?)\n", name,
+                    near);
+        else
+            fprintf(stderr, "armonia-hub: warning: unknown setting %s (see --help)\n", name);
+    }
+}
+
+/* Writes value to f as libpq's connection strings quote it, when it must be. */
+static void
+print_conninfo_value(FILE *f, const char *value)
+{
+    if (*value && !strpbrk(value, " \t\n\r'\\")) {
+        fputs(value, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            fputc('\\', f);
+        fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
+/* Prints a connection string or URI as "key=value ..." the way libpq reads
+ * it, the password (if any) masked; the text as it is if libpq cannot. */
+static void
+print_conninfo(FILE *f, const char *url)
+{
+    PQconninfoOption *ci = PQconninfoParse(url, NULL);
+    if (!ci) {
+        fputs("(unreadable)", f);
+        return;
+    }
+    int first = 1;
+    for (PQconninfoOption *o = ci; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        fprintf(f, "%s%s=", first ? "" : " ", o->keyword);
+        if (!strcmp(o->keyword, "password"))
+            fputs(CONFIG_MASK, f);
+        else
+            print_conninfo_value(f, o->val);
+        first = 0;
+    }
+    PQconninfoFree(ci);
+}
+
+/* Prints a URL with the password of its user part (scheme://user:PASSWORD@host) masked. */
+static void
+print_url(FILE *f, const char *url)
+{
+    const char *auth = strstr(url, "://");
+    if (!auth) {
+        fputs(url, f);
+        return;
+    }
+    auth += 3;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) {
+        fputs(url, f);
+        return;
+    }
+    fprintf(f, "%.*s%s%s", (int)(colon + 1 - url), url, CONFIG_MASK, at);
+}
+
+/* The effective value of o in cfg, on one line, its secrets masked. */
+static void
+print_value(FILE *f, const struct hub_config *cfg, const struct opt *o)
+{
+    const char *field = (const char *)cfg + o->offset;
+    switch (o->kind) {
+    case OPT_STR: {
+        const char *v = *(char *const *)(const void *)field;
+        enum opt_mask mask = mask_of(o);
+        if (mask == MASK_ALL)
+            fputs(CONFIG_MASK, f);
+        else if (mask == MASK_CONNINFO)
+            print_conninfo(f, v);
+        else if (mask == MASK_URL)
+            print_url(f, v);
+        else
+            fputs(v, f);
+        break;
+    }
+    case OPT_INT:
+        fprintf(f, "%d", *(const int *)(const void *)field);
+        break;
+    case OPT_SIZE:
+        fprintf(f, "%zu", *(const size_t *)(const void *)field);
+        break;
+    case OPT_LEVEL:
+        fputs(log_level_name(*(const int *)(const void *)field), f);
+        break;
+    case OPT_FORMAT:
+        fputs(*(const int *)(const void *)field == LOG_FORMAT_JSON ? "json" : "text", f);
+        break;
+    }
+}
+
+/* --check-config: every setting's effective value, as NAME=value lines. */
+static void
+print_effective(FILE *f, const struct hub_config *cfg)
+{
+    fprintf(f,
+            "# armonia-hub %s: the configuration is valid. Effective settings, secrets "
+            "masked:\n",
+            version_string());
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *field = (const char *)cfg + opts[i].offset;
+        if (opts[i].kind == OPT_STR && !*(char *const *)(const void *)field) {
+            fprintf(f, "# %s is not set\n", opts[i].env);
+            continue;
+        }
+        fprintf(f, "%s=", opts[i].env);
+        print_value(f, cfg, &opts[i]);
+        fputc('\n', f);
+    }
+}
+
+/* Writes text as "# " comment lines of at most 78 columns. */
+static void
+print_comment(FILE *f, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        size_t len = strlen(p);
+        if (len > 76) {
+            len = 76;
+            while (len > 0 && p[len] != ' ')
+                len--;
+            if (len == 0)
+                len = strcspn(p, " ");
+        }
+        fprintf(f, "# %.*s\n", (int)len, p);
+        p += len;
+        p += strspn(p, " ");
+    }
+}
+
+/* --print-env-example: the file the systemd unit reads (EnvironmentFile=). */
+static void
+print_env_example(FILE *f)
+{
+    print_comment(f, "/etc/armonia-hub/env - the settings of armonia-hub(8), read by its "
+                     "systemd unit. Written by `armonia-hub --print-env-example`: every "
+                     "setting with its help and its default; uncomment a line to change it. "
+                     "DATABASE_URL and JWT_SECRET_KEY are required. The file holds secrets: "
+                     "keep it readable by root only (chmod 600); systemd reads it before "
+                     "the hub starts.");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        fputc('\n', f);
+        print_comment(f, opts[i].help);
+        fprintf(f, "#%s=%s\n", opts[i].env, opts[i].def ? opts[i].def : "");
+    }
+}
+
+/* Writes text for roff: backslashes escaped, a leading dot or quote made
+ * literal, dashes of flags as minus signs when minus is set. */
+static void
+print_roff(FILE *f, const char *text, int minus)
+{
+    if (*text == '.' || *text == '\'')
+        fputs("\\&", f);
+    for (const char *p = text; *p; p++) {
+        if (*p == '\\')
+            fputs("\\e", f);
+        else if (*p == '-' && minus)
+            fputs("\\-", f);
+        else
+            fputc(*p, f);
+    }
+}
+
+/* The ENVIRONMENT section of armonia-hub(8) (CMake puts it into the page). */
+static void
+print_man_environment(FILE *f)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        fputs(".TP\n.B ", f);
+        print_roff(f, opts[i].env, 0);
+        fputs("\n", f);
+        print_roff(f, opts[i].help, 0);
+        fputs(".\nFlag: \\fB\\-\\-", f);
+        print_roff(f, opts[i].flag, 1);
+        fputs("\\fR", f);
+        if (opts[i].def) {
+            fputs("; default: \\fB", f);
+            print_roff(f, opts[i].def, 0);
+            fputs("\\fR", f);
+        }
+        fputs(".\n", f);
+    }
+}
+
+/*
+ * The options that answer and exit whatever the rest of the configuration
+ * says: returns 1 when one was found (and answered), 0 otherwise.
+ */
+static int
+answer_info_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            version_print(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--print-env-example")) {
+            print_env_example(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--print-man-environment")) { /* for the build, not listed */
+            print_man_environment(stdout);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The line for an option getopt refused, naming the nearest known one. */
+static void
+report_bad_option(const char *arg)
+{
+    char name[CONFIG_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+    const char *near = strncmp(name, "--", 2) ? NULL : config_suggest(name, 1);
+    if (near && strcmp(near, name + 2))
+        fprintf(stderr, "armonia-hub: unknown option '%s' (did you mean --%s?)\n", arg, near);
+    else
+        fprintf(stderr, "armonia-hub: unknown or incomplete option '%s' (see --help)\n", arg);
 }
 
 /* Stores one textual value into cfg; prints the error line and returns -1 if bad. */
@@ -359,6 +758,8 @@ int
 config_load(struct hub_config *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof(*cfg));
+    if (answer_info_option(argc, argv))
+        return 1;
     for (size_t i = 0; i < N_OPTS; i++) {
         const char *v = getenv(opts[i].env);
         if ((!v || !*v) && opts[i].def)
@@ -370,19 +771,18 @@ config_load(struct hub_config *cfg, int argc, char **argv)
     struct option longopts[N_OPTS + 2];
     for (size_t i = 0; i < N_OPTS; i++)
         longopts[i] = (struct option){opts[i].flag, required_argument, NULL, (int)i};
-    longopts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h' + 1000};
+    longopts[N_OPTS] = (struct option){"check-config", no_argument, NULL, 'c' + 1000};
     longopts[N_OPTS + 1] = (struct option){0, 0, 0, 0};
     optind = 1;
     opterr = 0;
-    int c;
+    int c, check = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 'h' + 1000) {
-            usage(stdout);
-            return 1;
+        if (c == 'c' + 1000) {
+            check = 1;
+            continue;
         }
         if (c < 0 || (size_t)c >= N_OPTS) {
-            fprintf(stderr, "armonia-hub: unknown or incomplete option '%s' (see --help)\n",
-                    argv[optind - 1]);
+            report_bad_option(argv[optind - 1]);
             return 2;
         }
         if (opt_set(cfg, &opts[c], optarg, 1))
@@ -427,6 +827,11 @@ config_load(struct hub_config *cfg, int argc, char **argv)
     if (cfg->tls_cert_file && tls_check(cfg->tls_cert_file, cfg->tls_key_file, why, sizeof(why))) {
         fprintf(stderr, "armonia-hub: %s\n", why);
         return 2;
+    }
+    warn_unknown_variables();
+    if (check) {
+        print_effective(stdout, cfg);
+        return 1;
     }
     return 0;
 }

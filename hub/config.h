@@ -97,13 +97,39 @@ struct hub_config {
     char *tls_key_file;  /* HUB_TLS_KEY_FILE: PEM private key of that certificate (owned) */
 };
 
+/* Longest variable or flag name the suggestions compare (longer: none). */
+#define CONFIG_NAME_MAX 127
+/* What --check-config shows in place of a secret. */
+#define CONFIG_MASK "****"
+
 /*
  * Fills cfg from the environment, then from argv. On bad or missing
  * configuration prints one line naming the variable to stderr and returns
- * 2; on --help prints the usage and returns 1; returns 0 when the hub may
- * start. The caller releases cfg with config_free().
+ * 2; on --help, --version and --print-env-example prints what they ask
+ * for (whatever the settings) and returns 1; on --check-config, once the
+ * settings are valid, prints them with secrets masked and returns 1;
+ * returns 0 when the hub may start. Before that, a HUB_* variable that is
+ * no setting is a warning on stderr naming the nearest setting. The caller
+ * releases cfg with config_free().
  */
 int config_load(struct hub_config *cfg, int argc, char **argv);
+
+/*
+ * The edit distance between a and b: insertions, deletions, substitutions
+ * and swaps of two neighbouring characters, one each (SIZE_MAX when either
+ * is longer than CONFIG_NAME_MAX).
+ */
+size_t config_distance(const char *a, const char *b);
+
+/*
+ * The setting nearest to the unknown name, for "did you mean": among the
+ * variables (flags 0) or the flags without their dashes (flags 1; name may
+ * start with "--"). A "HUB_" prefix counts for nothing, so HUB_PORT finds
+ * PORT. NULL when even the nearest takes more than a couple of edits (a
+ * quarter of the name's length when that is more): another word, not a
+ * misspelling.
+ */
+const char *config_suggest(const char *name, int flags);
 
 void config_free(struct hub_config *cfg);
 

@@ -12,6 +12,7 @@
 #include "hub.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "outbox.h"
 #include "peer.h"
 #include "purge.h"
@@ -44,13 +45,38 @@ static volatile sig_atomic_t reload_asked;
 static struct lws_context *loop_ctx;
 /* The libev loop lws runs on (epoll); main drives it one iteration at a time. */
 static struct ev_loop *ev_loop_main;
+/* The service manager has been told READY=1 (a lone hub; notify.h). */
+static int announced;
+/* Turns the loop at half the watchdog interval (notify.h), so a loop that
+ * is alive pings even when nothing else happens; runs only with a watchdog. */
+static ev_timer watchdog_tick;
 
-/* One pass of the loop: waits for readiness or a timer, runs the callbacks. */
+/*
+ * One pass of the loop: waits for readiness or a timer, runs the
+ * callbacks. Then the hub is ready once it listens and knows its outbox
+ * cursor: a lone hub says so to the service manager, a worker in its slot
+ * (with the heartbeat the supervisor watches).
+ */
 static void
 run_once(struct hub *hub)
 {
     ev_run(ev_loop_main, EVRUN_ONCE);
-    workers_publish(hub);
+    int ready = hub->listener && hub->cursor_known;
+    if (ready && !announced && !hub->workers) {
+        notify_send("READY=1\nSTATUS=listening, outbox cursor known");
+        announced = 1;
+    }
+    workers_publish(hub, ready);
+}
+
+/* A lone hub pings the watchdog from its loop; a worker's pass has already
+ * left its heartbeat in its slot by then (run_once). */
+static void
+on_watchdog_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    const struct hub *hub = t->data;
+    if (!hub->workers)
+        notify_send("WATCHDOG=1");
 }
 
 static void
@@ -102,6 +128,8 @@ drain(struct hub *hub)
     else
         log_info("main", "stopping: closing %zu connections with 1001", hub->n_conns);
     hub->draining = 1;
+    if (!hub->workers)
+        notify_send("STOPPING=1");
     listener_close(hub->listener); /* new connections are refused from here */
     hub->listener = NULL;
     for (struct conn *c = hub->conns; c; c = c->next)
@@ -330,6 +358,13 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
         log_info("main", "armonia-hub listening on %s:%d%s", cfg->bind, cfg->port,
                  hub.tls ? " (TLS)" : "");
 
+    if (notify_watchdog_ms() > 0) {
+        double every = (double)notify_watchdog_ms() / 2000.0;
+        ev_timer_init(&watchdog_tick, on_watchdog_tick, every, every);
+        watchdog_tick.data = &hub;
+        ev_timer_start(ev_loop_main, &watchdog_tick);
+    }
+
     while (!interrupted && !schema_refused) {
         run_once(&hub);
         if (reload_asked)
@@ -363,6 +398,7 @@ out:
     acks_free(hub.sent);
     lws_context_destroy(hub.ctx);
     loop_ctx = NULL;
+    ev_timer_stop(ev_loop_main, &watchdog_tick);
     soon_init(NULL);
     ev_loop_destroy(ev_loop_main);
     reg_free(&hub.reg);
@@ -430,6 +466,7 @@ main(int argc, char **argv)
     log_set_level((enum log_level)cfg.log_level);
     log_set_format((enum log_format)cfg.log_format);
     log_route_lws();
+    notify_init();
     if (cfg.workers > 1)
         rc = supervisor_run(cfg.workers, cfg.shutdown_timeout_ms, run_worker, &cfg);
     else

@@ -11,6 +11,7 @@
 
 #include "hub.h"
 #include "log.h"
+#include "notify.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ struct sup_child {
     int64_t started_ms; /* when it was forked (CLOCK_MONOTONIC) */
     int64_t due_ms;     /* when to start it again; 0: not due */
     int early_deaths;   /* deaths at start in a row (sup_restart_delay) */
+    int stalled;        /* its loop has been seen stuck (logged once per stall) */
 };
 
 /* Everything supervisor_run() keeps; lives on its stack. */
@@ -42,6 +44,9 @@ struct sup {
     int stopping;                        /* a stop signal came, or the supervisor gave up */
     int64_t kill_at_ms;                  /* while stopping: SIGKILL what is left at this time */
     int rc;                              /* exit status so far */
+    int announced;                       /* READY=1 has been sent (notify.h) */
+    int64_t wd_ms;                       /* the service manager's watchdog interval, 0: none */
+    int64_t ping_at_ms;                  /* when the next watchdog ping is due */
 };
 
 int
@@ -65,6 +70,10 @@ sup_spawn(struct sup *s, int k)
     struct sup_child *c = &s->child[k];
     c->due_ms = 0;
     c->started_ms = hub_now_ms();
+    c->stalled = 0;
+    /* Before the fork: from then on the slot's heartbeat is the worker's. */
+    s->w->slot[k].ready = 0;
+    s->w->slot[k].beat_ms = c->started_ms;
     pid_t pid = fork();
     if (pid < 0) {
         int delay = sup_restart_delay(&c->early_deaths, 0);
@@ -103,8 +112,10 @@ sup_signal_all(struct sup *s, int sig)
 static void
 sup_stop(struct sup *s, int sig, int shutdown_timeout_ms)
 {
-    if (!s->stopping)
+    if (!s->stopping) {
         s->kill_at_ms = hub_now_ms() + shutdown_timeout_ms + SUP_STOP_GRACE_MS;
+        notify_send("STOPPING=1");
+    }
     s->stopping = 1;
     for (int k = 0; k < s->n; k++)
         s->child[k].due_ms = 0;
@@ -174,6 +185,66 @@ sup_running(const struct sup *s)
     return n;
 }
 
+/* Whether every worker is running and has said it is ready. */
+static int
+sup_all_ready(const struct sup *s)
+{
+    for (int k = 0; k < s->n; k++)
+        if (!s->child[k].pid || !__atomic_load_n(&s->w->slot[k].ready, __ATOMIC_RELAXED))
+            return 0;
+    return 1;
+}
+
+/*
+ * Whether every running worker's loop has turned within the watchdog
+ * interval (a worker waiting to be restarted is the supervisor's business,
+ * not a stuck loop). Logs a worker that is seen stuck, once per stall.
+ */
+static int
+sup_loops_alive(struct sup *s, int64_t now)
+{
+    int alive = 1;
+    for (int k = 0; k < s->n; k++) {
+        struct sup_child *c = &s->child[k];
+        if (!c->pid)
+            continue;
+        int64_t age = now - __atomic_load_n(&s->w->slot[k].beat_ms, __ATOMIC_RELAXED);
+        if (age <= s->wd_ms) {
+            c->stalled = 0;
+            continue;
+        }
+        alive = 0;
+        if (!c->stalled)
+            log_warn("supervisor",
+                     "worker %d (pid %d) has not turned its loop for %lld ms: no more watchdog "
+                     "pings until it does",
+                     k, (int)c->pid, (long long)age);
+        c->stalled = 1;
+    }
+    return alive;
+}
+
+/*
+ * Speaks for the workers to the service manager (notify.h): READY=1 once
+ * all of them are ready, WATCHDOG=1 every half interval while all their
+ * loops turn.
+ */
+static void
+sup_notify(struct sup *s, int64_t now)
+{
+    if (!s->announced && !s->stopping && sup_all_ready(s)) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%d workers ready", s->n);
+        notify_send(msg);
+        s->announced = 1;
+    }
+    if (s->wd_ms && now >= s->ping_at_ms) {
+        if (sup_loops_alive(s, now))
+            notify_send("WATCHDOG=1");
+        s->ping_at_ms = now + s->wd_ms / 2;
+    }
+}
+
 /* The earliest deadline to wake up for, 0 when there is none. */
 static int64_t
 sup_next_deadline(const struct sup *s)
@@ -182,6 +253,12 @@ sup_next_deadline(const struct sup *s)
     for (int k = 0; k < s->n; k++)
         if (s->child[k].due_ms && (!next || s->child[k].due_ms < next))
             next = s->child[k].due_ms;
+    if (s->wd_ms && (!next || s->ping_at_ms < next))
+        next = s->ping_at_ms;
+    /* Readiness is in the workers' slots: looked at until all are ready. */
+    int64_t ready_check = hub_now_ms() + SUP_READY_POLL_MS;
+    if (notify_enabled() && !s->announced && !s->stopping && (!next || ready_check < next))
+        next = ready_check;
     return next;
 }
 
@@ -194,6 +271,8 @@ supervisor_run(int n, int shutdown_timeout_ms, sup_worker_fn fn, void *ud)
     s.fn = fn;
     s.ud = ud;
     s.self = getpid();
+    s.wd_ms = notify_watchdog_ms();
+    s.ping_at_ms = hub_now_ms();
     s.w = workers_map(n);
     if (!s.w)
         return 1;
@@ -243,6 +322,7 @@ supervisor_run(int n, int shutdown_timeout_ms, sup_worker_fn fn, void *ud)
                 sup_spawn(&s, k);
             }
         }
+        sup_notify(&s, now);
     }
     log_info("supervisor", "all workers have exited");
     workers_unmap(s.w);

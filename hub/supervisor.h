@@ -16,6 +16,13 @@
  * as a lone hub would). SIGTERM and SIGINT go to every worker (each drains
  * its clients with 1001) and the supervisor exits once all have: 0 when
  * every worker exited 0. SIGHUP is passed on too.
+ *
+ * Under a service manager (notify.h) the supervisor is the process it
+ * started, so it speaks for the workers: READY=1 once every worker listens
+ * and knows its outbox cursor, STOPPING=1 when it stops them, and watchdog
+ * pings only while every running worker's loop has turned (its heartbeat
+ * in the shared table) within the watchdog interval: one stuck worker
+ * stops the pings and the service manager restarts the hub.
  */
 #ifndef HUB_SUPERVISOR_H
 #define HUB_SUPERVISOR_H
@@ -34,6 +41,9 @@ struct workers;
 /* Beyond the workers' own shutdown deadline, how long the supervisor waits
  * for them before it kills what is left with SIGKILL. */
 #define SUP_STOP_GRACE_MS 5000
+/* Under a service manager, how often the workers' slots are looked at
+ * until every worker is ready. */
+#define SUP_READY_POLL_MS 50
 
 /*
  * The restart policy, for one worker that has just died after lived_ms:

@@ -81,13 +81,17 @@ workers_stats_of(const struct hub *hub, struct worker_stats *s)
 }
 
 void
-workers_publish(const struct hub *hub)
+workers_publish(const struct hub *hub, int ready)
 {
     if (!hub->workers)
         return;
     struct worker_stats s;
     workers_stats_of(hub, &s);
-    copy_words(&hub->workers->slot[hub->worker_id].s, &s, sizeof(s));
+    struct worker_slot *slot = &hub->workers->slot[hub->worker_id];
+    copy_words(&slot->s, &s, sizeof(s));
+    if (ready)
+        __atomic_store_n(&slot->ready, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->beat_ms, hub_now_ms(), __ATOMIC_RELAXED);
 }
 
 void
@@ -101,6 +105,7 @@ workers_retire(struct workers *w, int k)
     copy_words(&w->retired, &sum, sizeof(sum));
     copy_words(&slot->s, &none, sizeof(none));
     __atomic_store_n(&slot->pid, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->ready, 0, __ATOMIC_RELAXED);
 }
 
 int

@@ -52,6 +52,9 @@ struct worker_slot {
     int64_t pid;           /* the worker's process id; 0 while none runs (supervisor) */
     int64_t started_s;     /* wall-clock second it was started (supervisor) */
     int64_t restarts;      /* times the supervisor restarted this slot (supervisor) */
+    int64_t ready;         /* 1 once the worker listens and knows its outbox cursor (worker) */
+    int64_t beat_ms;       /* CLOCK_MONOTONIC ms of its loop's latest pass (worker; set by
+                              the supervisor before the fork, so a starting worker is fresh) */
 };
 
 /* The table, in memory every process of the hub maps at the same place. */
@@ -71,9 +74,11 @@ void workers_unmap(struct workers *w);
 /* Fills s from hub's live state. */
 void workers_stats_of(const struct hub *hub, struct worker_stats *s);
 
-/* Copies hub's state into its own slot (hub->workers, hub->worker_id);
- * nothing when the hub runs alone. Called after every pass of the loop. */
-void workers_publish(const struct hub *hub);
+/* Copies hub's state into its own slot (hub->workers, hub->worker_id),
+ * with the loop's heartbeat and, once ready is non-zero (it listens and
+ * knows its outbox cursor), that it is ready (see notify.h); nothing when
+ * the hub runs alone. Called after every pass of the loop. */
+void workers_publish(const struct hub *hub, int ready);
 
 /* Called by the supervisor once worker k has been reaped: its counters go
  * to the retired totals and the slot says it is neither listening nor

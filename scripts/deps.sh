@@ -7,6 +7,9 @@ PKGS=(build-essential cmake pkg-config clang-format
       libwebsockets-dev libev-dev libpq-dev libmsgpack-dev libjansson-dev libcmocka-dev openssl
       uthash-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client nodejs npm curl
+      # the package check (scripts/package-check.sh): dpkg-shlibdeps for CPack's
+      # dependencies, systemd-analyze to verify the unit, groff for the man page
+      dpkg-dev systemd groff-base
       # the fuzz targets (fuzz/): clang, libFuzzer with the sanitizer runtimes (only
       # recommended by clang), and llvm-symbolizer so a crash names its lines
       clang libclang-rt-14-dev llvm-14)

@@ -41,14 +41,16 @@ export function freePort() {
 
 /**
  * The environment a hub gets: ours without anything the hub reads (so a
- * developer's .env cannot leak in), plus env. A value of undefined removes
+ * developer's .env cannot leak in, nor a service manager's NOTIFY_SOCKET),
+ * nor the tests' own HUB_* variables (the hub would warn about them as
+ * unknown settings), plus env. A value of undefined removes
  * the variable. A superuser DATABASE_URL becomes the hub role's
  * (hubDatabaseUrl): hubs under test run with the rights a deployed one has.
  */
 function hubEnv(env) {
   const base = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^(DATABASE_URL|JWT_SECRET_KEY|PORT|FIREBASE_|TWILIO_|HUB_)/.test(k) && !/^HUB_(BIN|PGDIR|SOURCE_DIR)$/.test(k)) continue;
+    if (/^(DATABASE_URL|JWT_SECRET_KEY|PORT|FIREBASE_|TWILIO_|HUB_|NOTIFY_SOCKET$|WATCHDOG_)/.test(k)) continue;
     base[k] = v;
   }
   for (const [k, v] of Object.entries(env)) {
@@ -181,11 +183,13 @@ class HubProcess {
  * wrap: a command that execs the hub, e.g. ['prlimit', '--nofile=64'].
  * tls: the hub serves TLS (env names its HUB_TLS_* files); these are the
  *   client's options for it ({ca}), used for /healthz and kept as hub.tls.
+ * port: the port to listen on (a free one by default), for a test that must
+ * know it before the hub is up.
  */
-export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [], tls } = {}) {
+export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [], tls, port } = {}) {
   if (!hubBin) throw new Error('HUB_BIN is not set: it names the armonia-hub binary under test');
   const url = databaseUrl ?? (await pgUrl(pgdir));
-  const port = await freePort();
+  port ??= await freePort();
   const secret = randomSecret();
   const fullEnv = hubEnv({
     DATABASE_URL: url,
