@@ -243,9 +243,11 @@ static const struct {
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: armonia-hub [--flag=value ...]\n"
-               "       armonia-hub --check-config | --print-env-example | --version | --help\n\n"
-               "Every setting is read from its environment variable; a flag overrides it.\n\n");
+    fprintf(f,
+            "usage: armonia-hub [--flag=value ...]\n"
+            "       armonia-hub --check-config | --print-env-example | --version | --help\n"
+            "       armonia-hub migrate [--status] [--database-url URL]   (see migrate --help)\n\n"
+            "Every setting is read from its environment variable; a flag overrides it.\n\n");
     for (size_t i = 0; i < N_OPTS; i++)
         fprintf(f, "  --%-22s %-24s %s%s%s%s\n", opts[i].flag, opts[i].env, opts[i].help,
                 opts[i].def ? " [default " : "", opts[i].def ? opts[i].def : "",
