@@ -28,7 +28,7 @@ trap 'rm -rf "$tmp"' EXIT
 nm -A "$lib" 2>/dev/null |
     sed -n 's/^[^:]*:\([^:]*\)\.c\.o: *[0-9a-f]* *\([A-Za-z]\) \(.*\)$/\1 \2 \3/p' |
     while read -r member kind sym; do
-        [ -f "$src/$member.c" ] && echo "$member $kind $sym"
+        if [ -f "$src/$member.c" ]; then echo "$member $kind $sym"; fi
     done >"$tmp/syms"
 
 # Defined globals (text, data, bss, read-only) and undefined references.
