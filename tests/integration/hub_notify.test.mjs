@@ -88,20 +88,28 @@ async function waitPings(sink, n, from, timeout = 10_000) {
 }
 
 /**
+ * Runs probe() the moment READY=1 arrives on sink; resolves with what it
+ * resolves to (or its error's message).
+ */
+function atReady(sink, probe) {
+  return new Promise((resolve) => {
+    const fn = (m) => {
+      if (m.fields.READY !== '1') return;
+      sink.listeners.delete(fn);
+      probe().then(resolve, (err) => resolve(err.message));
+    };
+    sink.listeners.add(fn);
+  });
+}
+
+/**
  * Starts a hub that notifies sink, and checks, the moment READY=1 arrives,
  * that the hub answers /healthz 200 (it listens and its outbox is
  * readable). Resolves with the hub.
  */
 async function startNotifyingHub(sink, env = {}) {
   const port = await freePort();
-  const checked = new Promise((resolve) => {
-    const fn = (m) => {
-      if (m.fields.READY !== '1') return;
-      sink.listeners.delete(fn);
-      httpGet(port, '/healthz').then((r) => resolve(r.status), (err) => resolve(err.message));
-    };
-    sink.listeners.add(fn);
-  });
+  const checked = atReady(sink, async () => (await httpGet(port, '/healthz')).status);
   const hub = await startHub({ port, env: { NOTIFY_SOCKET: sink.path, WATCHDOG_USEC, ...env } });
   await nextMessage(sink, 'READY');
   assert.equal(await checked, 200, 'at READY=1 the hub did not answer /healthz with 200');
@@ -165,14 +173,7 @@ test('HUB_WORKERS=2: the supervisor says READY once both workers are; a stuck wo
   const sink = await startSink();
   const port = await freePort();
   // At READY=1 every worker must already be up (its slot's gauge says so).
-  const upAtReady = new Promise((resolve) => {
-    const fn = (m) => {
-      if (m.fields.READY !== '1') return;
-      sink.listeners.delete(fn);
-      httpGet(port, '/metrics').then((r) => resolve(r.body), (err) => resolve(err.message));
-    };
-    sink.listeners.add(fn);
-  });
+  const upAtReady = atReady(sink, async () => (await httpGet(port, '/metrics')).body);
   const hub = await startHub({ port, env: { HUB_WORKERS: 2, NOTIFY_SOCKET: sink.path, WATCHDOG_USEC } });
   await nextMessage(sink, 'READY');
   const metrics = await upAtReady;
