@@ -174,6 +174,12 @@ async function sample(admin) {
   return { states: Object.fromEntries(r.rows.map((x) => [x.what, x.n])), queue: r.rows[0]?.q ?? 0, hubActive: h.rows[0].n };
 }
 
+/** CPU µs so far of the backends serving the hubs' sessions (application_name armonia-hub …). */
+async function hubBackendsCpuUs(admin) {
+  const r = await admin.query("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'armonia-hub%'");
+  return Object.fromEntries(r.rows.map((x) => [x.pid, procCpuUs(x.pid)]));
+}
+
 /** Runs pgbench for SECONDS; resolves with {tps, commits, cpuUs} from its report. */
 function pgbench(url, script) {
   return new Promise((resolve, reject) => {
@@ -205,7 +211,7 @@ async function row(ctx, n, label) {
   try {
     const before = await Promise.all(hubs.map((h) => metrics(h.port)));
     const seq0 = Number((await admin.query('SELECT coalesce(max(seq), 0)::bigint AS s FROM hub.outbox')).rows[0].s);
-    const cpu0 = { db: clusterCpuUs(dataDir), hubs: hubs.map((h) => procCpuUs(h.proc.pid)) };
+    const cpu0 = { db: clusterCpuUs(dataDir), hubs: hubs.map((h) => procCpuUs(h.proc.pid)), sessions: await hubBackendsCpuUs(admin) };
     const t0 = Date.now();
     const bench = pgbench(url, script);
     const samples = [];
@@ -218,7 +224,8 @@ async function row(ctx, n, label) {
     }
     const b = await bench;
     const seconds = (Date.now() - t0) / 1000;
-    const cpu1 = { db: clusterCpuUs(dataDir), hubs: hubs.map((h) => procCpuUs(h.proc.pid)) };
+    const cpu1 = { db: clusterCpuUs(dataDir), hubs: hubs.map((h) => procCpuUs(h.proc.pid)), sessions: await hubBackendsCpuUs(admin) };
+    const sessionsCpu = Object.entries(cpu1.sessions).reduce((a, [pid, v]) => a + (v - (cpu0.sessions[pid] ?? v)), 0);
     const last = Number((await admin.query('SELECT coalesce(max(seq), 0)::bigint AS s FROM hub.outbox')).rows[0].s);
     const rows = Number((await admin.query('SELECT count(*)::bigint AS n FROM hub.outbox WHERE seq > $1', [seq0])).rows[0].n);
     // Every hub must read every event: wait for each cursor to reach the newest seq.
@@ -253,6 +260,7 @@ async function row(ctx, n, label) {
       hubs_cores: Math.round((hubCpu / 1e6 / seconds) * 100) / 100,
       pgbench_cores: Math.round((b.cpuUs / 1e6 / seconds) * 100) / 100,
       db_cpu_us_per_commit: Math.round((cpu1.db - cpu0.db) / Math.max(1, rows)),
+      hub_sessions_cpu_us_per_commit: Math.round(sessionsCpu / Math.max(1, rows)),
       producer_backends: share, notify_queue_max: queueMax,
       outbox_reads_s: Math.round(reads / seconds), hub_sessions_active: Math.round((10 * hubActive) / Math.max(1, samples.length)) / 10,
     };
@@ -267,11 +275,11 @@ async function row(ctx, n, label) {
 function table(rows) {
   const top = (s) => Object.entries(s).slice(0, 3).map(([k, v]) => `${k} ${v} %`).join(', ');
   const lines = [
-    '| hubs | fsync | commits/s | every hub read every event | catch-up after stop (ms) | PostgreSQL CPU (cores) | hubs CPU (cores) | pgbench CPU (cores) | PostgreSQL CPU µs per commit | outbox reads/s (all hubs) | hub sessions in a query (mean) | producers\' backends (share of samples) | NOTIFY queue max |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| hubs | fsync | commits/s | every hub read every event | catch-up after stop (ms) | PostgreSQL CPU (cores) | hubs CPU (cores) | pgbench CPU (cores) | PostgreSQL CPU µs per commit | of which in the hubs\' sessions | outbox reads/s (all hubs) | hub sessions in a query (mean) | producers\' backends (share of samples) | NOTIFY queue max |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    lines.push(`| ${r.hubs} | ${r.fsync} | ${r.commits_s} | ${r.every_hub_read_all === null ? '—' : r.every_hub_read_all ? 'yes' : `no (${r.hubs_read_min}..${r.hubs_read_max} of ${r.outbox_rows})`} | ${r.catch_up_ms} | ${r.db_cores} | ${r.hubs_cores} | ${r.pgbench_cores} | ${r.db_cpu_us_per_commit} | ${r.outbox_reads_s} | ${r.hub_sessions_active} | ${top(r.producer_backends)} | ${(r.notify_queue_max * 100).toFixed(3)} % |`);
+    lines.push(`| ${r.hubs} | ${r.fsync} | ${r.commits_s} | ${r.every_hub_read_all === null ? '—' : r.every_hub_read_all ? 'yes' : `no (${r.hubs_read_min}..${r.hubs_read_max} of ${r.outbox_rows})`} | ${r.catch_up_ms} | ${r.db_cores} | ${r.hubs_cores} | ${r.pgbench_cores} | ${r.db_cpu_us_per_commit} | ${r.hub_sessions_cpu_us_per_commit} | ${r.outbox_reads_s} | ${r.hub_sessions_active} | ${top(r.producer_backends)} | ${(r.notify_queue_max * 100).toFixed(3)} % |`);
   }
   return lines.join('\n');
 }
