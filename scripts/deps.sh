@@ -8,8 +8,9 @@ PKGS=(build-essential cmake pkg-config clang-format
       uthash-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client nodejs npm curl
       # nginx in front of two hubs (tests/integration/hub_nginx.test.mjs runs
-      # deploy/nginx/armonia-hub.conf); Debian 12's package has ssl built in
-      nginx
+      # deploy/nginx/armonia-hub.conf; Debian 12's package has ssl built in),
+      # and the openssl command that makes the test's certificate
+      nginx openssl
       # the fuzz targets (fuzz/): clang, libFuzzer with the sanitizer runtimes (only
       # recommended by clang), and llvm-symbolizer so a crash names its lines
       clang libclang-rt-14-dev llvm-14)

@@ -7,7 +7,8 @@
 // exactly once; the hubs see the client's address through X-Forwarded-For
 // (HUB_TRUSTED_PROXIES=127.0.0.1) in their logs and per-address caps;
 // /healthz and /metrics answer only loopback through nginx; a panic acked on
-// both hubs at once is claimed once, and both guards see the same claim.
+// both hubs at once is claimed once, and both guards see the same claim;
+// the JS client (clients/js) does the reconnection and resume by itself.
 //
 // The hubs stand for hubs on two machines: each has its own port and its
 // own database sessions, and they share only PostgreSQL and the JWT secret.
@@ -19,6 +20,7 @@ import WebSocket from 'ws';
 import { useLifecycle, startHub, db, httpGet, sleep, mintToken } from './lib/harness.mjs';
 import { useStreams, openStream, streamBarrier, assertExactStream, startProducer, within } from './lib/durability.mjs';
 import { startNginx } from './lib/nginx.mjs';
+import { createHubClient } from '../../clients/js/src/index.js';
 
 useLifecycle();
 useStreams();
@@ -233,5 +235,61 @@ test('acks and claims are coordinated in PostgreSQL: a panic acked at once by a 
       assert.ok(Date.now() < deadline, `acks of ${id} recorded: ${JSON.stringify(acked)}`);
       await sleep(50);
     }
+  }
+});
+
+test('the JS client (clients/js) through nginx rides out the death of its hub by itself: it reconnects to the other hub and resumes, every event once', async () => {
+  const T = await database.newTenant('nginx');
+  const { hubs, nginx, front } = await twoHubsBehindNginx();
+  const claims = { sub: 'console-1', tenant: T, role: 'guard' };
+  const token = mintToken(front.secret, claims);
+  // What came over the wire, before the client's own deduplication: the
+  // hub's resume must not double anything either.
+  const wire = [];
+  class TlsWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols, nginx.tls(CLIENT));
+      this.on('message', (data, isBinary) => {
+        const f = isBinary ? null : JSON.parse(data.toString('utf8'));
+        if (f?.type === 'event') wire.push(f.seq);
+      });
+    }
+  }
+  const client = createHubClient(nginx.wsUrl, { WebSocket: TlsWebSocket, getToken: () => token, initialMs: 200 });
+  const got = [];
+  const opens = [];
+  client.on('event', (e) => got.push(e.seq));
+  client.on('state', (s) => s.state === 'open' && opens.push(s));
+  client.on('error', () => {});
+  const waitFor = async (pred, what, timeout = 20_000) => {
+    const deadline = Date.now() + timeout;
+    while (!pred()) {
+      if (Date.now() > deadline) assert.fail(`no ${what} within ${timeout} ms: ${got.length} events, ${opens.length} opens, state ${client.state}`);
+      await sleep(20);
+    }
+  };
+  // The tenant is new: once the client is open it must get every event from the first.
+  await waitFor(() => opens.length >= 1, 'the first connection');
+  const producer = startProducer(database.url, T, { rooms: () => ['role:guard'], intervalMs: 3 });
+  try {
+    await waitFor(() => got.length >= 30, '30 events');
+    const held = await Promise.all(hubs.map(connections));
+    const victim = hubs[held.indexOf(1)];
+    assert.ok(victim, `exactly one hub holds the client: ${JSON.stringify(held)}`);
+    const before = got.length;
+    await victim.kill('SIGKILL');
+    await waitFor(() => opens.length >= 2, 'reconnection');
+    await waitFor(() => got.length >= before + 30, '30 events after the reconnection');
+    assert.equal(await connections(hubs.find((h) => h !== victim)), 1, 'the client is on the surviving hub');
+    await producer.stop();
+    const id = await database.emit(T, 'marker', ['all'], { barrier: true });
+    const [{ seq }] = await database.sql('select seq from hub.outbox where id = $1', [id]);
+    await waitFor(() => got.at(-1) >= Number(seq), 'the barrier');
+    const want = (await database.sql("select seq from hub.outbox where tenant = $1 and seq <= $2 and rooms && array['role:guard','all'] order by seq", [T, seq])).map((r) => Number(r.seq));
+    assert.deepEqual(got, want, 'the app got every event once, in order');
+    assert.deepEqual(wire, want, 'the hubs sent every event once');
+  } finally {
+    await producer.stop();
+    await client.close();
   }
 });
