@@ -39,15 +39,14 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { procCpuUs, clusterCpuUs } from './proc.mjs';
+import { freePort, httpGet } from './net.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -94,30 +93,6 @@ function pgModule() {
   log('npm ci in tests/integration');
   run('npm', ['ci', '--no-audit', '--no-fund', '--silent'], { cwd: d });
   return createRequire(join(d, 'package.json'))('pg');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function httpGet(port, path) {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve({ status: res.statusCode, body: b }));
-    });
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
 }
 
 /** The unlabelled series of a hub's /metrics: {name: value}. */
