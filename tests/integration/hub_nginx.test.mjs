@@ -13,7 +13,7 @@
 // The hubs stand for hubs on two machines: each has its own port and its
 // own database sessions, and they share only PostgreSQL and the JWT secret.
 
-import { test, before, after } from 'node:test';
+import { test, before, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
@@ -30,14 +30,18 @@ const CLIENT = '127.0.0.5';
 const OTHER_CLIENT = '127.0.0.6';
 
 let database;
-const proxies = [];
+/** The nginx and hubs of the running test: each test ends its own, so the cluster's sessions are not held to the file's end. */
+const current = [];
 
 before(async () => {
   database = await db();
 });
 
-after(async () => {
-  await Promise.all(proxies.map((n) => n.stop()));
+afterEach(async () => {
+  await Promise.all(current.splice(0).map(async ({ nginx, hubs }) => {
+    await nginx.stop();
+    await Promise.all(hubs.map((h) => h.stop()));
+  }));
 });
 
 /**
@@ -50,7 +54,7 @@ async function twoHubsBehindNginx(env = {}) {
   const hubs = await Promise.all([startHub({ env: hubEnv }), startHub({ env: hubEnv })]);
   for (const h of hubs) h.secret = secret;
   const nginx = await startNginx(hubs.map((h) => h.port));
-  proxies.push(nginx);
+  current.push({ nginx, hubs });
   return { hubs, nginx, front: { secret, wsUrl: nginx.wsUrl } };
 }
 
