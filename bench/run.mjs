@@ -36,18 +36,18 @@
 // The loadgen reads CLOCK_REALTIME on receipt: same machine, same clock.
 //
 // Every number printed is measured in this run; nothing is carried over.
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
+import { procCpuUs, clusterCpuUs } from './proc.mjs';
+import { freePort, httpGet } from './net.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -101,7 +101,6 @@ const LOADGEN_MAX_PER_PROC = 9500;
 const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
 const SECRET = randomBytes(24).toString('hex');
 const MSG = 'Visitante en porteria: Juan Perez, torre 3, apartamento 302';
-const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -151,65 +150,7 @@ function ensureGnuplot() {
   return spawnSync('sh', ['-c', 'command -v gnuplot']).status === 0;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function httpGet(port, path) {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve({ status: res.statusCode, body: b }));
-    });
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
 // ---------------------------------------------------------------- /proc
-
-function procCpuUs(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / HZ; // utime + stime
-  } catch {
-    return NaN;
-  }
-}
-
-/**
- * CPU µs of a PostgreSQL cluster: the postmaster and every process it
- * started (backends, WAL writer, autovacuum …). A backend that exits in
- * between takes its time with it; the bench's connections stay open.
- */
-function clusterCpuUs(dataDir) {
-  let pm;
-  try {
-    pm = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  } catch {
-    return NaN;
-  }
-  let sum = procCpuUs(pm);
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === pm) sum += ((Number(f[11]) + Number(f[12])) * 1e6) / HZ;
-    } catch {}
-  }
-  return sum;
-}
 
 function procRssKb(pid) {
   try {

@@ -10,6 +10,10 @@ PKGS=(build-essential cmake pkg-config clang-format
       # the package check (scripts/package-check.sh): dpkg-shlibdeps for CPack's
       # dependencies, systemd-analyze to verify the unit, groff for the man page
       dpkg-dev systemd groff-base
+      # nginx in front of two hubs (tests/integration/hub_nginx.test.mjs runs
+      # deploy/nginx/armonia-hub.conf; Debian 12's package has ssl built in),
+      # and the openssl command (listed above) that makes the test's certificate
+      nginx
       # the fuzz targets (fuzz/): clang, libFuzzer with the sanitizer runtimes (only
       # recommended by clang), and llvm-symbolizer so a crash names its lines
       clang libclang-rt-14-dev llvm-14)

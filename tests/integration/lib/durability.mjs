@@ -227,14 +227,16 @@ export class Stream {
  * auth frame (carrying since when given) or, with header: true, with
  * Authorization and ?since= on the URL. sinceRaw puts a value in the auth
  * frame or the URL exactly as given (for the bad_request cases).
+ * wsOptions go to the ws constructor as they are (ca for wss://,
+ * localAddress for a client address of loopback other than 127.0.0.1).
  */
-export async function openStream(hub, claims, { since, sinceRaw, header = false, label, timeout = 10_000, wsUrl } = {}) {
+export async function openStream(hub, claims, { since, sinceRaw, header = false, label, timeout = 10_000, wsUrl, wsOptions = {} } = {}) {
   const token = mintToken(hub.secret, claims);
   const url = new URL(wsUrl ?? hub.wsUrl);
   const s = since ?? sinceRaw;
   if (header && s !== undefined) url.searchParams.set('since', String(s));
   const headers = header ? { Authorization: `Bearer ${token}` } : {};
-  const ws = new WebSocket(url.toString(), ['armonia.v1.json'], { headers, handshakeTimeout: 5000 });
+  const ws = new WebSocket(url.toString(), ['armonia.v1.json'], { ...wsOptions, headers, handshakeTimeout: 5000 });
   const stream = new Stream(ws, label ?? `${claims.sub}${header ? ' (header auth)' : ''}`);
   await new Promise((resolve, reject) => {
     ws.once('unexpected-response', (req, res) => {

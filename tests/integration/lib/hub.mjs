@@ -9,7 +9,7 @@
 // cluster's superuser (hubDatabaseUrl in db.mjs).
 
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../../../bench/net.mjs';
 import { request } from 'node:http';
 import { request as tlsRequest } from 'node:https';
 import { randomSecret } from './token.mjs';
@@ -27,17 +27,8 @@ process.on('exit', () => {
   }
 });
 
-/** A TCP port nobody listens on right now (the kernel's choice). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+// freePort: a TCP port nobody listens on right now (the bench uses it too).
+export { freePort };
 
 /**
  * The environment a hub gets: ours without anything the hub reads (so a
