@@ -65,7 +65,8 @@ const NO_BUILD = argv.includes('--no-build');
 // --profile: record the hub (and the limit server) with perf during one
 // extra broadcast step at 50 % of saturation; writes DIR/profile-<system>.txt.
 const PROFILE = argv.includes('--profile');
-// --scenarios idle,broadcast,targeted: run only these (default: all three).
+// --scenarios idle,broadcast,targeted: run only these (default: all three);
+// capacity (100,000 connections over several processes) runs only when named.
 const SCENARIOS = opt('--scenarios', 'idle,broadcast,targeted').split(',');
 
 // Sizes and times of each mode. Quick keeps every scenario at smaller sizes.
@@ -97,6 +98,19 @@ const PAIRS = SCENARIOS.includes('broadcast') ? Number(opt('--pairs', String(CFG
 // only when both systems run the idle scenario). One measurement lasts
 // about a second, less than the machine's slow and fast stretches.
 const CONNECT_REPEATS = SCENARIOS.includes('idle') ? Number(opt('--connect-repeats', String(CFG.connectRepeats))) : 0;
+// The capacity scenario: connections, processes of the system (the hub's
+// HUB_WORKERS; as many limit servers on one port) and broadcasts, each to
+// every connection (at most 6: each is an event kind of its own, and the
+// load generator tells 8 kinds apart).
+const CAP = {
+  conns: Number(opt('--cap-conns', SMOKE ? '2000' : '100000')),
+  workers: Number(opt('--cap-workers', SMOKE ? '2' : '6')),
+  broadcasts: Math.min(6, Number(opt('--cap-broadcasts', SMOKE ? '2' : '5'))),
+};
+// The capacity scenario's targets (issue 18): RSS per connection over all
+// the system's processes, time until every connection is welcomed, last
+// receipt of a broadcast against the limit server's, panic p99 meanwhile.
+const CAP_TARGETS = { bytes_per_conn: 2560, connect_ms: 15000, last_vs_limit: 1.5, panic_p99_us: 20000 };
 const LOADGEN_MAX_PER_PROC = 9500;
 const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
 const SECRET = randomBytes(24).toString('hex');
@@ -131,7 +145,8 @@ function build() {
   }
   for (const p of ['socketio', 'ws']) {
     const d = join(here, 'peers', p);
-    if (!existsSync(join(d, 'node_modules')) && SYSTEMS.includes(p)) {
+    // The ws peer's packages also give this script its PostgreSQL client (startDb).
+    if (!existsSync(join(d, 'node_modules')) && (SYSTEMS.includes(p) || p === 'ws')) {
       log(`npm ci in bench/peers/${p}`);
       run('npm', ['ci', '--no-audit', '--no-fund', '--silent'], { cwd: d });
     }
@@ -187,6 +202,19 @@ function procCpuUs(pid) {
   }
 }
 
+/** The pids of the processes whose parent is ppid (this kernel has no /proc/<pid>/task/<tid>/children). */
+function childPids(ppid) {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
+    } catch {}
+  }
+  return out;
+}
+
 /**
  * CPU µs of a PostgreSQL cluster: the postmaster and every process it
  * started (backends, WAL writer, autovacuum …). A backend that exits in
@@ -199,16 +227,7 @@ function clusterCpuUs(dataDir) {
   } catch {
     return NaN;
   }
-  let sum = procCpuUs(pm);
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === pm) sum += ((Number(f[11]) + Number(f[12])) * 1e6) / HZ;
-    } catch {}
-  }
-  return sum;
+  return childPids(pm).reduce((sum, pid) => sum + (procCpuUs(pid) || 0), procCpuUs(pm));
 }
 
 function procRssKb(pid) {
@@ -351,9 +370,10 @@ function mergeReports(rs) {
     for (const [c, v] of Object.entries(r.close_codes)) m.close_codes[c] = (m.close_codes[c] ?? 0) + v;
     mergeHist(m.connect, r.connect_hist);
     for (const [k, v] of Object.entries(r.kinds)) {
-      const t = (m.kinds[k] ??= { count: 0, no_stamp: 0, lat: new Map() });
+      const t = (m.kinds[k] ??= { count: 0, no_stamp: 0, lat_max: 0, lat: new Map() });
       t.count += v.count;
       t.no_stamp += v.no_stamp;
+      t.lat_max = Math.max(t.lat_max, v.lat_max_us ?? 0);
       mergeHist(t.lat, v.lat);
     }
   }
@@ -380,13 +400,20 @@ async function waitLine(proc, re, ms) {
   });
 }
 
-/** Starts one system; returns {pid, port, proto, fire(events), stop()}. */
-async function startSystem(name, bins, db) {
+/**
+ * Starts one system; returns {pid, port, proto, fire(events), pids(), stop()}.
+ * With workers > 1 the hub runs that many worker processes (HUB_WORKERS)
+ * and the limit server that many processes sharing the port
+ * (SO_REUSEPORT), each sent every event; pids() lists every process of the
+ * system (the hub's supervisor and its workers).
+ */
+async function startSystem(name, bins, db, { workers = 1 } = {}) {
   const port = await freePort();
   let proc, fire, proto = 'armonia';
+  let others = []; // the limit server's processes after the first
   if (name === 'hub') {
     proc = spawn(bins.hubBin, [], {
-      env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port), HUB_BIND: '127.0.0.1', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT: '1000', HUB_RATE_BURST: '1000', HUB_TENANT_CACHE_MS: '600000' },
+      env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port), HUB_BIND: '127.0.0.1', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT: '1000', HUB_RATE_BURST: '1000', HUB_TENANT_CACHE_MS: '600000', HUB_WORKERS: String(workers) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stderr.on('data', (c) => process.stderr.write(`hub: ${c}`));
@@ -398,15 +425,21 @@ async function startSystem(name, bins, db) {
     }
     fire = null; // events come from PostgreSQL: db.fire
   } else if (name === 'limit') {
-    const ctl = await freePort();
-    proc = spawn(bins.limit, ['--port', String(port), '--ctl-port', String(ctl)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await waitLine(proc, /listening/, 10000);
+    const ctls = [];
+    for (let i = 0; i < workers; i++) {
+      const ctl = await freePort();
+      const p = spawn(bins.limit, ['--port', String(port), '--ctl-port', String(ctl)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      await waitLine(p, /listening/, 10000);
+      ctls.push(ctl);
+      if (i) others.push(p);
+      else proc = p;
+    }
     const udp = createSocket('udp4');
     let id = 0;
     fire = (ev) => {
       id++;
       const text = JSON.stringify({ type: 'event', id, seq: id, kind: ev.kind, priority: ev.priority, ack: false, ts: Date.now(), room: ev.rooms[0], data: { t_us: 0, msg: MSG } }).replace('"t_us":0', '"t_us":' + String(nowUs()).padStart(16, '0'));
-      udp.send(text, ctl, '127.0.0.1');
+      for (const ctl of ctls) udp.send(text, ctl, '127.0.0.1');
       return Promise.resolve();
     };
     proc.on('exit', () => udp.close());
@@ -423,10 +456,13 @@ async function startSystem(name, bins, db) {
   await sleep(300);
   return {
     name, port, proto, pid: proc.pid, fire, proc,
+    pids: () => [proc.pid, ...(name === 'hub' ? childPids(proc.pid) : others.map((p) => p.pid))],
     async stop() {
-      proc.kill('SIGTERM');
-      await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(12000)]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await Promise.all([proc, ...others].map(async (p) => {
+        p.kill('SIGTERM');
+        await Promise.race([new Promise((r) => p.once('exit', r)), sleep(12000)]);
+        if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      }));
     },
   };
 }
@@ -523,15 +559,19 @@ async function produce(sys, db, rate, seconds, spec) {
   return { sent, elapsed, offered: sent / elapsed };
 }
 
-/** Waits until the swarm's event count stops growing (or max ms). */
-async function drain(swarm, expect, maxMs = 10000) {
+/**
+ * Waits until the swarm's event count stops growing (or max ms). With kind,
+ * counts only that kind's events, and waits for its first one however long
+ * it takes (up to max ms).
+ */
+async function drain(swarm, expect, maxMs = 10000, kind) {
   const t0 = Date.now();
   let last = -1, stable = 0, r;
   for (;;) {
     r = await swarm.report();
-    const n = Object.values(r.kinds).reduce((s, k) => s + k.count, 0);
+    const n = kind ? (r.kinds[kind]?.count ?? 0) : Object.values(r.kinds).reduce((s, k) => s + k.count, 0);
     if (n >= expect) break;
-    if (n === last) {
+    if (n === last && (n > 0 || !kind)) {
       if (++stable >= 3) break;
     } else stable = 0;
     last = n;
@@ -893,6 +933,91 @@ async function targeted(name, bins, db) {
   }
 }
 
+/**
+ * The capacity scenario on a fresh system of CAP.workers processes:
+ * CAP.conns connections from load-generator processes of at most
+ * LOADGEN_MAX_PER_PROC each, plus one holding the 10 guards. Measures
+ * - the RSS of every process of the system (the hub's supervisor and
+ *   workers; every limit server) before the first connection and 1.5 s
+ *   after the last welcome: (after − before) / connections;
+ * - the time from the first connect of any load-generator process to the
+ *   last welcome of any (they share CLOCK_REALTIME);
+ * - CAP.broadcasts events to room `all`, one at a time (the next is sent
+ *   once the previous has reached everyone), each of a kind of its own
+ *   (cap1, cap2, …) so that each has its own histogram and its own largest
+ *   latency: commit (for the limit server, arrival) to last receipt, and
+ *   p50/p99 of the receipts;
+ * - for the hub, `alarm`s to the 10 guards at CFG.panicRate per second from
+ *   just before the first broadcast until the last has arrived: their p99.
+ * Resolves with every figure (null for systems other than hub and limit).
+ */
+async function capacity(name, bins, db) {
+  if (name !== 'hub' && name !== 'limit') return null;
+  const n = CAP.conns;
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  const cpuOf = (pids) => sum(pids.map((pid) => procCpuUs(pid) || 0));
+  const sys = await startSystem(name, bins, db, { workers: CAP.workers });
+  let sw = null;
+  try {
+    await sleep(1000);
+    const pids = sys.pids();
+    const want = CAP.workers + (name === 'hub' && CAP.workers > 1 ? 1 : 0);
+    if (pids.length !== want) log(`${name}: ${pids.length} processes, expected ${want}`);
+    const rss0 = pids.map(procRssKb);
+    const cpu0 = cpuOf(pids);
+    sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true });
+    const c = await sw.connected();
+    const cpuConnect = cpuOf(pids) - cpu0;
+    await sleep(1500);
+    const rss1 = pids.map(procRssKb);
+    const res = {
+      workers: CAP.workers, processes: pids.length, loadgen_processes: sw.lgs.length,
+      conns: n, ready: c.ready, failed: c.failed, rss_before_kb: rss0, rss_after_kb: rss1,
+      bytes_per_conn: c.ready ? ((sum(rss1) - sum(rss0)) * 1024) / c.ready : null,
+      connect_ms: (c.t_last_ready_us - c.t_first_us) / 1000, connect_rate: c.connectRate, connect_lat: percentiles(c.connect),
+      server_cpu_us_per_conn: c.ready ? cpuConnect / c.ready : null, loadgen_cpu_us_per_conn: c.ready ? c.cpu_us / c.ready : null,
+    };
+    log(`${name} capacity: ${c.ready}/${n} ready over ${pids.length} processes in ${(res.connect_ms / 1000).toFixed(1)} s, ` +
+      `RSS ${sum(rss0)}→${sum(rss1)} kB = ${Math.round(res.bytes_per_conn)} B/conn, server ${res.server_cpu_us_per_conn?.toFixed(1)} CPU-µs/conn, load generator ${res.loadgen_cpu_us_per_conn?.toFixed(1)}`);
+    sw.all('reset');
+    await sw.report();
+    const cpuB0 = cpuOf(pids);
+    let done = false;
+    const alarms = (async () => {
+      let sent = 0;
+      while (name === 'hub' && !done) sent += (await produce(sys, db, CFG.panicRate, 1, { tenant: 'bench', kind: 'alarm', room: 'role:guard', priority: 'critical' })).sent;
+      return sent;
+    })();
+    res.broadcasts = [];
+    for (let k = 1; k <= CAP.broadcasts; k++) {
+      const kind = `cap${k}`;
+      await produce(sys, db, 1, 1, { tenant: 'bench', kind, room: 'all', priority: 'normal' });
+      const r = await drain(sw, c.ready, 60000, kind);
+      const ks = r.kinds[kind] ?? { count: 0, lat_max: null, lat: new Map() };
+      const b = { received: ks.count, expected: c.ready, last_us: ks.lat_max, lat: percentiles(ks.lat) };
+      res.broadcasts.push(b);
+      log(`${name} capacity broadcast ${k}: ${b.received}/${b.expected}, last receipt ${fmtUs(b.last_us)}, p50 ${fmtUs(b.lat.p50)} p99 ${fmtUs(b.lat.p99)}`);
+    }
+    done = true;
+    const alarmsSent = await alarms;
+    await sleep(500);
+    const r = await sw.report();
+    res.server_cpu_us_broadcasts = cpuOf(pids) - cpuB0;
+    res.closed_after_ready = r.closed_after_ready;
+    res.close_codes = r.close_codes;
+    for (const k of ['last_us', 'p50', 'p99']) res[k] = median(res.broadcasts.map((b) => (k === 'last_us' ? b.last_us : b.lat[k])));
+    if (name === 'hub') {
+      const a = r.kinds.alarm;
+      res.panic = { sent: alarmsSent, expected: alarmsSent * 10, received: a?.count ?? 0, lat: percentiles(a?.lat ?? new Map()) };
+      log(`${name} capacity panic: ${res.panic.received}/${res.panic.expected} frames, p50 ${fmtUs(res.panic.lat.p50)} p99 ${fmtUs(res.panic.lat.p99)}`);
+    }
+    return res;
+  } finally {
+    if (sw) await sw.quit();
+    await sys.stop();
+  }
+}
+
 // ---------------------------------------------------------------- report
 
 function machine() {
@@ -960,6 +1085,36 @@ function table(results) {
   return md;
 }
 
+/** The capacity scenario's table, its broadcasts one by one and its targets (markdown), or ''. */
+function capacityTable(results) {
+  const names = SYSTEMS.filter((x) => results[x]?.capacity);
+  if (!names.length) return '';
+  const hub = results.hub?.capacity, lim = results.limit?.capacity;
+  const kb = (xs) => xs.reduce((a, b) => a + b, 0);
+  let md = `| system | processes | welcomed | RSS before → after, all processes | bytes/conn | connect+auth of all | last receipt, median of ${CAP.broadcasts} | p50, median | p99, median | panic p99 (frames) |\n|---|---|---|---|---|---|---|---|---|---|\n`;
+  for (const name of names) {
+    const r = results[name].capacity;
+    const vsLimit = name === 'hub' && lim?.last_us ? ` (${(r.last_us / lim.last_us).toFixed(2)}× of limit)` : '';
+    const panic = r.panic ? `${fmtUs(r.panic.lat.p99)} (${r.panic.received}/${r.panic.expected})` : 'n/a';
+    md += `| ${name} | ${r.processes} | ${r.ready}/${r.conns} | ${(kb(r.rss_before_kb) / 1024).toFixed(1)} → ${(kb(r.rss_after_kb) / 1024).toFixed(1)} MiB | ${Math.round(r.bytes_per_conn)} B | ${(r.connect_ms / 1000).toFixed(1)} s (${Math.round(r.connect_rate)}/s) | ${fmtUs(r.last_us)}${vsLimit} | ${fmtUs(r.p50)} | ${fmtUs(r.p99)} | ${panic} |\n`;
+  }
+  md += '\n';
+  for (const name of names) {
+    md += `${name}, each broadcast (received, last receipt, p50, p99): ` +
+      results[name].capacity.broadcasts.map((b) => `${b.received}/${b.expected} ${fmtUs(b.last_us)} ${fmtUs(b.lat.p50)} ${fmtUs(b.lat.p99)}`).join('; ') + '.\n';
+  }
+  if (hub) {
+    const T = CAP_TARGETS;
+    const ok = (v, max) => (v == null ? 'not measured' : v <= max ? 'met' : 'missed');
+    const ratio = lim?.last_us && hub.last_us != null ? hub.last_us / lim.last_us : null;
+    md += `Targets: bytes/conn ≤ ${T.bytes_per_conn} B: ${Math.round(hub.bytes_per_conn)} B, ${ok(hub.bytes_per_conn, T.bytes_per_conn)}; ` +
+      `all connected in ≤ ${T.connect_ms / 1000} s: ${(hub.connect_ms / 1000).toFixed(1)} s, ${hub.ready < hub.conns ? `missed (${hub.ready} of ${hub.conns} welcomed)` : ok(hub.connect_ms, T.connect_ms)}; ` +
+      `last receipt ≤ ${T.last_vs_limit}× the limit server's: ${ratio?.toFixed(2) ?? 'n/a'}×, ${ok(ratio, T.last_vs_limit)}; ` +
+      `panic p99 ≤ ${T.panic_p99_us / 1000} ms: ${fmtUs(hub.panic?.lat.p99)}, ${ok(hub.panic?.lat.p99, T.panic_p99_us)}.\n`;
+  }
+  return md;
+}
+
 function chart(results, dir) {
   const dat = [];
   let plots = [];
@@ -1010,6 +1165,7 @@ async function main() {
       if (SCENARIOS.includes('idle')) for (const n of CFG.idleSizes) r.idle.push(await idle(name, bins, db, n));
       if (SCENARIOS.includes('broadcast')) for (const n of CFG.bcastSizes) r.bcast.push(await broadcast(name, bins, db, n));
       if (SCENARIOS.includes('targeted')) r.targeted = await targeted(name, bins, db);
+      if (SCENARIOS.includes('capacity')) r.capacity = await capacity(name, bins, db);
       r.loadavg_after = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     }
     // The saturation search again for the hub and the limit server,
@@ -1040,7 +1196,9 @@ async function main() {
     await db.stop();
   }
   mach.loadavg_end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  const md = table(results);
+  // Only the capacity scenario run: its own table alone.
+  const md = SCENARIOS.some((x) => x !== 'capacity') ? table(results) : '';
+  const cap = capacityTable(results);
   let pairs = '';
   if (results.hub?.bcast?.[0]?.repeats && results.limit?.bcast?.[0]?.repeats) {
     const h = saturations(results.hub), l = saturations(results.limit);
@@ -1065,7 +1223,7 @@ async function main() {
   const png = gnuplot ? chart(results, OUT) : null;
   const strip = (k, v) => (k === 'lat_hist' ? undefined : v);
   writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, summary: summary(results), results }, strip, 1));
-  console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : ''));
+  console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : '') + (cap ? (md ? '\n' : '') + cap : ''));
   console.log(`JSON: ${join(OUT, 'latest.json')}${png ? `\nchart: ${png}` : '\nchart: not drawn (gnuplot missing)'}`);
 }
 
