@@ -230,6 +230,19 @@ function clusterCpuUs(dataDir) {
   return childPids(pm).reduce((sum, pid) => sum + (procCpuUs(pid) || 0), procCpuUs(pm));
 }
 
+/**
+ * CPU time (µs) pid has run and has waited on a run queue for a CPU
+ * (/proc/<pid>/schedstat): how much of a latency is the scheduler's.
+ */
+function schedUs(pid) {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { run: run / 1000, wait: wait / 1000 };
+  } catch {
+    return { run: 0, wait: 0 };
+  }
+}
+
 function procRssKb(pid) {
   try {
     const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
@@ -458,11 +471,20 @@ async function startSystem(name, bins, db, { workers = 1 } = {}) {
     name, port, proto, pid: proc.pid, fire, proc,
     pids: () => [proc.pid, ...(name === 'hub' ? childPids(proc.pid) : others.map((p) => p.pid))],
     async stop() {
+      const workers = name === 'hub' ? childPids(proc.pid) : [];
       await Promise.all([proc, ...others].map(async (p) => {
         p.kill('SIGTERM');
         await Promise.race([new Promise((r) => p.once('exit', r)), sleep(12000)]);
         if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
       }));
+      // Workers still draining when their supervisor was killed would go on
+      // without it, taking the cores from whatever runs next.
+      for (const pid of workers) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          log(`${name}: worker ${pid} still running 12 s after SIGTERM: killed`);
+        } catch {}
+      }
     },
   };
 }
@@ -982,6 +1004,13 @@ async function capacity(name, bins, db) {
     sw.all('reset');
     await sw.report();
     const cpuB0 = cpuOf(pids);
+    // Run-queue waits meanwhile of the system, of the broadcast load
+    // generators and of the guards' one (the first): the share of a
+    // latency that is waiting for one of the two cores.
+    const groups = { system: pids, loadgen: sw.lgs.slice(1).map((l) => l.proc.pid), guard_loadgen: [sw.lgs[0].proc.pid] };
+    const schedOf = () => Object.fromEntries(Object.entries(groups).map(([k, ps]) =>
+      [k, ps.map(schedUs).reduce((a, b) => ({ run: a.run + b.run, wait: a.wait + b.wait }), { run: 0, wait: 0 })]));
+    const sched0 = schedOf(), wall0 = performance.now();
     let done = false;
     const alarms = (async () => {
       let sent = 0;
@@ -1003,6 +1032,11 @@ async function capacity(name, bins, db) {
     await sleep(500);
     const r = await sw.report();
     res.server_cpu_us_broadcasts = cpuOf(pids) - cpuB0;
+    const sched1 = schedOf(), wall = (performance.now() - wall0) * 1000;
+    res.sched_broadcasts = { wall_us: wall, ...Object.fromEntries(Object.keys(groups).map((k) =>
+      [k, { processes: groups[k].length, run_us: sched1[k].run - sched0[k].run, wait_us: sched1[k].wait - sched0[k].wait }])) };
+    log(`${name} capacity broadcasts: ${(wall / 1e6).toFixed(1)} s; run / run-queue wait in CPU-s: ` +
+      Object.keys(groups).map((k) => `${k} ${(res.sched_broadcasts[k].run_us / 1e6).toFixed(1)} / ${(res.sched_broadcasts[k].wait_us / 1e6).toFixed(1)}`).join(', '));
     res.closed_after_ready = r.closed_after_ready;
     res.close_codes = r.close_codes;
     for (const k of ['last_us', 'p50', 'p99']) res[k] = median(res.broadcasts.map((b) => (k === 'last_us' ? b.last_us : b.lat[k])));
@@ -1011,6 +1045,22 @@ async function capacity(name, bins, db) {
       res.panic = { sent: alarmsSent, expected: alarmsSent * 10, received: a?.count ?? 0, lat: percentiles(a?.lat ?? new Map()) };
       log(`${name} capacity panic: ${res.panic.received}/${res.panic.expected} frames, p50 ${fmtUs(res.panic.lat.p50)} p99 ${fmtUs(res.panic.lat.p99)}`);
     }
+    // Then every client leaves at once (the load generators exit): how long
+    // until the system is idle again (its CPU grows by under 20 ms per
+    // 250 ms for a second; at most 120 s), and the CPU it spent closing.
+    const t0 = performance.now(), cpuL0 = cpuOf(pids);
+    await sw.quit();
+    sw = null;
+    let cpuL = cpuL0, calm = 0;
+    while (calm < 4 && performance.now() - t0 < 120000) {
+      await sleep(250);
+      const v = cpuOf(pids);
+      calm = v - cpuL < 20000 ? calm + 1 : 0;
+      cpuL = v;
+    }
+    res.leave_ms = performance.now() - t0 - calm * 250;
+    res.leave_cpu_us = cpuL - cpuL0;
+    log(`${name} capacity: all clients gone, idle again after ${(res.leave_ms / 1000).toFixed(1)} s, ${(res.leave_cpu_us / 1e6).toFixed(1)} CPU-s`);
     return res;
   } finally {
     if (sw) await sw.quit();
@@ -1091,12 +1141,12 @@ function capacityTable(results) {
   if (!names.length) return '';
   const hub = results.hub?.capacity, lim = results.limit?.capacity;
   const kb = (xs) => xs.reduce((a, b) => a + b, 0);
-  let md = `| system | processes | welcomed | RSS before → after, all processes | bytes/conn | connect+auth of all | last receipt, median of ${CAP.broadcasts} | p50, median | p99, median | panic p99 (frames) |\n|---|---|---|---|---|---|---|---|---|---|\n`;
+  let md = `| system | processes | welcomed | RSS before → after, all processes | bytes/conn | connect+auth of all | last receipt, median of ${CAP.broadcasts} | p50, median | p99, median | panic p99 (frames) | all clients leave: idle again after |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
   for (const name of names) {
     const r = results[name].capacity;
     const vsLimit = name === 'hub' && lim?.last_us ? ` (${(r.last_us / lim.last_us).toFixed(2)}× of limit)` : '';
     const panic = r.panic ? `${fmtUs(r.panic.lat.p99)} (${r.panic.received}/${r.panic.expected})` : 'n/a';
-    md += `| ${name} | ${r.processes} | ${r.ready}/${r.conns} | ${(kb(r.rss_before_kb) / 1024).toFixed(1)} → ${(kb(r.rss_after_kb) / 1024).toFixed(1)} MiB | ${Math.round(r.bytes_per_conn)} B | ${(r.connect_ms / 1000).toFixed(1)} s (${Math.round(r.connect_rate)}/s) | ${fmtUs(r.last_us)}${vsLimit} | ${fmtUs(r.p50)} | ${fmtUs(r.p99)} | ${panic} |\n`;
+    md += `| ${name} | ${r.processes} | ${r.ready}/${r.conns} | ${(kb(r.rss_before_kb) / 1024).toFixed(1)} → ${(kb(r.rss_after_kb) / 1024).toFixed(1)} MiB | ${Math.round(r.bytes_per_conn)} B | ${(r.connect_ms / 1000).toFixed(1)} s (${Math.round(r.connect_rate)}/s) | ${fmtUs(r.last_us)}${vsLimit} | ${fmtUs(r.p50)} | ${fmtUs(r.p99)} | ${panic} | ${(r.leave_ms / 1000).toFixed(1)} s (${(r.leave_cpu_us / 1e6).toFixed(1)} CPU-s) |\n`;
   }
   md += '\n';
   for (const name of names) {
