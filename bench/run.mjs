@@ -106,6 +106,12 @@ const CAP = {
   conns: Number(opt('--cap-conns', SMOKE ? '2000' : '100000')),
   workers: Number(opt('--cap-workers', SMOKE ? '2' : '6')),
   broadcasts: Math.min(6, Number(opt('--cap-broadcasts', SMOKE ? '2' : '5'))),
+  // Rounds of hub and limit server, alternating which goes first: on a
+  // shared machine one system's minute can be quiet and the other's not.
+  rounds: Number(opt('--cap-rounds', '1')),
+  // nice value of the broadcast load generators (not the guards' process):
+  // an experiment on how much of a latency is their sharing the cores.
+  nice: opt('--cap-loadgen-nice', null),
 };
 // The capacity scenario's targets (issue 18): RSS per connection over all
 // the system's processes, time until every connection is welcomed, last
@@ -308,7 +314,7 @@ class Loadgen {
  * sockets' in one client's loop.
  */
 class Swarm {
-  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs, guardProc = false } = {}) {
+  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs, guardProc = false, nice = null } = {}) {
     const rest = guardProc ? n - guards : n;
     const k = procs ?? Math.max(2, Math.ceil(rest / LOADGEN_MAX_PER_PROC));
     const sizes = Array.from({ length: k }, (_, i) => Math.floor(rest / k) + (i < rest % k ? 1 : 0));
@@ -316,12 +322,15 @@ class Swarm {
     this.n = n;
     this.lgs = [];
     let base = 0;
-    for (const c of sizes) {
-      this.lgs.push(new Loadgen(bin, [
+    for (const [i, c] of sizes.entries()) {
+      const args = [
         '--port', String(sys.port), '--secret', SECRET, '--proto', sys.proto, '--conns', String(c),
         '--base', String(base), '--tenant', tenant, '--per-tenant', String(perTenant),
         '--guards', String(guards), '--units', String(units), '--src', SRC, '--inflight', process.env.LG_INFLIGHT ?? '256',
-      ]));
+      ];
+      // nice: the processes other than the guards' run at that nice value.
+      const niced = nice != null && !(guardProc && guards && i === 0);
+      this.lgs.push(niced ? new Loadgen('nice', ['-n', String(nice), bin, ...args]) : new Loadgen(bin, args));
       base += c;
     }
   }
@@ -987,7 +996,7 @@ async function capacity(name, bins, db) {
     if (pids.length !== want) log(`${name}: ${pids.length} processes, expected ${want}`);
     const rss0 = pids.map(procRssKb);
     const cpu0 = cpuOf(pids);
-    sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true });
+    sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true, nice: CAP.nice });
     const c = await sw.connected();
     const cpuConnect = cpuOf(pids) - cpu0;
     await sleep(1500);
@@ -1135,32 +1144,56 @@ function table(results) {
   return md;
 }
 
-/** The capacity scenario's table, its broadcasts one by one and its targets (markdown), or ''. */
+/**
+ * The capacity scenario's table (each figure the median over the rounds),
+ * every round's figures, every broadcast, and the targets (markdown), or ''.
+ */
 function capacityTable(results) {
-  const names = SYSTEMS.filter((x) => results[x]?.capacity);
+  const names = SYSTEMS.filter((x) => results[x]?.capacity?.length);
   if (!names.length) return '';
   const hub = results.hub?.capacity, lim = results.limit?.capacity;
   const kb = (xs) => xs.reduce((a, b) => a + b, 0);
-  let md = `| system | processes | welcomed | RSS before → after, all processes | bytes/conn | connect+auth of all | last receipt, median of ${CAP.broadcasts} | p50, median | p99, median | panic p99 (frames) | all clients leave: idle again after |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
+  const med = (rs, f) => {
+    const v = rs.map(f).filter((x) => x != null && !Number.isNaN(x));
+    return v.length ? median(v) : null;
+  };
+  const F = {
+    bpc: (r) => r.bytes_per_conn, connect: (r) => (r.ready === r.conns ? r.connect_ms : Infinity),
+    last: (r) => r.last_us, p50: (r) => r.p50, p99: (r) => r.p99, panic: (r) => r.panic?.lat.p99, leave: (r) => r.leave_ms,
+  };
+  // The hub's last receipt over the limit server's, round by round.
+  const ratios = hub && lim ? hub.map((h, i) => (lim[i]?.last_us ? h.last_us / lim[i].last_us : null)).filter((x) => x != null) : [];
+  const rounds = CAP.rounds > 1 ? `, median of ${CAP.rounds} rounds` : '';
+  let md = `| system | processes | welcomed | RSS before → after, all processes | bytes/conn | connect+auth of all | last receipt (median of ${CAP.broadcasts} broadcasts) | p50 | p99 | panic p99 | all clients leave: idle again after |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
   for (const name of names) {
-    const r = results[name].capacity;
-    const vsLimit = name === 'hub' && lim?.last_us ? ` (${(r.last_us / lim.last_us).toFixed(2)}× of limit)` : '';
-    const panic = r.panic ? `${fmtUs(r.panic.lat.p99)} (${r.panic.received}/${r.panic.expected})` : 'n/a';
-    md += `| ${name} | ${r.processes} | ${r.ready}/${r.conns} | ${(kb(r.rss_before_kb) / 1024).toFixed(1)} → ${(kb(r.rss_after_kb) / 1024).toFixed(1)} MiB | ${Math.round(r.bytes_per_conn)} B | ${(r.connect_ms / 1000).toFixed(1)} s (${Math.round(r.connect_rate)}/s) | ${fmtUs(r.last_us)}${vsLimit} | ${fmtUs(r.p50)} | ${fmtUs(r.p99)} | ${panic} | ${(r.leave_ms / 1000).toFixed(1)} s (${(r.leave_cpu_us / 1e6).toFixed(1)} CPU-s) |\n`;
+    const rs = results[name].capacity, r = rs[0];
+    const vsLimit = name === 'hub' && ratios.length ? ` (${median(ratios).toFixed(2)}× of limit)` : '';
+    const connect = med(rs, F.connect);
+    md += `| ${name}${rounds} | ${r.processes} | ${rs.map((x) => x.ready).join(', ')} of ${r.conns} | ` +
+      `${(kb(r.rss_before_kb) / 1024).toFixed(1)} → ${(kb(r.rss_after_kb) / 1024).toFixed(1)} MiB | ${Math.round(med(rs, F.bpc))} B | ` +
+      `${connect === Infinity ? 'not all' : `${(connect / 1000).toFixed(1)} s`} | ${fmtUs(med(rs, F.last))}${vsLimit} | ${fmtUs(med(rs, F.p50))} | ${fmtUs(med(rs, F.p99))} | ` +
+      `${r.panic ? fmtUs(med(rs, F.panic)) : 'n/a'} | ${(med(rs, F.leave) / 1000).toFixed(1)} s |\n`;
   }
   md += '\n';
   for (const name of names) {
-    md += `${name}, each broadcast (received, last receipt, p50, p99): ` +
-      results[name].capacity.broadcasts.map((b) => `${b.received}/${b.expected} ${fmtUs(b.last_us)} ${fmtUs(b.lat.p50)} ${fmtUs(b.lat.p99)}`).join('; ') + '.\n';
+    results[name].capacity.forEach((r, i) => {
+      const sch = r.sched_broadcasts;
+      md += `${name}${CAP.rounds > 1 ? ` round ${i + 1}` : ''}: ${r.ready}/${r.conns} in ${(r.connect_ms / 1000).toFixed(1)} s (${Math.round(r.connect_rate)}/s, ` +
+        `server ${r.server_cpu_us_per_conn?.toFixed(0)} CPU-µs/conn), ${Math.round(r.bytes_per_conn)} B/conn; broadcasts (received, last receipt, p50, p99): ` +
+        r.broadcasts.map((b) => `${b.received} ${fmtUs(b.last_us)} ${fmtUs(b.lat.p50)} ${fmtUs(b.lat.p99)}`).join('; ') +
+        (r.panic ? `; panic ${r.panic.received}/${r.panic.expected} frames, p50 ${fmtUs(r.panic.lat.p50)} p99 ${fmtUs(r.panic.lat.p99)}` : '') +
+        `; during the broadcasts (${(sch.wall_us / 1e6).toFixed(1)} s) the system ran ${(sch.system.run_us / 1e6).toFixed(1)} CPU-s and waited ${(sch.system.wait_us / 1e6).toFixed(1)} s for a core, ` +
+        `the load generators ${(sch.loadgen.run_us / 1e6).toFixed(1)} / ${(sch.loadgen.wait_us / 1e6).toFixed(1)}; all left: idle after ${(r.leave_ms / 1000).toFixed(1)} s, ${(r.leave_cpu_us / 1e6).toFixed(1)} CPU-s.\n`;
+    });
   }
   if (hub) {
     const T = CAP_TARGETS;
     const ok = (v, max) => (v == null ? 'not measured' : v <= max ? 'met' : 'missed');
-    const ratio = lim?.last_us && hub.last_us != null ? hub.last_us / lim.last_us : null;
-    md += `Targets: bytes/conn ≤ ${T.bytes_per_conn} B: ${Math.round(hub.bytes_per_conn)} B, ${ok(hub.bytes_per_conn, T.bytes_per_conn)}; ` +
-      `all connected in ≤ ${T.connect_ms / 1000} s: ${(hub.connect_ms / 1000).toFixed(1)} s, ${hub.ready < hub.conns ? `missed (${hub.ready} of ${hub.conns} welcomed)` : ok(hub.connect_ms, T.connect_ms)}; ` +
-      `last receipt ≤ ${T.last_vs_limit}× the limit server's: ${ratio?.toFixed(2) ?? 'n/a'}×, ${ok(ratio, T.last_vs_limit)}; ` +
-      `panic p99 ≤ ${T.panic_p99_us / 1000} ms: ${fmtUs(hub.panic?.lat.p99)}, ${ok(hub.panic?.lat.p99, T.panic_p99_us)}.\n`;
+    const bpc = med(hub, F.bpc), connect = med(hub, F.connect), ratio = ratios.length ? median(ratios) : null, panic = med(hub, F.panic);
+    md += `Targets: bytes/conn ≤ ${T.bytes_per_conn} B: ${Math.round(bpc)} B, ${ok(bpc, T.bytes_per_conn)}; ` +
+      `all connected in ≤ ${T.connect_ms / 1000} s: ${connect === Infinity ? 'not all welcomed, missed' : `${(connect / 1000).toFixed(1)} s, ${ok(connect, T.connect_ms)}`}; ` +
+      `last receipt ≤ ${T.last_vs_limit}× the limit server's: ${ratio?.toFixed(2) ?? 'n/a'}×${ratios.length > 1 ? ` (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})` : ''}, ${ok(ratio, T.last_vs_limit)}; ` +
+      `panic p99 ≤ ${T.panic_p99_us / 1000} ms: ${fmtUs(panic)}, ${ok(panic, T.panic_p99_us)}.\n`;
   }
   return md;
 }
@@ -1215,7 +1248,6 @@ async function main() {
       if (SCENARIOS.includes('idle')) for (const n of CFG.idleSizes) r.idle.push(await idle(name, bins, db, n));
       if (SCENARIOS.includes('broadcast')) for (const n of CFG.bcastSizes) r.bcast.push(await broadcast(name, bins, db, n));
       if (SCENARIOS.includes('targeted')) r.targeted = await targeted(name, bins, db);
-      if (SCENARIOS.includes('capacity')) r.capacity = await capacity(name, bins, db);
       r.loadavg_after = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     }
     // The saturation search again for the hub and the limit server,
@@ -1224,6 +1256,14 @@ async function main() {
     // minutes apart), so one search each, minutes apart, can compare a fast
     // moment with a slow one. Each repeat starts at half of that
     // system's first figure.
+    // The capacity scenario: CAP.rounds rounds of hub and limit server,
+    // alternating which goes first.
+    if (SCENARIOS.includes('capacity')) {
+      const names = SYSTEMS.filter((x) => x === 'hub' || x === 'limit');
+      for (let k = 0; k < CAP.rounds; k++) {
+        for (const name of k % 2 ? [...names].reverse() : names) (results[name].capacity ??= []).push(await capacity(name, bins, db));
+      }
+    }
     const idleFirst = (name) => results[name]?.idle?.find((x) => x.conns === CFG.connectN);
     if (CONNECT_REPEATS > 0 && idleFirst('hub') && idleFirst('limit')) {
       for (let p = 0; p < CONNECT_REPEATS; p++) {
