@@ -7,6 +7,9 @@
 // (--smoke: tiny sizes, to check the machinery only.)
 // Options: --systems hub,limit,ws,socketio (which to run, in that order)
 //          --out DIR (default bench/results) --no-build
+//          --scenarios capacity: 100,000 connections over 6 hub workers and
+//          over 6 limit servers on one port (--cap-conns, --cap-workers,
+//          --cap-broadcasts, --cap-rounds, --cap-loadgen-nice; bench/README.md)
 //
 // It builds what is missing (the hub with cmake into build/bench-hub unless
 // HUB_BIN names one; armonia-loadgen, armonia-limit and armonia-producer into
@@ -1312,7 +1315,7 @@ async function main() {
     `Command: ${cmd}   (took ${Math.round((Date.now() - t0) / 1000)} s)\n`;
   const png = gnuplot ? chart(results, OUT) : null;
   const strip = (k, v) => (k === 'lat_hist' ? undefined : v);
-  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, summary: summary(results), results }, strip, 1));
+  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, ...(SCENARIOS.includes('capacity') ? { capacity: { ...CAP, targets: CAP_TARGETS } } : {}), summary: summary(results), results }, strip, 1));
   console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : '') + (cap ? (md ? '\n' : '') + cap : ''));
   console.log(`JSON: ${join(OUT, 'latest.json')}${png ? `\nchart: ${png}` : '\nchart: not drawn (gnuplot missing)'}`);
 }
