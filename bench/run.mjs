@@ -483,18 +483,22 @@ async function startSystem(name, bins, db, { workers = 1 } = {}) {
     name, port, proto, pid: proc.pid, fire, proc,
     pids: () => [proc.pid, ...(name === 'hub' ? childPids(proc.pid) : others.map((p) => p.pid))],
     async stop() {
+      // A hub with workers gets 20 s: its supervisor kills workers still
+      // draining 15 s after SIGTERM (HUB_SHUTDOWN_TIMEOUT_MS + 5 s) and
+      // then exits; killed before that, it would leave them running.
       const workers = name === 'hub' ? childPids(proc.pid) : [];
+      const wait = workers.length ? 20000 : 12000;
       await Promise.all([proc, ...others].map(async (p) => {
         p.kill('SIGTERM');
-        await Promise.race([new Promise((r) => p.once('exit', r)), sleep(12000)]);
+        await Promise.race([new Promise((r) => p.once('exit', r)), sleep(wait)]);
         if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
       }));
-      // Workers still draining when their supervisor was killed would go on
-      // without it, taking the cores from whatever runs next.
+      // Workers still running without their supervisor would take the
+      // cores from whatever runs next.
       for (const pid of workers) {
         try {
           process.kill(pid, 'SIGKILL');
-          log(`${name}: worker ${pid} still running 12 s after SIGTERM: killed`);
+          log(`${name}: worker ${pid} still running ${wait / 1000} s after SIGTERM: killed`);
         } catch {}
       }
     },
