@@ -22,7 +22,9 @@
  * producer's timestamp carried in the event's data as "t_us" (µs since the
  * epoch; bench/run.mjs sets it with clock_timestamp() inside the producing
  * statement, which commits at once). Latencies go into one log-linear
- * histogram per event kind.
+ * histogram per event kind, beside the largest one exactly: for a single
+ * event sent to everyone, that is the time from its commit to its last
+ * receipt.
  *
  * The driver talks to the process over stdin/stdout, one line each way:
  *   reset          zero the event counters and histograms (start a window)
@@ -91,6 +93,7 @@ struct kind_stats {
     uint64_t count;
     uint64_t bytes;
     uint64_t no_stamp;
+    uint64_t lat_max; /* the largest latency seen, exact (the histogram rounds) */
     struct hist lat;
 };
 
@@ -302,9 +305,11 @@ report(FILE *f, const char *phase)
     for (int k = 0; k < G.nkinds; k++) {
         struct kind_stats *ks = &G.kinds[k];
         fprintf(f,
-                "%s\"%s\":{\"count\":%llu,\"bytes\":%llu,\"no_stamp\":%llu,\"lat\":", k ? "," : "",
-                ks->name, (unsigned long long)ks->count, (unsigned long long)ks->bytes,
-                (unsigned long long)ks->no_stamp);
+                "%s\"%s\":{\"count\":%llu,\"bytes\":%llu,\"no_stamp\":%llu,\"lat_max_us\":%llu,"
+                "\"lat\":",
+                k ? "," : "", ks->name, (unsigned long long)ks->count,
+                (unsigned long long)ks->bytes, (unsigned long long)ks->no_stamp,
+                (unsigned long long)ks->lat_max);
         hist_print(f, &ks->lat);
         fputc('}', f);
     }
@@ -589,7 +594,10 @@ on_event(const char *p, size_t n, uint64_t t)
         return;
     }
     uint64_t stamp = strtoull(v, NULL, 10);
-    ks->lat.n[hist_index(t > stamp ? t - stamp : 0)]++;
+    uint64_t lat = t > stamp ? t - stamp : 0;
+    ks->lat.n[hist_index(lat)]++;
+    if (lat > ks->lat_max)
+        ks->lat_max = lat;
 }
 
 /* Handles one complete text message. */

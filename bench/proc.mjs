@@ -1,5 +1,6 @@
 // proc.mjs - CPU time of processes from /proc, for the bench scripts
-// (run.mjs, pg-envelope.mjs): one process, or a PostgreSQL cluster as a whole.
+// (run.mjs, pg-envelope.mjs): one process, or a PostgreSQL cluster as a whole;
+// the children of a process; a process's time waiting for a CPU.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -15,6 +16,32 @@ export function procCpuUs(pid) {
     return ((Number(f[11]) + Number(f[12])) * 1e6) / HZ; // utime + stime
   } catch {
     return NaN;
+  }
+}
+
+/** The pids of the processes whose parent is ppid (this kernel has no /proc/<pid>/task/<tid>/children). */
+export function childPids(ppid) {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
+    } catch {}
+  }
+  return out;
+}
+
+/**
+ * CPU time (µs) pid has run and has waited on a run queue for a CPU
+ * (/proc/<pid>/schedstat): how much of a latency is the scheduler's.
+ */
+export function schedUs(pid) {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { run: run / 1000, wait: wait / 1000 };
+  } catch {
+    return { run: 0, wait: 0 };
   }
 }
 
@@ -40,13 +67,6 @@ export function clusterCpuUs(dataDir) {
   } catch {
     return NaN;
   }
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === pm) sum += ((Number(f[11]) + Number(f[12])) * 1e6) / HZ;
-    } catch {}
-  }
+  for (const pid of childPids(pm)) sum += procCpuUs(pid) || 0;
   return sum;
 }

@@ -7,6 +7,9 @@
 // (--smoke: tiny sizes, to check the machinery only.)
 // Options: --systems hub,limit,ws,socketio (which to run, in that order)
 //          --out DIR (default bench/results) --no-build
+//          --scenarios capacity: 100,000 connections over 6 hub workers and
+//          over 6 limit servers on one port (--cap-conns, --cap-workers,
+//          --cap-broadcasts, --cap-rounds, --cap-loadgen-nice; bench/README.md)
 //
 // It builds what is missing (the hub with cmake into build/bench-hub unless
 // HUB_BIN names one; armonia-loadgen, armonia-limit and armonia-producer into
@@ -46,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { procCpuUs, clusterCpuUs } from './proc.mjs';
+import { procCpuUs, clusterCpuUs, childPids, schedUs } from './proc.mjs';
 import { freePort, httpGet } from './net.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -65,7 +68,8 @@ const NO_BUILD = argv.includes('--no-build');
 // --profile: record the hub (and the limit server) with perf during one
 // extra broadcast step at 50 % of saturation; writes DIR/profile-<system>.txt.
 const PROFILE = argv.includes('--profile');
-// --scenarios idle,broadcast,targeted: run only these (default: all three).
+// --scenarios idle,broadcast,targeted: run only these (default: all three);
+// capacity (100,000 connections over several processes) runs only when named.
 const SCENARIOS = opt('--scenarios', 'idle,broadcast,targeted').split(',');
 
 // Sizes and times of each mode. Quick keeps every scenario at smaller sizes.
@@ -97,6 +101,25 @@ const PAIRS = SCENARIOS.includes('broadcast') ? Number(opt('--pairs', String(CFG
 // only when both systems run the idle scenario). One measurement lasts
 // about a second, less than the machine's slow and fast stretches.
 const CONNECT_REPEATS = SCENARIOS.includes('idle') ? Number(opt('--connect-repeats', String(CFG.connectRepeats))) : 0;
+// The capacity scenario: connections, processes of the system (the hub's
+// HUB_WORKERS; as many limit servers on one port) and broadcasts, each to
+// every connection (at most 6: each is an event kind of its own, and the
+// load generator tells 8 kinds apart).
+const CAP = {
+  conns: Number(opt('--cap-conns', SMOKE ? '2000' : '100000')),
+  workers: Number(opt('--cap-workers', SMOKE ? '2' : '6')),
+  broadcasts: Math.min(6, Number(opt('--cap-broadcasts', SMOKE ? '2' : '5'))),
+  // Rounds of hub and limit server, alternating which goes first: on a
+  // shared machine one system's minute can be quiet and the other's not.
+  rounds: Number(opt('--cap-rounds', '1')),
+  // nice value of the broadcast load generators (not the guards' process):
+  // an experiment on how much of a latency is their sharing the cores.
+  nice: opt('--cap-loadgen-nice', null),
+};
+// The capacity scenario's targets (issue 18): RSS per connection over all
+// the system's processes, time until every connection is welcomed, last
+// receipt of a broadcast against the limit server's, panic p99 meanwhile.
+const CAP_TARGETS = { bytes_per_conn: 2560, connect_ms: 15000, last_vs_limit: 1.5, panic_p99_us: 20000 };
 const LOADGEN_MAX_PER_PROC = 9500;
 const SRC = '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9';
 const SECRET = randomBytes(24).toString('hex');
@@ -130,7 +153,8 @@ function build() {
   }
   for (const p of ['socketio', 'ws']) {
     const d = join(here, 'peers', p);
-    if (!existsSync(join(d, 'node_modules')) && SYSTEMS.includes(p)) {
+    // The ws peer's packages also give this script its PostgreSQL client (startDb).
+    if (!existsSync(join(d, 'node_modules')) && (SYSTEMS.includes(p) || p === 'ws')) {
       log(`npm ci in bench/peers/${p}`);
       run('npm', ['ci', '--no-audit', '--no-fund', '--silent'], { cwd: d });
     }
@@ -217,7 +241,7 @@ class Loadgen {
  * sockets' in one client's loop.
  */
 class Swarm {
-  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs, guardProc = false } = {}) {
+  constructor(bin, sys, n, { tenant = 'bench', perTenant = 1000000, guards = 0, units = 0, procs, guardProc = false, nice = null } = {}) {
     const rest = guardProc ? n - guards : n;
     const k = procs ?? Math.max(2, Math.ceil(rest / LOADGEN_MAX_PER_PROC));
     const sizes = Array.from({ length: k }, (_, i) => Math.floor(rest / k) + (i < rest % k ? 1 : 0));
@@ -225,12 +249,15 @@ class Swarm {
     this.n = n;
     this.lgs = [];
     let base = 0;
-    for (const c of sizes) {
-      this.lgs.push(new Loadgen(bin, [
+    for (const [i, c] of sizes.entries()) {
+      const args = [
         '--port', String(sys.port), '--secret', SECRET, '--proto', sys.proto, '--conns', String(c),
         '--base', String(base), '--tenant', tenant, '--per-tenant', String(perTenant),
         '--guards', String(guards), '--units', String(units), '--src', SRC, '--inflight', process.env.LG_INFLIGHT ?? '256',
-      ]));
+      ];
+      // nice: the processes other than the guards' run at that nice value.
+      const niced = nice != null && !(guardProc && guards && i === 0);
+      this.lgs.push(niced ? new Loadgen('nice', ['-n', String(nice), bin, ...args]) : new Loadgen(bin, args));
       base += c;
     }
   }
@@ -292,9 +319,10 @@ function mergeReports(rs) {
     for (const [c, v] of Object.entries(r.close_codes)) m.close_codes[c] = (m.close_codes[c] ?? 0) + v;
     mergeHist(m.connect, r.connect_hist);
     for (const [k, v] of Object.entries(r.kinds)) {
-      const t = (m.kinds[k] ??= { count: 0, no_stamp: 0, lat: new Map() });
+      const t = (m.kinds[k] ??= { count: 0, no_stamp: 0, lat_max: 0, lat: new Map() });
       t.count += v.count;
       t.no_stamp += v.no_stamp;
+      t.lat_max = Math.max(t.lat_max, v.lat_max_us ?? 0);
       mergeHist(t.lat, v.lat);
     }
   }
@@ -321,13 +349,20 @@ async function waitLine(proc, re, ms) {
   });
 }
 
-/** Starts one system; returns {pid, port, proto, fire(events), stop()}. */
-async function startSystem(name, bins, db) {
+/**
+ * Starts one system; returns {pid, port, proto, fire(events), pids(), stop()}.
+ * With workers > 1 the hub runs that many worker processes (HUB_WORKERS)
+ * and the limit server that many processes sharing the port
+ * (SO_REUSEPORT), each sent every event; pids() lists every process of the
+ * system (the hub's supervisor and its workers).
+ */
+async function startSystem(name, bins, db, { workers = 1 } = {}) {
   const port = await freePort();
   let proc, fire, proto = 'armonia';
+  let others = []; // the limit server's processes after the first
   if (name === 'hub') {
     proc = spawn(bins.hubBin, [], {
-      env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port), HUB_BIND: '127.0.0.1', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT: '1000', HUB_RATE_BURST: '1000', HUB_TENANT_CACHE_MS: '600000' },
+      env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port), HUB_BIND: '127.0.0.1', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT: '1000', HUB_RATE_BURST: '1000', HUB_TENANT_CACHE_MS: '600000', HUB_WORKERS: String(workers) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stderr.on('data', (c) => process.stderr.write(`hub: ${c}`));
@@ -339,15 +374,21 @@ async function startSystem(name, bins, db) {
     }
     fire = null; // events come from PostgreSQL: db.fire
   } else if (name === 'limit') {
-    const ctl = await freePort();
-    proc = spawn(bins.limit, ['--port', String(port), '--ctl-port', String(ctl)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await waitLine(proc, /listening/, 10000);
+    const ctls = [];
+    for (let i = 0; i < workers; i++) {
+      const ctl = await freePort();
+      const p = spawn(bins.limit, ['--port', String(port), '--ctl-port', String(ctl)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      await waitLine(p, /listening/, 10000);
+      ctls.push(ctl);
+      if (i) others.push(p);
+      else proc = p;
+    }
     const udp = createSocket('udp4');
     let id = 0;
     fire = (ev) => {
       id++;
       const text = JSON.stringify({ type: 'event', id, seq: id, kind: ev.kind, priority: ev.priority, ack: false, ts: Date.now(), room: ev.rooms[0], data: { t_us: 0, msg: MSG } }).replace('"t_us":0', '"t_us":' + String(nowUs()).padStart(16, '0'));
-      udp.send(text, ctl, '127.0.0.1');
+      for (const ctl of ctls) udp.send(text, ctl, '127.0.0.1');
       return Promise.resolve();
     };
     proc.on('exit', () => udp.close());
@@ -364,10 +405,26 @@ async function startSystem(name, bins, db) {
   await sleep(300);
   return {
     name, port, proto, pid: proc.pid, fire, proc,
+    pids: () => [proc.pid, ...(name === 'hub' ? childPids(proc.pid) : others.map((p) => p.pid))],
     async stop() {
-      proc.kill('SIGTERM');
-      await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(12000)]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      // A hub with workers gets 20 s: its supervisor kills workers still
+      // draining 15 s after SIGTERM (HUB_SHUTDOWN_TIMEOUT_MS + 5 s) and
+      // then exits; killed before that, it would leave them running.
+      const workers = name === 'hub' ? childPids(proc.pid) : [];
+      const wait = workers.length ? 20000 : 12000;
+      await Promise.all([proc, ...others].map(async (p) => {
+        p.kill('SIGTERM');
+        await Promise.race([new Promise((r) => p.once('exit', r)), sleep(wait)]);
+        if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      }));
+      // Workers still running without their supervisor would take the
+      // cores from whatever runs next.
+      for (const pid of workers) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          log(`${name}: worker ${pid} still running ${wait / 1000} s after SIGTERM: killed`);
+        } catch {}
+      }
     },
   };
 }
@@ -464,15 +521,19 @@ async function produce(sys, db, rate, seconds, spec) {
   return { sent, elapsed, offered: sent / elapsed };
 }
 
-/** Waits until the swarm's event count stops growing (or max ms). */
-async function drain(swarm, expect, maxMs = 10000) {
+/**
+ * Waits until the swarm's event count stops growing (or max ms). With kind,
+ * counts only that kind's events, and waits for its first one however long
+ * it takes (up to max ms).
+ */
+async function drain(swarm, expect, maxMs = 10000, kind) {
   const t0 = Date.now();
   let last = -1, stable = 0, r;
   for (;;) {
     r = await swarm.report();
-    const n = Object.values(r.kinds).reduce((s, k) => s + k.count, 0);
+    const n = kind ? (r.kinds[kind]?.count ?? 0) : Object.values(r.kinds).reduce((s, k) => s + k.count, 0);
     if (n >= expect) break;
-    if (n === last) {
+    if (n === last && (n > 0 || !kind)) {
       if (++stable >= 3) break;
     } else stable = 0;
     last = n;
@@ -834,6 +895,119 @@ async function targeted(name, bins, db) {
   }
 }
 
+/**
+ * The capacity scenario on a fresh system of CAP.workers processes:
+ * CAP.conns connections from load-generator processes of at most
+ * LOADGEN_MAX_PER_PROC each, plus one holding the 10 guards. Measures
+ * - the RSS of every process of the system (the hub's supervisor and
+ *   workers; every limit server) before the first connection and 1.5 s
+ *   after the last welcome: (after − before) / connections;
+ * - the time from the first connect of any load-generator process to the
+ *   last welcome of any (they share CLOCK_REALTIME);
+ * - CAP.broadcasts events to room `all`, one at a time (the next is sent
+ *   once the previous has reached everyone), each of a kind of its own
+ *   (cap1, cap2, …) so that each has its own histogram and its own largest
+ *   latency: commit (for the limit server, arrival) to last receipt, and
+ *   p50/p99 of the receipts;
+ * - for the hub, `alarm`s to the 10 guards at CFG.panicRate per second from
+ *   just before the first broadcast until the last has arrived: their p99.
+ * Resolves with every figure (null for systems other than hub and limit).
+ */
+async function capacity(name, bins, db) {
+  if (name !== 'hub' && name !== 'limit') return null;
+  const n = CAP.conns;
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  const cpuOf = (pids) => sum(pids.map((pid) => procCpuUs(pid) || 0));
+  const sys = await startSystem(name, bins, db, { workers: CAP.workers });
+  let sw = null;
+  try {
+    await sleep(1000);
+    const pids = sys.pids();
+    const want = CAP.workers + (name === 'hub' && CAP.workers > 1 ? 1 : 0);
+    if (pids.length !== want) log(`${name}: ${pids.length} processes, expected ${want}`);
+    const rss0 = pids.map(procRssKb);
+    const cpu0 = cpuOf(pids);
+    sw = new Swarm(bins.loadgen, sys, n, { guards: 10, guardProc: true, nice: CAP.nice });
+    const c = await sw.connected();
+    const cpuConnect = cpuOf(pids) - cpu0;
+    await sleep(1500);
+    const rss1 = pids.map(procRssKb);
+    const res = {
+      workers: CAP.workers, processes: pids.length, loadgen_processes: sw.lgs.length,
+      conns: n, ready: c.ready, failed: c.failed, rss_before_kb: rss0, rss_after_kb: rss1,
+      bytes_per_conn: c.ready ? ((sum(rss1) - sum(rss0)) * 1024) / c.ready : null,
+      connect_ms: (c.t_last_ready_us - c.t_first_us) / 1000, connect_rate: c.connectRate, connect_lat: percentiles(c.connect),
+      server_cpu_us_per_conn: c.ready ? cpuConnect / c.ready : null, loadgen_cpu_us_per_conn: c.ready ? c.cpu_us / c.ready : null,
+    };
+    log(`${name} capacity: ${c.ready}/${n} ready over ${pids.length} processes in ${(res.connect_ms / 1000).toFixed(1)} s, ` +
+      `RSS ${sum(rss0)}→${sum(rss1)} kB = ${Math.round(res.bytes_per_conn)} B/conn, server ${res.server_cpu_us_per_conn?.toFixed(1)} CPU-µs/conn, load generator ${res.loadgen_cpu_us_per_conn?.toFixed(1)}`);
+    sw.all('reset');
+    await sw.report();
+    const cpuB0 = cpuOf(pids);
+    // Run-queue waits meanwhile of the system, of the broadcast load
+    // generators and of the guards' one (the first): the share of a
+    // latency that is waiting for one of the two cores.
+    const groups = { system: pids, loadgen: sw.lgs.slice(1).map((l) => l.proc.pid), guard_loadgen: [sw.lgs[0].proc.pid] };
+    const schedOf = () => Object.fromEntries(Object.entries(groups).map(([k, ps]) =>
+      [k, ps.map(schedUs).reduce((a, b) => ({ run: a.run + b.run, wait: a.wait + b.wait }), { run: 0, wait: 0 })]));
+    const sched0 = schedOf(), wall0 = performance.now();
+    let done = false;
+    const alarms = (async () => {
+      let sent = 0;
+      while (name === 'hub' && !done) sent += (await produce(sys, db, CFG.panicRate, 1, { tenant: 'bench', kind: 'alarm', room: 'role:guard', priority: 'critical' })).sent;
+      return sent;
+    })();
+    res.broadcasts = [];
+    for (let k = 1; k <= CAP.broadcasts; k++) {
+      const kind = `cap${k}`;
+      await produce(sys, db, 1, 1, { tenant: 'bench', kind, room: 'all', priority: 'normal' });
+      const r = await drain(sw, c.ready, 60000, kind);
+      const ks = r.kinds[kind] ?? { count: 0, lat_max: null, lat: new Map() };
+      const b = { received: ks.count, expected: c.ready, last_us: ks.lat_max, lat: percentiles(ks.lat) };
+      res.broadcasts.push(b);
+      log(`${name} capacity broadcast ${k}: ${b.received}/${b.expected}, last receipt ${fmtUs(b.last_us)}, p50 ${fmtUs(b.lat.p50)} p99 ${fmtUs(b.lat.p99)}`);
+    }
+    done = true;
+    const alarmsSent = await alarms;
+    await sleep(500);
+    const r = await sw.report();
+    res.server_cpu_us_broadcasts = cpuOf(pids) - cpuB0;
+    const sched1 = schedOf(), wall = (performance.now() - wall0) * 1000;
+    res.sched_broadcasts = { wall_us: wall, ...Object.fromEntries(Object.keys(groups).map((k) =>
+      [k, { processes: groups[k].length, run_us: sched1[k].run - sched0[k].run, wait_us: sched1[k].wait - sched0[k].wait }])) };
+    log(`${name} capacity broadcasts: ${(wall / 1e6).toFixed(1)} s; run / run-queue wait in CPU-s: ` +
+      Object.keys(groups).map((k) => `${k} ${(res.sched_broadcasts[k].run_us / 1e6).toFixed(1)} / ${(res.sched_broadcasts[k].wait_us / 1e6).toFixed(1)}`).join(', '));
+    res.closed_after_ready = r.closed_after_ready;
+    res.close_codes = r.close_codes;
+    for (const k of ['last_us', 'p50', 'p99']) res[k] = median(res.broadcasts.map((b) => (k === 'last_us' ? b.last_us : b.lat[k])));
+    if (name === 'hub') {
+      const a = r.kinds.alarm;
+      res.panic = { sent: alarmsSent, expected: alarmsSent * 10, received: a?.count ?? 0, lat: percentiles(a?.lat ?? new Map()) };
+      log(`${name} capacity panic: ${res.panic.received}/${res.panic.expected} frames, p50 ${fmtUs(res.panic.lat.p50)} p99 ${fmtUs(res.panic.lat.p99)}`);
+    }
+    // Then every client leaves at once (the load generators exit): how long
+    // until the system is idle again (its CPU grows by under 20 ms per
+    // 250 ms for a second; at most 120 s), and the CPU it spent closing.
+    const t0 = performance.now(), cpuL0 = cpuOf(pids);
+    await sw.quit();
+    sw = null;
+    let cpuL = cpuL0, calm = 0;
+    while (calm < 4 && performance.now() - t0 < 120000) {
+      await sleep(250);
+      const v = cpuOf(pids);
+      calm = v - cpuL < 20000 ? calm + 1 : 0;
+      cpuL = v;
+    }
+    res.leave_ms = performance.now() - t0 - calm * 250;
+    res.leave_cpu_us = cpuL - cpuL0;
+    log(`${name} capacity: all clients gone, idle again after ${(res.leave_ms / 1000).toFixed(1)} s, ${(res.leave_cpu_us / 1e6).toFixed(1)} CPU-s`);
+    return res;
+  } finally {
+    if (sw) await sw.quit();
+    await sys.stop();
+  }
+}
+
 // ---------------------------------------------------------------- report
 
 function machine() {
@@ -901,6 +1075,60 @@ function table(results) {
   return md;
 }
 
+/**
+ * The capacity scenario's table (each figure the median over the rounds),
+ * every round's figures, every broadcast, and the targets (markdown), or ''.
+ */
+function capacityTable(results) {
+  const names = SYSTEMS.filter((x) => results[x]?.capacity?.length);
+  if (!names.length) return '';
+  const hub = results.hub?.capacity, lim = results.limit?.capacity;
+  const kb = (xs) => xs.reduce((a, b) => a + b, 0);
+  const med = (rs, f) => {
+    const v = rs.map(f).filter((x) => x != null && !Number.isNaN(x));
+    return v.length ? median(v) : null;
+  };
+  const F = {
+    bpc: (r) => r.bytes_per_conn, connect: (r) => (r.ready === r.conns ? r.connect_ms : Infinity),
+    last: (r) => r.last_us, p50: (r) => r.p50, p99: (r) => r.p99, panic: (r) => r.panic?.lat.p99, leave: (r) => r.leave_ms,
+  };
+  // The hub's last receipt over the limit server's, round by round.
+  const ratios = hub && lim ? hub.map((h, i) => (lim[i]?.last_us ? h.last_us / lim[i].last_us : null)).filter((x) => x != null) : [];
+  const rounds = CAP.rounds > 1 ? `, median of ${CAP.rounds} rounds` : '';
+  let md = `| system | processes | welcomed | RSS before → after, all processes | bytes/conn | connect+auth of all | last receipt (median of ${CAP.broadcasts} broadcasts) | p50 | p99 | panic p99 | all clients leave: idle again after |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
+  for (const name of names) {
+    const rs = results[name].capacity, r = rs[0];
+    const vsLimit = name === 'hub' && ratios.length ? ` (${median(ratios).toFixed(2)}× of limit)` : '';
+    const connect = med(rs, F.connect);
+    md += `| ${name}${rounds} | ${r.processes} | ${rs.map((x) => x.ready).join(', ')} of ${r.conns} | ` +
+      `${(kb(r.rss_before_kb) / 1024).toFixed(1)} → ${(kb(r.rss_after_kb) / 1024).toFixed(1)} MiB | ${Math.round(med(rs, F.bpc))} B | ` +
+      `${connect === Infinity ? 'not all' : `${(connect / 1000).toFixed(1)} s`} | ${fmtUs(med(rs, F.last))}${vsLimit} | ${fmtUs(med(rs, F.p50))} | ${fmtUs(med(rs, F.p99))} | ` +
+      `${r.panic ? fmtUs(med(rs, F.panic)) : 'n/a'} | ${(med(rs, F.leave) / 1000).toFixed(1)} s |\n`;
+  }
+  md += '\n';
+  for (const name of names) {
+    results[name].capacity.forEach((r, i) => {
+      const sch = r.sched_broadcasts;
+      md += `${name}${CAP.rounds > 1 ? ` round ${i + 1}` : ''}: ${r.ready}/${r.conns} in ${(r.connect_ms / 1000).toFixed(1)} s (${Math.round(r.connect_rate)}/s, ` +
+        `server ${r.server_cpu_us_per_conn?.toFixed(0)} CPU-µs/conn), ${Math.round(r.bytes_per_conn)} B/conn; broadcasts (received, last receipt, p50, p99): ` +
+        r.broadcasts.map((b) => `${b.received} ${fmtUs(b.last_us)} ${fmtUs(b.lat.p50)} ${fmtUs(b.lat.p99)}`).join('; ') +
+        (r.panic ? `; panic ${r.panic.received}/${r.panic.expected} frames, p50 ${fmtUs(r.panic.lat.p50)} p99 ${fmtUs(r.panic.lat.p99)}` : '') +
+        `; during the broadcasts (${(sch.wall_us / 1e6).toFixed(1)} s) the system ran ${(sch.system.run_us / 1e6).toFixed(1)} CPU-s and waited ${(sch.system.wait_us / 1e6).toFixed(1)} s for a core, ` +
+        `the load generators ${(sch.loadgen.run_us / 1e6).toFixed(1)} / ${(sch.loadgen.wait_us / 1e6).toFixed(1)}; all left: idle after ${(r.leave_ms / 1000).toFixed(1)} s, ${(r.leave_cpu_us / 1e6).toFixed(1)} CPU-s.\n`;
+    });
+  }
+  if (hub) {
+    const T = CAP_TARGETS;
+    const ok = (v, max) => (v == null ? 'not measured' : v <= max ? 'met' : 'missed');
+    const bpc = med(hub, F.bpc), connect = med(hub, F.connect), ratio = ratios.length ? median(ratios) : null, panic = med(hub, F.panic);
+    md += `Targets: bytes/conn ≤ ${T.bytes_per_conn} B: ${Math.round(bpc)} B, ${ok(bpc, T.bytes_per_conn)}; ` +
+      `all connected in ≤ ${T.connect_ms / 1000} s: ${connect === Infinity ? 'not all welcomed, missed' : `${(connect / 1000).toFixed(1)} s, ${ok(connect, T.connect_ms)}`}; ` +
+      `last receipt ≤ ${T.last_vs_limit}× the limit server's: ${ratio?.toFixed(2) ?? 'n/a'}×${ratios.length > 1 ? ` (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})` : ''}, ${ok(ratio, T.last_vs_limit)}; ` +
+      `panic p99 ≤ ${T.panic_p99_us / 1000} ms: ${fmtUs(panic)}, ${ok(panic, T.panic_p99_us)}.\n`;
+  }
+  return md;
+}
+
 function chart(results, dir) {
   const dat = [];
   let plots = [];
@@ -959,6 +1187,14 @@ async function main() {
     // minutes apart), so one search each, minutes apart, can compare a fast
     // moment with a slow one. Each repeat starts at half of that
     // system's first figure.
+    // The capacity scenario: CAP.rounds rounds of hub and limit server,
+    // alternating which goes first.
+    if (SCENARIOS.includes('capacity')) {
+      const names = SYSTEMS.filter((x) => x === 'hub' || x === 'limit');
+      for (let k = 0; k < CAP.rounds; k++) {
+        for (const name of k % 2 ? [...names].reverse() : names) (results[name].capacity ??= []).push(await capacity(name, bins, db));
+      }
+    }
     const idleFirst = (name) => results[name]?.idle?.find((x) => x.conns === CFG.connectN);
     if (CONNECT_REPEATS > 0 && idleFirst('hub') && idleFirst('limit')) {
       for (let p = 0; p < CONNECT_REPEATS; p++) {
@@ -981,7 +1217,9 @@ async function main() {
     await db.stop();
   }
   mach.loadavg_end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  const md = table(results);
+  // Only the capacity scenario run: its own table alone.
+  const md = SCENARIOS.some((x) => x !== 'capacity') ? table(results) : '';
+  const cap = capacityTable(results);
   let pairs = '';
   if (results.hub?.bcast?.[0]?.repeats && results.limit?.bcast?.[0]?.repeats) {
     const h = saturations(results.hub), l = saturations(results.limit);
@@ -1005,8 +1243,8 @@ async function main() {
     `Command: ${cmd}   (took ${Math.round((Date.now() - t0) / 1000)} s)\n`;
   const png = gnuplot ? chart(results, OUT) : null;
   const strip = (k, v) => (k === 'lat_hist' ? undefined : v);
-  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, summary: summary(results), results }, strip, 1));
-  console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : ''));
+  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ mode: MODE, date: new Date().toISOString(), machine: mach, command: cmd, config: CFG, ...(SCENARIOS.includes('capacity') ? { capacity: { ...CAP, targets: CAP_TARGETS } } : {}), summary: summary(results), results }, strip, 1));
+  console.log('\n' + header + '\n' + md + (pairs ? '\n' + pairs : '') + (cap ? (md ? '\n' : '') + cap : ''));
   console.log(`JSON: ${join(OUT, 'latest.json')}${png ? `\nchart: ${png}` : '\nchart: not drawn (gnuplot missing)'}`);
 }
 

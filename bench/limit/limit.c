@@ -19,6 +19,10 @@
  * over it is closed) and flushed on EPOLLOUT, so slow readers cost what they
  * cost any server.
  *
+ * The listening socket has SO_REUSEPORT, so several armonia-limit processes
+ * (each with its own --ctl-port, each sent every event) can share one port
+ * the way the hub's workers do: the kernel spreads new connections over them.
+ *
  * Usage: armonia-limit --port P --ctl-port U [--bind 127.0.0.1] [--max-queue BYTES]
  *        [--batch N (default 32)]
  * Prints "limit: listening on …" once ready. SIGTERM/SIGINT stop it.
@@ -457,6 +461,8 @@ listen_on(const char *bind_addr, int port, int type)
     int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (type == SOCK_STREAM)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, bind_addr, &sa.sin_addr);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
