@@ -287,9 +287,8 @@ conn_error(struct conn *c, const char *code, const char *message, const json_t *
  * it still holds for the peer instead of keeping it for an orphaned socket.
  */
 static void
-on_close_deadline(lws_sorted_usec_list_t *sul)
+close_deadline_reached(struct conn *c)
 {
-    struct conn *c = lws_container_of(sul, struct conn, sul);
     c->hub->m.close_timeouts++;
     log_info("conn", "session %s: close %u not done within %d ms (client not reading): dropped",
              c->session, (unsigned)c->close_code, c->hub->cfg->close_timeout_ms);
@@ -300,6 +299,46 @@ on_close_deadline(lws_sorted_usec_list_t *sul)
         shutdown(fd, SHUT_RDWR);
     }
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* The deadline of a lingering close (conn_close_lingering(), rare): its own timer. */
+static void
+on_close_deadline(lws_sorted_usec_list_t *sul)
+{
+    close_deadline_reached(lws_container_of(sul, struct conn, sul));
+}
+
+/* The head of hub->closing is due: every connection whose deadline has
+ * passed is dropped, and the timer follows the next one. */
+static void
+on_closing_due(lws_sorted_usec_list_t *sul)
+{
+    struct hub *hub = lws_container_of(sul, struct hub, closing_sul);
+    lws_usec_t now = lws_now_usecs();
+    struct lws_dll2 *d;
+    while ((d = lws_dll2_get_head(&hub->closing))) {
+        struct conn *c = lws_container_of(d, struct conn, sul.list);
+        if (c->sul.us > now) {
+            lws_sul_schedule(hub->ctx, 0, &hub->closing_sul, on_closing_due, c->sul.us - now);
+            return;
+        }
+        lws_dll2_remove(d);
+        c->sul.us = 0;
+        close_deadline_reached(c);
+    }
+}
+
+/* Puts c at the tail of hub->closing, due HUB_CLOSE_TIMEOUT_MS from now
+ * (c->sul is free: conn_close() cancelled the auth deadline). */
+static void
+closing_add(struct conn *c)
+{
+    struct hub *hub = c->hub;
+    lws_usec_t wait = (lws_usec_t)hub->cfg->close_timeout_ms * 1000;
+    c->sul.us = lws_now_usecs() + wait;
+    lws_dll2_add_tail(&c->sul.list, &hub->closing);
+    if (hub->closing.count == 1)
+        lws_sul_schedule(hub->ctx, 0, &hub->closing_sul, on_closing_due, wait);
 }
 
 /* Schedules on_close_deadline() ms from now (on c->sul, free once closing). */
@@ -326,6 +365,7 @@ conn_close_lingering(struct conn *c, uint16_t code, const char *reason)
         return;
     conn_close(c, code, reason);
     c->close_at_ms = hub_now_ms() + CONN_LINGER_MS;
+    lws_sul_cancel(&c->sul); /* out of hub->closing: the linger's timer, then its own */
     lws_sul_schedule(c->hub->ctx, 0, &c->sul, on_linger_done, (lws_usec_t)CONN_LINGER_MS * 1000);
 }
 
@@ -339,7 +379,7 @@ conn_close(struct conn *c, uint16_t code, const char *reason)
     c->close_code = code;
     c->close_reason = reason;
     lws_sul_cancel(&c->sul); /* the auth deadline: the close deadline replaces it */
-    close_deadline_in(c, c->hub->cfg->close_timeout_ms);
+    closing_add(c);
     lws_callback_on_writable(c->wsi);
 }
 

@@ -113,9 +113,15 @@ struct hub {
     int64_t cursor;   /* newest outbox seq routed */
     int cursor_known; /* cursor has been read from the database */
 
-    size_t n_conns;               /* open WebSocket connections */
-    struct conn *conns;           /* all of them (utlist DL list through conn->prev/next) */
-    int draining;                 /* stopping: no new connections, the open ones closed with 1001 */
+    size_t n_conns;     /* open WebSocket connections */
+    struct conn *conns; /* all of them (utlist DL list through conn->prev/next) */
+    int draining;       /* stopping: no new connections, the open ones closed with 1001 */
+    /* Connections closing, in the order of their HUB_CLOSE_TIMEOUT_MS
+     * deadlines (all the same length: a FIFO through conn->sul.list, one
+     * timer for its head), conn.c's: closing n connections at once (a
+     * drain) costs O(n), where a timer each would walk lws's sorted list. */
+    lws_dll2_owner_t closing;
+    lws_sorted_usec_list_t closing_sul;
     const struct conn_feed *feed; /* what conn.c calls upward (replay.c's replay_feed) */
 
     struct outbox *outbox;         /* the outbox reader (outbox.c) */

@@ -396,6 +396,7 @@ out:
     session_free(hub.sessions);
     acks_free(hub.acks);
     acks_free(hub.sent);
+    lws_sul_cancel(&hub.closing_sul);
     lws_context_destroy(hub.ctx);
     loop_ctx = NULL;
     ev_timer_stop(ev_loop_main, &watchdog_tick);

@@ -165,7 +165,11 @@ test('a hanging FCM never delays WebSocket delivery (p99 commit → receipt, hea
     const [{ n: timedOut }] = await fx.db.sql(`select count(*)::int as n from hub.deliveries
       where tenant = $1 and channel = 'push' and status = 'pending' and detail like 'timeout%'`, [tenant]);
     assert.ok(timedOut > 0, 'no push row records a timeout');
-    assert.ok(hanging < 250, `WebSocket p99 latency ${hanging} ms while FCM hangs (healthy ${healthy} ms)`);
+    // A loop that waited on a provider would hold each event for up to the
+    // 1 s timeout; measured against the healthy phase of the same run, so a
+    // busy machine (slower in both phases) does not fail it.
+    const bound = Math.max(250, 2 * healthy);
+    assert.ok(hanging < bound, `WebSocket p99 latency ${hanging} ms while FCM hangs, over ${bound} ms (healthy ${healthy} ms)`);
   } finally {
     conn.release();
     c.close();
