@@ -49,6 +49,11 @@ static const struct opt opts[] = {
      "HS256 secret shared with the backend that issues tokens (required; prefer the variable)"},
     {"PORT", "port", OPT_INT, OFF(port), 1, 65535, "3001", "TCP port for WebSocket and HTTP"},
     {"HUB_BIND", "bind", OPT_STR, OFF(bind), 0, 0, "0.0.0.0", "address to bind"},
+    {"HUB_INTERNAL_PORT", "internal-port", OPT_INT, OFF(internal_port), 0, 65535, "0",
+     "port of /healthz and /metrics, plain HTTP on HUB_INTERNAL_BIND, which the public port then "
+     "answers with 404; 0: both on PORT"},
+    {"HUB_INTERNAL_BIND", "internal-bind", OPT_STR, OFF(internal_bind), 0, 0, "127.0.0.1",
+     "address of HUB_INTERNAL_PORT (loopback: only this machine's scraper reaches it)"},
     {"HUB_WORKERS", "workers", OPT_INT, OFF(workers), 1, WORKERS_MAX, "1",
      "worker processes sharing the port (SO_REUSEPORT), each with its own loop and database "
      "sessions, under one supervisor that restarts them; 1: one process, no supervisor"},
@@ -825,6 +830,13 @@ config_load(struct hub_config *cfg, int argc, char **argv)
                 cfg->tls_cert_file ? "HUB_TLS_CERT_FILE" : "HUB_TLS_KEY_FILE");
         return 2;
     }
+    if (cfg->internal_port && cfg->internal_port == cfg->port) {
+        fprintf(stderr,
+                "armonia-hub: HUB_INTERNAL_PORT: must differ from PORT (%d), or be 0 to "
+                "serve /healthz and /metrics on PORT\n",
+                cfg->port);
+        return 2;
+    }
     char why[512];
     if (cfg->tls_cert_file && tls_check(cfg->tls_cert_file, cfg->tls_key_file, why, sizeof(why))) {
         fprintf(stderr, "armonia-hub: %s\n", why);
@@ -841,11 +853,11 @@ config_load(struct hub_config *cfg, int argc, char **argv)
 void
 config_free(struct hub_config *cfg)
 {
-    char **strs[] = {&cfg->database_url,    &cfg->jwt_secret,        &cfg->bind,
-                     &cfg->firebase_key,    &cfg->firebase_key_file, &cfg->fcm_base_url,
-                     &cfg->twilio_sid,      &cfg->twilio_token,      &cfg->twilio_from,
-                     &cfg->twilio_base_url, &cfg->smtp_url,          &cfg->smtp_from,
-                     &cfg->smtp_user,       &cfg->smtp_password,     &cfg->console_dir};
+    char **strs[] = {
+        &cfg->database_url,      &cfg->jwt_secret,      &cfg->bind,        &cfg->firebase_key,
+        &cfg->firebase_key_file, &cfg->fcm_base_url,    &cfg->twilio_sid,  &cfg->twilio_token,
+        &cfg->twilio_from,       &cfg->twilio_base_url, &cfg->smtp_url,    &cfg->smtp_from,
+        &cfg->smtp_user,         &cfg->smtp_password,   &cfg->console_dir, &cfg->internal_bind};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     free(cfg->jwt_audience);

@@ -19,6 +19,8 @@ struct hub_config {
     size_t jwt_secret_len;
     int port;                 /* PORT, default 3001 */
     char *bind;               /* HUB_BIND, default 0.0.0.0 */
+    int internal_port;        /* HUB_INTERNAL_PORT: /healthz and /metrics apart; 0 = on PORT */
+    char *internal_bind;      /* HUB_INTERNAL_BIND, default 127.0.0.1 */
     int workers;              /* HUB_WORKERS: worker processes on the port, default 1 */
     int log_level;            /* HUB_LOG_LEVEL, default info */
     int log_format;           /* HUB_LOG_FORMAT: enum log_format, default text */

@@ -103,9 +103,12 @@ struct hub {
     struct lws_context *ctx;
     struct lws_vhost *vh;
     struct listener *listener; /* the listening socket (listener.c); NULL while draining */
-    struct registry reg;       /* tenants, rooms, members (registry.c) */
-    struct db *listen_db;      /* LISTEN and outbox reading */
-    struct db *work_db;        /* tenant checks and other requests */
+    /* HUB_INTERNAL_PORT: the listening socket of /healthz and /metrics
+     * (plain HTTP, no WebSocket); NULL when those are on the public port. */
+    struct listener *internal;
+    struct registry reg;  /* tenants, rooms, members (registry.c) */
+    struct db *listen_db; /* LISTEN and outbox reading */
+    struct db *work_db;   /* tenant checks and other requests */
 
     /* The live cursor, advanced by the outbox reader, read by replay.c (the
      * hand-over to live) and web.c (/healthz, /metrics). */

@@ -114,9 +114,24 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+int
+listener_is_internal(const struct hub *hub, struct lws *wsi)
+{
+    if (!hub->cfg->internal_port)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = (int)lws_get_socket_fd(wsi);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len))
+        return 0;
+    int port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return port == hub->cfg->internal_port;
+}
+
 struct listener *
 listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port, int keepalive_s,
-              int shared)
+              int shared, int internal)
 {
     char serv[16];
     snprintf(serv, sizeof(serv), "%d", port);
@@ -162,7 +177,8 @@ listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port,
     l->hub = hub;
     l->loop = loop;
     l->fd = fd;
-    l->adopt = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (hub->tls ? LWS_ADOPT_ALLOW_SSL : 0);
+    l->adopt =
+        LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (hub->tls && !internal ? LWS_ADOPT_ALLOW_SSL : 0);
     l->warned_ms = INT64_MIN / 2;
     ev_io_init(&l->io, on_accept, fd, EV_READ);
     l->io.data = l;

@@ -16,6 +16,7 @@
 
 struct hub;
 struct ev_loop;
+struct lws;
 struct listener;
 
 /* Connections accepted per loop turn. */
@@ -30,10 +31,16 @@ struct listener;
  * other workers (SO_REUSEPORT: the kernel spreads new connections over
  * them); a program that holds the port without SO_REUSEPORT, or runs as
  * another user, still makes this fail with EADDRINUSE. NULL (with the
- * reason logged) on failure.
+ * reason logged) on failure. internal: the port of /healthz and /metrics
+ * only (HUB_INTERNAL_PORT): connections go to hub->vh_internal, plain
+ * HTTP whatever HUB_TLS_* says.
  */
 struct listener *listener_open(struct hub *hub, struct ev_loop *loop, const char *addr, int port,
-                               int keepalive_s, int shared);
+                               int keepalive_s, int shared, int internal);
+
+/* Whether wsi came in on HUB_INTERNAL_PORT (its socket's local port; 0
+ * when that port is not configured). */
+int listener_is_internal(const struct hub *hub, struct lws *wsi);
 
 /* Stops accepting and closes the socket: new connections are refused. */
 void listener_close(struct listener *l);

@@ -330,10 +330,23 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
         }
     }
     hub.listener =
-        listener_open(&hub, ev_loop_main, cfg->bind, cfg->port, cfg->tcp_keepalive_s, w != NULL);
+        listener_open(&hub, ev_loop_main, cfg->bind, cfg->port, cfg->tcp_keepalive_s, w != NULL, 0);
     if (!hub.listener) {
         rc = 1;
         goto out;
+    }
+    if (cfg->internal_port) {
+        /* /healthz and /metrics on a port of their own, plain HTTP
+         * whatever the public one speaks; ws.c never upgrades its
+         * connections and web.c serves only those two pages on it. */
+        hub.internal = listener_open(&hub, ev_loop_main, cfg->internal_bind, cfg->internal_port, 0,
+                                     w != NULL, 1);
+        if (!hub.internal) {
+            log_err("main", "cannot serve /healthz and /metrics on %s:%d", cfg->internal_bind,
+                    cfg->internal_port);
+            rc = 1;
+            goto out;
+        }
     }
 
     rc = fallback_new(&hub, &hub.fallback);
@@ -404,6 +417,8 @@ out:
      * sockets and timer lists) still exists; pending callbacks get NULL. */
     listener_close(hub.listener);
     hub.listener = NULL;
+    listener_close(hub.internal);
+    hub.internal = NULL;
     purge_stop(hub.purge);
     outbox_stop(&hub);
     session_stop(hub.sessions);

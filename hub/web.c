@@ -1,13 +1,15 @@
 /*
  * web.c - /healthz (200 while the outbox listener is up, else 503),
- * /metrics (Prometheus text format), and 404 for everything else. With
- * several workers (workers.h) either page speaks for the whole hub,
+ * /metrics (Prometheus text format), and 404 for everything else; with
+ * HUB_INTERNAL_PORT both only on that port (404 on the public one).
+ * With several workers (workers.h) either page speaks for the whole hub,
  * whichever worker the kernel handed the request to.
  */
 #include "web.h"
 #include "conn.h"
 #include "db.h"
 #include "hub.h"
+#include "listener.h"
 #include "outbox.h"
 #include "peer.h"
 #include "workers.h"
@@ -405,7 +407,9 @@ int
 web_request(struct conn *c, const char *uri)
 {
     struct hub *hub = c->hub;
-    if (!strcmp(uri, "/healthz")) {
+    /* With HUB_INTERNAL_PORT both pages live on the internal vhost only. */
+    int here = !hub->cfg->internal_port || listener_is_internal(hub, c->wsi);
+    if (here && !strcmp(uri, "/healthz")) {
         int ok = healthy(hub);
         const char *body =
             ok             ? "{\"status\":\"ok\"}"
@@ -413,7 +417,7 @@ web_request(struct conn *c, const char *uri)
                            : "{\"status\":\"unavailable\",\"reason\":\"database listener down\"}";
         return respond(c, ok ? 200 : 503, "application/json", strdup(body), strlen(body));
     }
-    if (!strcmp(uri, "/metrics")) {
+    if (here && !strcmp(uri, "/metrics")) {
         size_t len = 0;
         char *body = metrics_text(hub, &len);
         if (!body)

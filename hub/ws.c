@@ -8,6 +8,7 @@
 #include "ws.h"
 #include "conn.h"
 #include "hub.h"
+#include "listener.h"
 #include "web.h"
 #include "log.h"
 #include "peer.h"
@@ -306,8 +307,9 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         return tls_setup(user) ? 1 : 0;
 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH))
-            return 1; /* refuse the upgrade */
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH) ||
+            listener_is_internal(hub, wsi))
+            return 1; /* refuse the upgrade (the internal port serves no WebSocket) */
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_VERSION) < 0)
             uri[0] = '\0'; /* longer than any version: refused below */
         if (strcmp(uri, WS_VERSION)) {

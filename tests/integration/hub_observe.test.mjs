@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useFallbackFile, uid, waitFor } from './lib/fallback.mjs';
-import { login, connect, mintToken, httpGet, expectError, expectUnauthorized, sleep, sourceDir } from './lib/harness.mjs';
+import { login, connect, mintToken, httpGet, expectError, expectUnauthorized, sleep, sourceDir, freePort } from './lib/harness.mjs';
 
 const fx = useFallbackFile('observe', async () => {
   await fx.setPolicy('visitor', { ackTimeoutMs: 200, fallback: ['push'] });
@@ -232,4 +232,31 @@ test('docs/operations.md lists every metric family /metrics has, with its type',
   for (const [, name, type] of types) {
     assert.match(doc, new RegExp(`^\\| \`${name}\` \\| ${type} \\|`, 'm'), `docs/operations.md has no row for ${name} (${type})`);
   }
+});
+
+test('HUB_INTERNAL_PORT: /healthz and /metrics answer there (plain HTTP, every worker\'s figures), 404 on the public port, no WebSocket on it; clients are served on the public one', async () => {
+  const internal = await freePort();
+  const hub = await fx.startHub({ env: { HUB_INTERNAL_PORT: internal, HUB_WORKERS: 2 } });
+  const tenant = await fx.newTenant('obsint');
+  assert.equal((await httpGet(internal, '/healthz')).status, 200);
+  assert.deepEqual(JSON.parse((await httpGet(internal, '/healthz')).body), { status: 'ok' });
+  assert.equal((await httpGet(hub.port, '/healthz')).status, 404);
+  assert.equal((await httpGet(hub.port, '/metrics')).status, 404);
+  assert.equal((await httpGet(internal, '/elsewhere')).status, 404);
+  await assert.rejects(connect(`ws://127.0.0.1:${internal}/ws`, { token: mintToken(hub.secret, { sub: 'x', tenant, role: 'guard' }) }),
+    'a WebSocket was let in on the internal port');
+  const guard = await login(hub, { sub: 'g-int', tenant, role: 'guard' });
+  const id = await fx.db.emit(tenant, 'notice', ['all'], { n: 1 });
+  await guard.next({ type: 'event', where: (f) => f.id === id });
+  const r = await httpGet(internal, '/metrics');
+  assert.equal(r.status, 200);
+  assert.match(r.body, /^armonia_connections 1$/m);
+  assert.match(r.body, /^armonia_workers 2$/m);
+  guard.close();
+  assert.equal((await hub.stop()).code, 0, hub.logs());
+});
+
+test('HUB_INTERNAL_PORT equal to PORT is refused at start (exit 2, naming it)', async () => {
+  const hub = fx.startHub({ env: { PORT: 39990, HUB_INTERNAL_PORT: 39990 } });
+  await assert.rejects(hub, /HUB_INTERNAL_PORT/);
 });

@@ -21,7 +21,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import WebSocket from 'ws';
 import {
-  useLifecycle, startHub, runHub, httpGet, waitLog, db, login, connect, SUBPROTOCOL,
+  useLifecycle, startHub, runHub, httpGet, waitLog, db, login, connect, SUBPROTOCOL, freePort,
 } from './lib/harness.mjs';
 
 useLifecycle();
@@ -171,6 +171,19 @@ test('https: /healthz and /metrics on the TLS port', async () => {
   const m = await httpGet(hub.port, '/metrics', { tls: { ca: pki.ca } });
   assert.equal(m.status, 200);
   assert.match(m.body, /^armonia_connections_total \d+$/m);
+});
+
+test('HUB_INTERNAL_PORT beside TLS: /healthz and /metrics in plain HTTP there, 404 over https on the public port', async () => {
+  const internal = await freePort();
+  const h = await tlsHub('internal', { HUB_INTERNAL_PORT: internal });
+  try {
+    assert.equal((await httpGet(internal, '/healthz')).status, 200);
+    assert.match((await httpGet(internal, '/metrics')).body, /^armonia_connections_total \d+$/m);
+    assert.equal((await httpGet(h.port, '/healthz', { tls: { ca: pki.ca } })).status, 404);
+    assert.equal((await httpGet(h.port, '/metrics', { tls: { ca: pki.ca } })).status, 404);
+  } finally {
+    await h.stop();
+  }
 });
 
 test('refusals are answered through TLS: an Origin not allowed gets a readable 403', async () => {

@@ -196,10 +196,12 @@ export async function startHub({ env = {}, args = [], pgdir, databaseUrl, health
   liveHubs.add(hub);
   startedHubs.push(hub);
   const spawnError = new Promise((_, reject) => proc.once('error', (err) => reject(new Error(`cannot run ${hubBin}: ${err.message}`))));
+  // With HUB_INTERNAL_PORT, /healthz is there, in plain HTTP.
+  const internal = Number(fullEnv.HUB_INTERNAL_PORT) || 0;
   try {
     await Promise.race([
       spawnError,
-      waitHealth(port, 200, healthTimeout, () => hub.exit && `code ${hub.exit.code}, signal ${hub.exit.signal}`, tls),
+      waitHealth(internal || port, 200, healthTimeout, () => hub.exit && `code ${hub.exit.code}, signal ${hub.exit.signal}`, internal ? undefined : tls),
     ]);
   } catch (err) {
     await hub.kill('SIGKILL');
