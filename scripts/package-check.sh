@@ -40,6 +40,13 @@ for pkg in libcmocka0 postgresql nodejs; do
     grep -Eq "(^|, )$pkg( |,|$)" <<<"$depends" && fail "Depends names $pkg, which only the tests need: $depends"
 done
 
+# What the README's production guide runs first (`apt install ./….deb`):
+# apt finds every dependency in Debian's archive (a simulation: nothing
+# is installed).
+apt-get install --simulate "$deb" >"$work/apt.log" 2>&1 ||
+    { cat "$work/apt.log"; fail "apt cannot install $deb"; }
+grep -q '^Inst armonia-hub ' "$work/apt.log" || { cat "$work/apt.log"; fail "apt would not install armonia-hub"; }
+
 # Files.
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' >"$work/files"
 want=(/usr/bin/armonia-hub
