@@ -204,6 +204,12 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* getopt_long()'s values: a setting's is OPT_VAL_BASE + its index, far
+ * from every character getopt returns itself ('?' for an unknown option,
+ * ':' for a missing argument), however many settings there are. */
+#define OPT_VAL_BASE 0x10000
+#define OPT_VAL_CHECK (OPT_VAL_BASE - 1)
+
 /* The settings that may hold a secret, and how --check-config hides it;
  * every other one is shown as it is. */
 static const struct {
@@ -777,22 +783,22 @@ config_load(struct hub_config *cfg, int argc, char **argv)
 
     struct option longopts[N_OPTS + 2];
     for (size_t i = 0; i < N_OPTS; i++)
-        longopts[i] = (struct option){opts[i].flag, required_argument, NULL, (int)i};
-    longopts[N_OPTS] = (struct option){"check-config", no_argument, NULL, 'c' + 1000};
+        longopts[i] = (struct option){opts[i].flag, required_argument, NULL, OPT_VAL_BASE + (int)i};
+    longopts[N_OPTS] = (struct option){"check-config", no_argument, NULL, OPT_VAL_CHECK};
     longopts[N_OPTS + 1] = (struct option){0, 0, 0, 0};
     optind = 1;
     opterr = 0;
     int c, check = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 'c' + 1000) {
+        if (c == OPT_VAL_CHECK) {
             check = 1;
             continue;
         }
-        if (c < 0 || (size_t)c >= N_OPTS) {
+        if (c < OPT_VAL_BASE || (size_t)(c - OPT_VAL_BASE) >= N_OPTS) {
             report_bad_option(argv[optind - 1]);
             return 2;
         }
-        if (opt_set(cfg, &opts[c], optarg, 1))
+        if (opt_set(cfg, &opts[c - OPT_VAL_BASE], optarg, 1))
             return 2;
     }
     if (optind < argc) {
