@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, execFile } from 'node:child_process';
-import { useLifecycle, startHub, runHub, hubBin, pgUrl, Db, sourceDir, psqlBinary } from './lib/harness.mjs';
+import { useLifecycle, startHub, runHub, hubBin, pgUrl, Db, sourceDir, psqlBinary, freePort } from './lib/harness.mjs';
 
 useLifecycle();
 
@@ -87,7 +87,7 @@ async function sqlOn(url, text, params) {
 /** The hub run against url (as its restricted role) until it exits; its one error line. */
 async function refusedStart(url) {
   const r = await runHub({
-    env: { DATABASE_URL: url, JWT_SECRET_KEY: 'migrate-test', PORT: String(30000 + Math.floor(Math.random() * 20000)), HUB_BIND: '127.0.0.1' },
+    env: { DATABASE_URL: url, JWT_SECRET_KEY: 'migrate-test', PORT: String(await freePort()), HUB_BIND: '127.0.0.1' },
     timeout: 30_000,
   });
   assert.equal(r.timedOut, false, `the hub kept running:\n${r.stderr}`);
