@@ -22,12 +22,11 @@ INSERT INTO hub.outbox_horizon (only_row) VALUES (true) ON CONFLICT DO NOTHING;
 -- hubs) skip each other's rows.
 -- SECURITY DEFINER with a fixed search_path: the hub's role may call it
 -- without being able to delete from hub.outbox itself (080_roles.sql).
-CREATE OR REPLACE FUNCTION hub.purge_outbox(retention interval, batch integer DEFAULT 1000)
-RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $$
-DECLARE
-    n integer;
-    top bigint;
+-- The arguments every purge takes: a retention (non-negative interval) and
+-- a batch size (1 to 100000); anything else is refused with 22023.
+CREATE OR REPLACE FUNCTION hub.purge_check_args(retention interval, batch integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, hub, pg_temp AS $$
 BEGIN
     IF retention IS NULL OR retention < interval '0' THEN
         RAISE EXCEPTION 'retention must be a non-negative interval, got %', retention
@@ -37,6 +36,17 @@ BEGIN
         RAISE EXCEPTION 'batch must be between 1 and 100000, got %', batch
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION hub.purge_outbox(retention interval, batch integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $$
+DECLARE
+    n integer;
+    top bigint;
+BEGIN
+    PERFORM hub.purge_check_args(retention, batch);
     WITH victims AS (
         SELECT id FROM hub.outbox
         WHERE seq IS NOT NULL AND committed_at < now() - retention
@@ -83,14 +93,7 @@ DECLARE
     n integer;
     keep interval;
 BEGIN
-    IF retention IS NULL OR retention < interval '0' THEN
-        RAISE EXCEPTION 'retention must be a non-negative interval, got %', retention
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
-        RAISE EXCEPTION 'batch must be between 1 and 100000, got %', batch
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM hub.purge_check_args(retention, batch);
     SELECT greatest(retention, coalesce(max(p.max_age_ms), 0) * interval '1 millisecond')
       INTO keep FROM hub.policies p;
     WITH victims AS (

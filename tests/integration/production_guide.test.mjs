@@ -11,6 +11,9 @@
 //   sudo -u postgres, sudo   dropped (PGUSER=postgres, and the test's own
 //                        private PostgreSQL through PGHOST and PGPORT, where
 //                        the guide's server has its local cluster);
+//   port 9101, and the default PORT 3001   free ports (PORT added to the
+//                        environment file), so a demo or another hub on this
+//                        machine does not stand in the way;
 //   systemctl enable --now armonia-hub   what the unit runs: ExecStart with
 //                        its EnvironmentFile, then waiting until the hub
 //                        listens, as Type=notify does.
@@ -24,7 +27,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { useLifecycle, hubBin, sourceDir, pgScriptRun, psqlBinary, Db } from './lib/harness.mjs';
+import { useLifecycle, hubBin, sourceDir, pgScriptRun, psqlBinary, Db, freePort } from './lib/harness.mjs';
 
 useLifecycle();
 
@@ -76,7 +79,11 @@ test('the README\'s production guide, run as written: package files, migrate, th
   const start = /^sudo systemctl enable --now armonia-hub$/m;
   assert.match(block, apt);
   assert.match(block, start);
+  const [publicPort, internalPort] = [await freePort(), await freePort()];
+  assert.match(block, /^HUB_INTERNAL_PORT=9101$/m);
   const script = block
+    .replace(/^HUB_INTERNAL_PORT=9101$/m, `HUB_INTERNAL_PORT=9101\nPORT=${publicPort}`)
+    .replaceAll('9101', String(internalPort))
     .replace(apt, `: the files of the package are under ${root}`)
     .replaceAll('sudo -u postgres ', '')
     .replaceAll('sudo ', '')
@@ -84,7 +91,7 @@ test('the README\'s production guide, run as written: package files, migrate, th
     .replaceAll('/etc/armonia-hub', `${root}/etc/armonia-hub`)
     .replace(/^systemctl enable --now armonia-hub$/m, () => [
       `(set -a; . ${root}/etc/armonia-hub/env; exec armonia-hub) >${scratch}/hub.log 2>&1 & echo $! >${scratch}/hub.pid`,
-      'for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:9101/healthz 2>/dev/null && break; sleep 0.1; done',
+      `for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:${internalPort}/healthz 2>/dev/null && break; sleep 0.1; done`,
     ].join('\n'));
   writeFileSync(join(scratch, 'guide.sh'), script);
 
