@@ -177,10 +177,22 @@ class HubProcess {
  * port: the port to listen on (a free one by default), for a test that must
  * know it before the hub is up.
  */
-export async function startHub({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [], tls, port } = {}) {
+export async function startHub(opts = {}) {
+  // A port drawn here can still be taken by another listener before the hub
+  // binds it (see freePort): the hub then exits saying so, and a new port is
+  // drawn. A port the caller chose is its own business.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHubOnce({ ...opts, port: opts.port ?? (await freePort()) });
+    } catch (err) {
+      if (opts.port !== undefined || attempt === 3 || !/cannot listen on .*Address already in use/.test(err.message)) throw err;
+    }
+  }
+}
+
+async function startHubOnce({ env = {}, args = [], pgdir, databaseUrl, healthTimeout = 15_000, wrap = [], tls, port }) {
   if (!hubBin) throw new Error('HUB_BIN is not set: it names the armonia-hub binary under test');
   const url = databaseUrl ?? (await pgUrl(pgdir));
-  port ??= await freePort();
   const secret = randomSecret();
   const fullEnv = hubEnv({
     DATABASE_URL: url,
@@ -198,11 +210,20 @@ export async function startHub({ env = {}, args = [], pgdir, databaseUrl, health
   const spawnError = new Promise((_, reject) => proc.once('error', (err) => reject(new Error(`cannot run ${hubBin}: ${err.message}`))));
   // With HUB_INTERNAL_PORT, /healthz is there, in plain HTTP.
   const internal = Number(fullEnv.HUB_INTERNAL_PORT) || 0;
+  const dead = () => {
+    if (hub.exit) return `code ${hub.exit.code}, signal ${hub.exit.signal}`;
+    // A hub that could not bind may not have exited yet while another
+    // process's /healthz on that port answers 200: its own words decide.
+    if (hub.output.some((l) => /cannot listen on/.test(l))) return 'it could not listen';
+    return null;
+  };
   try {
-    await Promise.race([
-      spawnError,
-      waitHealth(internal || port, 200, healthTimeout, () => hub.exit && `code ${hub.exit.code}, signal ${hub.exit.signal}`, internal ? undefined : tls),
-    ]);
+    await Promise.race([spawnError, waitHealth(internal || port, 200, healthTimeout, dead, internal ? undefined : tls)]);
+    // The 200 must be this hub's: one that failed to bind says so and exits
+    // at once, before it could serve anything.
+    await new Promise((r) => setTimeout(r, 20));
+    const why = dead();
+    if (why) throw new Error(`the hub exited (${why}) although /healthz answered 200 on its port: another process holds it`);
   } catch (err) {
     await hub.kill('SIGKILL');
     err.message += `\n--- hub output ---\n${hub.logs()}`;
