@@ -260,6 +260,18 @@ wait_ready() {
     done
 }
 
+# The server answering on port must be this cluster: a stopped cluster
+# whose port another one took meanwhile would otherwise hand out the other
+# cluster's URL as its own.
+check_owner() {
+    local port=$1 served want
+    served=$("$bindir/psql" -X -A -t -w -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+        -c 'SHOW data_directory' 2>/dev/null) || die "cannot ask the server on 127.0.0.1:$port for its data directory"
+    want=$(realpath -m "$pgdata")
+    [ "$(realpath -m "$served")" = "$want" ] ||
+        die "the server on 127.0.0.1:$port serves $served, not $want (another cluster took the port; stop it or remove $dir/port)"
+}
+
 server_start() {
     local port=$1
     if ! as_pg "$bindir/pg_ctl" -D "$pgdata" -l "$logfile" -w -t "$READY_TIMEOUT_S" start >/dev/null 2>&1; then
@@ -383,6 +395,7 @@ cmd_start() {
     fi
     exec 9>&-
     wait_ready "$port"
+    check_owner "$port"
     url="postgresql://postgres@127.0.0.1:$port/$DB_NAME"
     apply_schema "$port" "$url"
     write_url "$url"
@@ -414,6 +427,7 @@ cmd_restart() {
         server_start "$port"
     fi
     wait_ready "$port"
+    check_owner "$port"
     echo "pg: ready at postgresql://postgres@127.0.0.1:$port/$DB_NAME"
 }
 
