@@ -39,6 +39,9 @@
 #define AUTH_STR(x) AUTH_STR_(x)
 #define AUTH_ID_RULE "1.." AUTH_STR(AUTH_MAX_ID_LEN) " characters of [A-Za-z0-9_.:-]"
 #define AUTH_TENANT_RULE "1.." AUTH_STR(AUTH_MAX_TENANT_LEN) " characters of [A-Za-z0-9_-]"
+#define AUTH_ROLE_VALUE_RULE "1.." AUTH_STR(AUTH_ROLE_VALUE_MAX) " characters of [A-Za-z0-9_.:-]"
+/* Longest piece of a bad role map entry quoted back in its error. */
+#define AUTH_MAP_QUOTE_MAX 80
 
 const char *
 auth_role_name(enum auth_role role)
@@ -175,33 +178,31 @@ role_map_entry(const char *e, size_t len, struct auth_role_alias *a, char *err, 
 {
     const char *value, *role;
     const char *eq = memchr(e, '=', len);
-    char role_text[16];
+    char role_text[sizeof "resident"];
 
     if (eq == NULL) {
         snprintf(err, err_len, "entry '%.*s' has no '=' (expected VALUE=ROLE, comma-separated)",
-                 (int)(len > 80 ? 80 : len), e);
+                 (int)(len > AUTH_MAP_QUOTE_MAX ? AUTH_MAP_QUOTE_MAX : len), e);
         return -1;
     }
     size_t value_len = trim_blanks(e, (size_t)(eq - e), &value);
     size_t role_len = trim_blanks(eq + 1, len - (size_t)(eq + 1 - e), &role);
     if (!text_ok(value, value_len, AUTH_ROLE_VALUE_MAX, is_id_char)) {
-        snprintf(err, err_len,
-                 "role value '%.*s' must be 1.." AUTH_STR(
-                     AUTH_ROLE_VALUE_MAX) " characters of [A-Za-z0-9_.:-]",
-                 (int)(value_len > 80 ? 80 : value_len), value);
+        snprintf(err, err_len, "role value '%.*s' must be " AUTH_ROLE_VALUE_RULE,
+                 (int)(value_len > AUTH_MAP_QUOTE_MAX ? AUTH_MAP_QUOTE_MAX : value_len), value);
         return -1;
     }
     memcpy(a->value, value, value_len);
     a->value[value_len] = '\0';
-    if (role_len >= sizeof role_text) {
-        role_len = sizeof role_text - 1; /* longer than any role: refused below */
+    /* A role longer than "resident" is none of the three. */
+    bool fits = role_len < sizeof role_text;
+    if (fits) {
+        memcpy(role_text, role, role_len);
         role_text[role_len] = '\0';
     }
-    memcpy(role_text, role, role_len);
-    role_text[role_len] = '\0';
-    if (auth_role_parse(role_text, &a->role) < 0) {
-        snprintf(err, err_len, "'%s' maps to '%s'; expected resident, guard or admin", a->value,
-                 role_text);
+    if (!fits || auth_role_parse(role_text, &a->role) < 0) {
+        snprintf(err, err_len, "'%s' maps to '%.*s'; expected resident, guard or admin", a->value,
+                 (int)(role_len > AUTH_MAP_QUOTE_MAX ? AUTH_MAP_QUOTE_MAX : role_len), role);
         return -1;
     }
     return 0;

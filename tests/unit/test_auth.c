@@ -1294,7 +1294,9 @@ test_role_map_parse(void **state)
     expect_map_reject("OWNER=resident,owner=guard", "role value 'owner' appears twice");
     expect_map_reject("A=admin,B=admin,C=admin,D=admin,E=admin", "at most 4 entries");
     expect_map_reject("A=adminguardresidentxyz",
-                      "'A' maps to 'adminguardresid'; expected resident, guard or admin");
+                      "'A' maps to 'adminguardresidentxyz'; expected resident, guard or admin");
+    expect_map_reject("A = resident x",
+                      "'A' maps to 'resident x'; expected resident, guard or admin");
 }
 
 static void
