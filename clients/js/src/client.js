@@ -338,8 +338,11 @@ export class HubClient {
     try {
       sock = new this.#WebSocket(this.#url, [this.#codec.subprotocol]);
     } catch (err) {
-      this.#emit('error', new HubError('transport', `cannot open ${this.#url}: ${err?.message ?? err}`, { cause: err }));
-      this.#scheduleReconnect(CLOSE.ABNORMAL, 'cannot open the socket');
+      // The constructor throws for what retrying will not mend (a URL or
+      // subprotocol it refuses, a page's security policy): the app is told.
+      const failure = new HubError('transport', `cannot open ${this.#url}: ${err?.message ?? err}`, { cause: err });
+      this.#emit('error', failure);
+      this.#scheduleReconnect(CLOSE.ABNORMAL, 'cannot open the socket', failure);
       return;
     }
     this.#socket = sock;
