@@ -39,6 +39,9 @@
 #define AUTH_STR(x) AUTH_STR_(x)
 #define AUTH_ID_RULE "1.." AUTH_STR(AUTH_MAX_ID_LEN) " characters of [A-Za-z0-9_.:-]"
 #define AUTH_TENANT_RULE "1.." AUTH_STR(AUTH_MAX_TENANT_LEN) " characters of [A-Za-z0-9_-]"
+#define AUTH_ROLE_VALUE_RULE "1.." AUTH_STR(AUTH_ROLE_VALUE_MAX) " characters of [A-Za-z0-9_.:-]"
+/* Longest piece of a bad role map entry quoted back in its error. */
+#define AUTH_MAP_QUOTE_MAX 80
 
 const char *
 auth_role_name(enum auth_role role)
@@ -86,6 +89,21 @@ auth_role_parse(const char *s, enum auth_role *out)
     return -1;
 }
 
+/* A role value: the built-in names first, then names's aliases. Returns 0 or -1. */
+static int
+role_lookup(const struct auth_names *names, const char *s, enum auth_role *out)
+{
+    if (auth_role_parse(s, out) == 0)
+        return 0;
+    for (size_t i = 0; i < names->n_aliases; i++) {
+        if (ascii_case_equal(s, names->aliases[i].value)) {
+            *out = names->aliases[i].role;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void
 auth_claims_free(struct auth_claims *c)
 {
@@ -122,6 +140,165 @@ text_ok(const char *s, size_t len, size_t max, bool (*ok)(unsigned char))
         if (!ok((unsigned char)s[i]))
             return false;
     return true;
+}
+
+/* [A-Za-z0-9_.:/-]: the characters of a claim name a setting may give. */
+static bool
+is_claim_name_char(unsigned char c)
+{
+    return is_id_char(c) || c == '/';
+}
+
+int
+auth_claim_name_check(const char *name)
+{
+    return name && text_ok(name, strlen(name), AUTH_CLAIM_NAME_MAX, is_claim_name_char) ? 0 : -1;
+}
+
+/* The bytes of s[0..len) without the blanks at either end: *start and the new length. */
+static size_t
+trim_blanks(const char *s, size_t len, const char **start)
+{
+    while (len > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        len--;
+    }
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    *start = s;
+    return len;
+}
+
+/*
+ * Reads one VALUE=ROLE entry of a role map (len bytes at e) into *a.
+ * Returns 0, or -1 with the reason in err.
+ */
+static int
+role_map_entry(const char *e, size_t len, struct auth_role_alias *a, char *err, size_t err_len)
+{
+    const char *value, *role;
+    const char *eq = memchr(e, '=', len);
+    char role_text[sizeof "resident"];
+
+    if (eq == NULL) {
+        snprintf(err, err_len, "entry '%.*s' has no '=' (expected VALUE=ROLE, comma-separated)",
+                 (int)(len > AUTH_MAP_QUOTE_MAX ? AUTH_MAP_QUOTE_MAX : len), e);
+        return -1;
+    }
+    size_t value_len = trim_blanks(e, (size_t)(eq - e), &value);
+    size_t role_len = trim_blanks(eq + 1, len - (size_t)(eq + 1 - e), &role);
+    if (!text_ok(value, value_len, AUTH_ROLE_VALUE_MAX, is_id_char)) {
+        snprintf(err, err_len, "role value '%.*s' must be " AUTH_ROLE_VALUE_RULE,
+                 (int)(value_len > AUTH_MAP_QUOTE_MAX ? AUTH_MAP_QUOTE_MAX : value_len), value);
+        return -1;
+    }
+    memcpy(a->value, value, value_len);
+    a->value[value_len] = '\0';
+    /* A role longer than "resident" is none of the three. */
+    bool fits = role_len < sizeof role_text;
+    if (fits) {
+        memcpy(role_text, role, role_len);
+        role_text[role_len] = '\0';
+    }
+    if (!fits || auth_role_parse(role_text, &a->role) < 0) {
+        snprintf(err, err_len, "'%s' maps to '%.*s'; expected resident, guard or admin", a->value,
+                 (int)(role_len > AUTH_MAP_QUOTE_MAX ? AUTH_MAP_QUOTE_MAX : role_len), role);
+        return -1;
+    }
+    return 0;
+}
+
+int
+auth_role_map_parse(const char *text, struct auth_role_alias *out, size_t max, size_t *n, char *err,
+                    size_t err_len)
+{
+    const char *p = text;
+
+    *n = 0;
+    if (p == NULL)
+        return 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *e;
+        size_t e_len = trim_blanks(p, len, &e);
+        struct auth_role_alias a;
+        enum auth_role builtin;
+
+        if (e_len == 0) {
+            snprintf(err, err_len, "empty entry (expected VALUE=ROLE, comma-separated)");
+            return -1;
+        }
+        if (role_map_entry(e, e_len, &a, err, err_len) < 0)
+            return -1;
+        if (auth_role_parse(a.value, &builtin) == 0 && builtin != a.role) {
+            snprintf(err, err_len, "'%s' is a built-in role and cannot map to %s", a.value,
+                     auth_role_name(a.role));
+            return -1;
+        }
+        for (size_t i = 0; i < *n; i++) {
+            if (ascii_case_equal(out[i].value, a.value)) {
+                snprintf(err, err_len, "role value '%s' appears twice", a.value);
+                return -1;
+            }
+        }
+        if (*n == max) {
+            snprintf(err, err_len, "at most %zu entries", max);
+            return -1;
+        }
+        out[(*n)++] = a;
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
+void
+auth_names_init(struct auth_names *names, const char *sub, const char *tenant, const char *role,
+                const char *units, const struct auth_role_alias *aliases, size_t n_aliases)
+{
+    memset(names, 0, sizeof *names);
+    snprintf(names->sub, sizeof names->sub, "%s", sub);
+    snprintf(names->tenant, sizeof names->tenant, "%s", tenant);
+    snprintf(names->role, sizeof names->role, "%s", role);
+    snprintf(names->units, sizeof names->units, "%s", units);
+    names->schema_name_alias = strcmp(tenant, "tenant") == 0;
+    if (n_aliases > AUTH_MAX_ROLE_ALIASES)
+        n_aliases = AUTH_MAX_ROLE_ALIASES;
+    if (n_aliases > 0)
+        memcpy(names->aliases, aliases, n_aliases * sizeof *aliases);
+    names->n_aliases = n_aliases;
+
+    snprintf(names->why_sub_missing, AUTH_WHY_MAX, "missing claim %s", sub);
+    snprintf(names->why_sub_bad, AUTH_WHY_MAX, "claim %s must be " AUTH_ID_RULE, sub);
+    snprintf(names->why_tenant_missing, AUTH_WHY_MAX, "missing claim %s%s", tenant,
+             names->schema_name_alias ? " (or schemaName)" : "");
+    snprintf(names->why_tenant_bad, AUTH_WHY_MAX, "claim %s must be " AUTH_TENANT_RULE, tenant);
+    snprintf(names->why_role_missing, AUTH_WHY_MAX, "missing claim %s", role);
+    snprintf(names->why_role_bad, AUTH_WHY_MAX, "claim %s must be %s", role,
+             n_aliases ? "resident, guard, admin or a role of the hub's role map"
+                       : "resident, guard or admin");
+    snprintf(names->why_units_type, AUTH_WHY_MAX, "claim %s must be an array of strings", units);
+    snprintf(names->why_units_item, AUTH_WHY_MAX, "claim %s: each unit must be " AUTH_ID_RULE,
+             units);
+    snprintf(names->why_units_count, AUTH_WHY_MAX,
+             "claim %s may name at most " AUTH_STR(AUTH_MAX_UNITS) " units", units);
+}
+
+/*
+ * The contract's names (sub, tenant or schemaName, role, units), built on
+ * first use with auth_names_init() so their reasons read exactly like a
+ * configured set's.
+ */
+static const struct auth_names *
+default_names(void)
+{
+    static struct auth_names d;
+    static bool ready;
+    if (!ready) {
+        auth_names_init(&d, "sub", "tenant", "role", "units", NULL, 0);
+        ready = true;
+    }
+    return &d;
 }
 
 /* Returns member key of obj, or NULL when it is absent or JSON null. */
@@ -168,7 +345,8 @@ numeric_date(const json_t *v, bool round_up, int64_t *out)
  * Returns 0, or -1 with *why set.
  */
 static int
-unit_text(const json_t *u, char num[24], const char **text, size_t *len, const char **why)
+unit_text(const struct auth_names *names, const json_t *u, char num[24], const char **text,
+          size_t *len, const char **why)
 {
     if (json_is_string(u)) {
         *text = json_string_value(u);
@@ -177,11 +355,11 @@ unit_text(const json_t *u, char num[24], const char **text, size_t *len, const c
         *len = (size_t)snprintf(num, 24, "%lld", (long long)json_integer_value(u));
         *text = num;
     } else {
-        *why = "claim units must be an array of strings";
+        *why = names->why_units_type;
         return -1;
     }
     if (!text_ok(*text, *len, AUTH_MAX_ID_LEN, is_id_char)) {
-        *why = "claim units: each unit must be " AUTH_ID_RULE;
+        *why = names->why_units_item;
         return -1;
     }
     return 0;
@@ -196,7 +374,8 @@ unit_text(const json_t *u, char num[24], const char **text, size_t *len, const c
  * with *why set.
  */
 static int
-read_units(const json_t *units, struct auth_claims *c, const char **why)
+read_units(const struct auth_names *names, const json_t *units, struct auth_claims *c,
+           const char **why)
 {
     size_t n = json_array_size(units), bytes = 0;
     char num[24];
@@ -204,17 +383,17 @@ read_units(const json_t *units, struct auth_claims *c, const char **why)
     size_t len;
 
     if (!json_is_array(units)) {
-        *why = "claim units must be an array of strings";
+        *why = names->why_units_type;
         return -1;
     }
     if (n > AUTH_MAX_UNITS) {
-        *why = "claim units may name at most " AUTH_STR(AUTH_MAX_UNITS) " units";
+        *why = names->why_units_count;
         return -1;
     }
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        if (unit_text(json_array_get(units, i), num, &text, &len, why) < 0)
+        if (unit_text(names, json_array_get(units, i), num, &text, &len, why) < 0)
             return -1;
         bytes += len + 1;
     }
@@ -225,7 +404,7 @@ read_units(const json_t *units, struct auth_claims *c, const char **why)
     }
     char *at = (char *)(c->units + n);
     for (size_t i = 0; i < n; i++) {
-        (void)unit_text(json_array_get(units, i), num, &text, &len, why);
+        (void)unit_text(names, json_array_get(units, i), num, &text, &len, why);
         bool seen = false;
         for (size_t j = 0; j < c->n_units && !seen; j++)
             seen = strcmp(c->units[j], text) == 0;
@@ -365,7 +544,8 @@ check_audience_issuer(json_t *claims, const struct auth_policy *policy, const ch
 
 /*
  * Applies the contract's claim rules and the operator's policy to the
- * verified claims object and fills c. The time claims come first because
+ * verified claims object and fills c, reading the identity from the
+ * policy's claim names. The time claims come first because
  * an expired token is the rejection a user most often meets. Returns 0, or
  * -1 with *why set; on failure c may hold partial results that the caller
  * frees.
@@ -408,31 +588,31 @@ read_claims(json_t *claims, int64_t now, const struct auth_policy *policy, struc
         check_audience_issuer(claims, policy, why) < 0)
         return -1;
 
-    if (read_text_claim(claim_get(claims, "sub"), AUTH_MAX_ID_LEN, is_id_char, &c->sub,
-                        "missing claim sub", "claim sub must be " AUTH_ID_RULE, why) < 0)
+    const struct auth_names *names = policy && policy->names ? policy->names : default_names();
+    if (read_text_claim(claim_get(claims, names->sub), AUTH_MAX_ID_LEN, is_id_char, &c->sub,
+                        names->why_sub_missing, names->why_sub_bad, why) < 0)
         return -1;
 
-    v = claim_get(claims, "tenant");
-    if (v == NULL)
+    v = claim_get(claims, names->tenant);
+    if (v == NULL && names->schema_name_alias)
         v = claim_get(claims, "schemaName");
     if (read_text_claim(v, AUTH_MAX_TENANT_LEN, is_tenant_char, &c->tenant,
-                        "missing claim tenant (or schemaName)",
-                        "claim tenant must be " AUTH_TENANT_RULE, why) < 0)
+                        names->why_tenant_missing, names->why_tenant_bad, why) < 0)
         return -1;
 
-    v = claim_get(claims, "role");
+    v = claim_get(claims, names->role);
     if (v == NULL) {
-        *why = "missing claim role";
+        *why = names->why_role_missing;
         return -1;
     }
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
-        auth_role_parse(json_string_value(v), &c->role) < 0) {
-        *why = "claim role must be resident, guard or admin";
+        role_lookup(names, json_string_value(v), &c->role) < 0) {
+        *why = names->why_role_bad;
         return -1;
     }
 
-    v = claim_get(claims, "units");
-    if (v != NULL && read_units(v, c, why) < 0)
+    v = claim_get(claims, names->units);
+    if (v != NULL && read_units(names, v, c, why) < 0)
         return -1;
     return 0;
 }

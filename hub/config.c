@@ -5,6 +5,7 @@
  * one table below so they cannot fall out of step with it.
  */
 #include "config.h"
+#include "auth.h"
 #include "log.h"
 #include "peer.h"
 #include "tls.h"
@@ -84,6 +85,19 @@ static const struct opt opts[] = {
      "refused)"},
     {"HUB_JWT_ISSUER", "jwt-issuer", OPT_STR, OFF(jwt_issuer), 0, 0, NULL,
      "a token's iss must equal this (unset: iss is not checked)"},
+    {"HUB_JWT_CLAIM_SUB", "jwt-claim-sub", OPT_STR, OFF(jwt_claim_sub), 0, 0, "sub",
+     "the token claim holding the user id (the Armonía backend's tokens: userId)"},
+    {"HUB_JWT_CLAIM_TENANT", "jwt-claim-tenant", OPT_STR, OFF(jwt_claim_tenant), 0, 0, "tenant",
+     "the token claim holding the tenant schema (under the default, schemaName is read when "
+     "tenant is absent)"},
+    {"HUB_JWT_CLAIM_ROLE", "jwt-claim-role", OPT_STR, OFF(jwt_claim_role), 0, 0, "role",
+     "the token claim holding the role"},
+    {"HUB_JWT_CLAIM_UNITS", "jwt-claim-units", OPT_STR, OFF(jwt_claim_units), 0, 0, "units",
+     "the token claim holding the unit ids (optional in tokens)"},
+    {"HUB_JWT_ROLE_MAP", "jwt-role-map", OPT_STR, OFF(jwt_role_map), 0, 0, NULL,
+     "extra role values, VALUE=ROLE comma-separated with ROLE resident, guard or admin, e.g. "
+     "COMPLEX_ADMIN=admin,SECURITY=guard (case-insensitive; unset: only resident, guard and "
+     "admin; any other value is refused)"},
     {"HUB_SESSION_MAX_AGE_S", "session-max-age-s", OPT_INT, OFF(session_max_age_s), 0, 400 * 86400,
      "86400",
      "a connection is closed with 4001 this long after its first authentication, whatever "
@@ -767,6 +781,67 @@ parse_nets(const char *name, const char *list, struct peer_net **nets, size_t *n
     return 0;
 }
 
+/*
+ * Checks the claim names and the role map and builds cfg->claim_names;
+ * prints the error line naming the setting and returns -1 when one is bad.
+ */
+static int
+load_claim_names(struct hub_config *cfg)
+{
+    const struct {
+        const char *env;
+        const char *value;
+    } names[] = {
+        {"HUB_JWT_CLAIM_SUB", cfg->jwt_claim_sub},
+        {"HUB_JWT_CLAIM_TENANT", cfg->jwt_claim_tenant},
+        {"HUB_JWT_CLAIM_ROLE", cfg->jwt_claim_role},
+        {"HUB_JWT_CLAIM_UNITS", cfg->jwt_claim_units},
+    };
+    /* Claims the token checks read themselves: naming one would read it twice. */
+    static const char *const reserved[] = {"exp", "nbf", "iat", "aud", "iss"};
+    const size_t n = sizeof(names) / sizeof(names[0]);
+
+    for (size_t i = 0; i < n; i++) {
+        if (auth_claim_name_check(names[i].value)) {
+            fprintf(stderr,
+                    "armonia-hub: %s: expected a claim name of 1..%d characters of "
+                    "[A-Za-z0-9_.:/-], got '%s'\n",
+                    names[i].env, AUTH_CLAIM_NAME_MAX, names[i].value);
+            return -1;
+        }
+        for (size_t r = 0; r < sizeof(reserved) / sizeof(reserved[0]); r++) {
+            if (!strcmp(names[i].value, reserved[r])) {
+                fprintf(stderr, "armonia-hub: %s: '%s' is a claim the hub reads for itself\n",
+                        names[i].env, names[i].value);
+                return -1;
+            }
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(names[i].value, names[j].value)) {
+                fprintf(stderr, "armonia-hub: %s: '%s' is already the claim of %s\n", names[i].env,
+                        names[i].value, names[j].env);
+                return -1;
+            }
+        }
+    }
+    struct auth_role_alias aliases[AUTH_MAX_ROLE_ALIASES];
+    size_t n_aliases = 0;
+    char why[256];
+    if (auth_role_map_parse(cfg->jwt_role_map, aliases, AUTH_MAX_ROLE_ALIASES, &n_aliases, why,
+                            sizeof(why))) {
+        fprintf(stderr, "armonia-hub: HUB_JWT_ROLE_MAP: %s\n", why);
+        return -1;
+    }
+    cfg->claim_names = malloc(sizeof(*cfg->claim_names));
+    if (!cfg->claim_names) {
+        fprintf(stderr, "armonia-hub: out of memory\n");
+        return -1;
+    }
+    auth_names_init(cfg->claim_names, cfg->jwt_claim_sub, cfg->jwt_claim_tenant,
+                    cfg->jwt_claim_role, cfg->jwt_claim_units, aliases, n_aliases);
+    return 0;
+}
+
 int
 config_load(struct hub_config *cfg, int argc, char **argv)
 {
@@ -825,6 +900,8 @@ config_load(struct hub_config *cfg, int argc, char **argv)
     }
     PQconninfoFree(ci);
     cfg->jwt_secret_len = strlen(cfg->jwt_secret);
+    if (load_claim_names(cfg))
+        return 2;
     if (parse_nets("HUB_TRUSTED_PROXIES", cfg->trusted_proxies, &cfg->proxies, &cfg->n_proxies) ||
         parse_nets("HUB_EXEMPT_ADDRESSES", cfg->exempt_addrs, &cfg->exempt, &cfg->n_exempt))
         return 2;
@@ -868,6 +945,12 @@ config_free(struct hub_config *cfg)
         free(*strs[i]);
     free(cfg->jwt_audience);
     free(cfg->jwt_issuer);
+    free(cfg->jwt_claim_sub);
+    free(cfg->jwt_claim_tenant);
+    free(cfg->jwt_claim_role);
+    free(cfg->jwt_claim_units);
+    free(cfg->jwt_role_map);
+    free(cfg->claim_names);
     free(cfg->trusted_proxies);
     free(cfg->proxies);
     free(cfg->allowed_origins);

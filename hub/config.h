@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct auth_names;
 struct peer_net;
 
 struct hub_config {
@@ -81,6 +82,14 @@ struct hub_config {
     char *trusted_proxies; /* HUB_TRUSTED_PROXIES: proxies whose forwarded address is logged */
     struct peer_net *proxies; /* the above, parsed (owned); n_proxies entries */
     size_t n_proxies;
+
+    /* Where a token's identity is (auth.h's struct auth_names): claim names, extra roles. */
+    char *jwt_claim_sub;    /* HUB_JWT_CLAIM_SUB: claim of the user id, default sub (owned) */
+    char *jwt_claim_tenant; /* HUB_JWT_CLAIM_TENANT: claim of the tenant, default tenant (owned) */
+    char *jwt_claim_role;   /* HUB_JWT_CLAIM_ROLE: claim of the role, default role (owned) */
+    char *jwt_claim_units;  /* HUB_JWT_CLAIM_UNITS: claim of the units, default units (owned) */
+    char *jwt_role_map;     /* HUB_JWT_ROLE_MAP: VALUE=ROLE,...; NULL: built-in roles (owned) */
+    struct auth_names *claim_names; /* the five above, checked and parsed (owned) */
 
     /* Exposure to the internet: browsers' origins and per-address caps (ws.c, peer.c). */
     char *allowed_origins; /* HUB_ALLOWED_ORIGINS: comma-separated; NULL: any origin */

@@ -353,6 +353,7 @@ authenticate(struct conn *c, const char *token, size_t len, const json_t *ref)
         .max_ttl_s = cfg->jwt_max_ttl_s,
         .audience = cfg->jwt_audience,
         .issuer = cfg->jwt_issuer,
+        .names = cfg->claim_names,
     };
     struct auth_claims who;
     const char *why;

@@ -36,10 +36,13 @@ else
 fi
 
 cd "$root/clients/js"
-if [ -d node_modules/playwright-core ]; then
-    echo "browser-deps: playwright-core is installed in clients/js"
+# Every devDependency (playwright-core, typescript for the type test, ...)
+# must resolve: a checkout installed before one was added gets it now.
+if node -e 'const p = require("./package.json");
+for (const d of Object.keys(p.devDependencies ?? {})) require.resolve(`${d}/package.json`);' 2>/dev/null; then
+    echo "browser-deps: the npm packages of clients/js are installed"
 else
-    echo "browser-deps: installing clients/js npm packages (playwright-core)"
+    echo "browser-deps: installing clients/js npm packages (playwright-core, typescript, ...)"
     # Keep Playwright from fetching its own browsers: the test uses $CHROMIUM.
     export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
     if [ -f package-lock.json ]; then

@@ -8,29 +8,141 @@ export interface StateChange {
   /** connecting: consecutive failed attempts so far (0 on the first). reconnecting: the attempt about to be made (1-based). open: failures before this success. */
   attempt?: number;
   /** reconnecting: milliseconds until the next attempt. */
+  delayMs?: number;
+  /** reconnecting: the same as delayMs (the older name). */
   delay?: number;
   /** reconnecting/closed: the close code (1006 lost, 1001 server draining, 4001 unauthorized, 4008 slow consumer, 4000 dead connection or no welcome in time). */
   code?: number;
-  /** reconnecting/closed: why, in words. */
+  /** reconnecting/closed: why, in words (for a failed attempt, what failed: the transport's message, getToken()'s). */
   reason?: string;
+  /**
+   * reconnecting: the failure of the attempt, when it was the transport
+   * (code 'transport') or getToken() (code 'token'). These are reported here
+   * and not as 'error' events: the client retries them on its own.
+   */
+  error?: HubError;
   /** open: the welcome's session id. */
   session?: string;
   /** open: the seq this connection resumed after (undefined: live only). */
   since?: number;
 }
 
-/** An event as the hub sends it (docs/protocol.md "Events"). */
-export interface HubEvent<D = Record<string, unknown>> {
+/**
+ * An event as the hub sends it (docs/protocol.md "Events"): D is its data,
+ * K its kind. The events a listener gets are the union HubEventUnion, one
+ * member per kind of HubEventMap; this interface is the shape they share.
+ */
+export interface HubEvent<D = Record<string, unknown>, K extends string = string> {
   type: 'event';
   id: number;
   seq: number;
-  kind: string;
+  kind: K;
   priority: 'normal' | 'high' | 'critical';
   ack: boolean;
   ts: number;
   room: string;
   data: D;
 }
+
+/**
+ * Timestamps in data are PostgreSQL's JSON text of a timestamptz, e.g.
+ * "2026-12-07T04:20:00.123+00:00" (parse with new Date()).
+ */
+export type HubTimestamp = string;
+
+/** panic: a resident pressed the panic button (insert into "PanicAlert"); to role:guard and role:admin, critical, ack. */
+export type PanicData = {
+  alertId: string;
+  userId: string | null;
+  /** The "User".name of userId (at most 200 characters), null when unknown. */
+  userName: string | null;
+  unitId: string | null;
+  /** At most 1000 characters; the full text stays in the tenant's row. */
+  message: string | null;
+  createdAt: HubTimestamp;
+};
+
+/** visitor: a visitor was announced (insert into "Visitor"); to unit:<unitId>, high, ack. */
+export type VisitorData = {
+  visitorId: string;
+  unitId: string;
+  /** At most 200 characters. */
+  name: string;
+  createdAt: HubTimestamp;
+};
+
+export type PaymentStatus = 'PENDING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'REFUNDED';
+
+/** payment: a payment's status changed ("Payment".status); to user:<userId>, normal. */
+export type PaymentData = {
+  paymentId: string;
+  userId: string;
+  /**
+   * A number; over MessagePack a value no float64 carries exactly arrives as
+   * a string holding its decimal text (docs/protocol.md "Event data and numbers").
+   */
+  amount: number | string;
+  /** ISO 4217, 'COP' unless the row says otherwise. */
+  currency: string;
+  status: PaymentStatus;
+};
+
+/** announcement: an emergency notice (insert into "Announcement" with type 'emergency'); to all, critical. */
+export type AnnouncementData = {
+  announcementId: string;
+  /** At most 200 characters. */
+  title: string;
+  /** At most 4000 characters. */
+  body: string;
+  type: 'general' | 'emergency';
+};
+
+/** panic_claimed: a guard or admin acked (claimed) a panic; to role:guard and role:admin, high (docs/protocol.md "Claims of panic alerts"). */
+export type PanicClaimedData = {
+  /** The id of the panic event that was claimed. */
+  eventId: number;
+  alertId: string | null;
+  unitId: string | null;
+  /** The user id of the guard or admin who claimed it. */
+  guardId: string;
+  /** Their "User".name, null when unknown. */
+  guardName: string | null;
+  claimedAt: HubTimestamp;
+};
+
+/**
+ * The data of each event kind, by kind. The hub's own kinds are listed here;
+ * an app that emits kinds of its own (hub.emit()) declares them by adding to
+ * this interface, and they join the union with the same narrowing:
+ *
+ *   declare module '@armonia/hub-client' {
+ *     interface HubEventMap { parcel: { parcelId: string; unitId: string } }
+ *   }
+ */
+export interface HubEventMap {
+  panic: PanicData;
+  visitor: VisitorData;
+  payment: PaymentData;
+  announcement: AnnouncementData;
+  panic_claimed: PanicClaimedData;
+}
+
+/** The kinds HubEventMap names. */
+export type HubEventKind = keyof HubEventMap & string;
+
+/** The event of one kind: HubEventOf<'visitor'> has data VisitorData. */
+export type HubEventOf<K extends HubEventKind> = HubEvent<HubEventMap[K], K>;
+
+/**
+ * What the 'event' listener gets: a union discriminated by `kind`, so after
+ * `if (e.kind === 'visitor')` `e.data` is VisitorData. An event of a kind
+ * nobody declared in HubEventMap still arrives at run time; it is reached
+ * through the `default` of a switch on kind, as an UnknownHubEvent.
+ */
+export type HubEventUnion = { [K in HubEventKind]: HubEventOf<K> }[HubEventKind];
+
+/** Any event, its kind and data unchecked: every HubEventUnion member is one. */
+export type UnknownHubEvent = HubEvent<Record<string, unknown>, string>;
 
 export interface Welcome {
   type: 'welcome';
@@ -52,10 +164,13 @@ export interface TokenRequest {
 }
 
 /**
- * Errors reported on 'error' or by rejected promises. `code` is the hub's
- * (unauthorized, forbidden, bad_request, too_large, rate_limited,
- * resume_gap, internal) or the client's own (transport, decode, token,
- * config, closed, cancelled, listener, ack_dropped).
+ * Errors reported on 'error' or by rejected promises, and attached to a
+ * 'reconnecting' state change. `code` is the hub's (unauthorized,
+ * forbidden, bad_request, too_large, rate_limited, resume_gap, internal)
+ * or the client's own (transport, decode, token, config, closed, cancelled,
+ * listener, ack_dropped). A failed connection attempt (transport, or
+ * getToken() throwing while connecting) is not an 'error' event: it is the
+ * 'reconnecting' state's `error`.
  */
 export declare class HubError extends Error {
   code: string;
@@ -82,7 +197,7 @@ export interface Clock {
 export interface HubClientOptions {
   /** Returns the JWT (or a promise of it). Returning null/'' stops the client (state 'closed', reason 'no token'). A fixed string is accepted too. */
   getToken: ((req: TokenRequest) => string | null | undefined | Promise<string | null | undefined>) | string;
-  /** Wire format: 'json' (default, no dependency) or 'msgpack' (loads @msgpack/msgpack on first use). */
+  /** Wire format: 'json' (default, no dependency) or 'msgpack' (imports the optional peer dependency @msgpack/msgpack on first use; without it the client reports an 'error' with code 'config' and stops). */
   format?: 'json' | 'msgpack';
   /** The MessagePack library to use instead of importing @msgpack/msgpack (e.g. in a browser without a bundler). */
   msgpack?: { encode(value: unknown): Uint8Array; decode(data: Uint8Array): unknown };
@@ -127,7 +242,7 @@ export interface HubClientOptions {
 }
 
 export interface HubClientEvents {
-  event: (event: HubEvent) => void;
+  event: (event: HubEventUnion) => void;
   state: (change: StateChange) => void;
   error: (error: HubError) => void;
   welcome: (welcome: Welcome, info: { refresh: boolean }) => void;

@@ -1112,6 +1112,212 @@ test_role_name_and_parse(void **state)
     assert_int_equal(auth_role_parse(NULL, &r), -1);
 }
 
+/* The Armonía backend's claim names, with a role map of two extra values. */
+static void
+backend_names(struct auth_names *names)
+{
+    struct auth_role_alias aliases[AUTH_MAX_ROLE_ALIASES];
+    size_t n = 0;
+    char err[256];
+    assert_int_equal(auth_role_map_parse("COMPLEX_ADMIN=admin, security = GUARD", aliases,
+                                         AUTH_MAX_ROLE_ALIASES, &n, err, sizeof err),
+                     0);
+    assert_int_equal(n, 2);
+    auth_names_init(names, "userId", "schemaName", "role", "apartments", aliases, n);
+}
+
+/* Verifies claims under names; returns the result, *c filled on success. */
+static int
+verify_named(const char *claims, const struct auth_names *names, struct auth_claims *c,
+             const char **why)
+{
+    struct auth_policy policy = {.names = names};
+    char *tok = mint(claims);
+    int rc = auth_verify_policy(tok, strlen(tok), SECRET, strlen(SECRET), NOW, &policy, c, why);
+    if (rc != 0) {
+        assert_claims_empty(c);
+        assert_null(strstr(*why, tok + strlen(tok) - 8));
+    }
+    free(tok);
+    return rc;
+}
+
+/* Expects claims refused under names with exactly reason. */
+static void
+expect_named_reject(const char *claims, const struct auth_names *names, const char *reason)
+{
+    struct auth_claims c;
+    const char *why = NULL;
+    assert_int_equal(verify_named(claims, names, &c, &why), -1);
+    assert_string_equal(why, reason);
+}
+
+static void
+test_backend_token_accepted(void **state)
+{
+    struct auth_names names;
+    struct auth_claims c;
+    const char *why = NULL;
+
+    backend_names(&names);
+    assert_int_equal(verify_named("{\"userId\":\"clx9k2b0000a1b2c3\",\"schemaName\":\"tenant_x\","
+                                  "\"role\":\"ADMIN\",\"apartments\":[\"302\"],\"exp\":1764266400}",
+                                  &names, &c, &why),
+                     0);
+    assert_string_equal(c.sub, "clx9k2b0000a1b2c3");
+    assert_string_equal(c.tenant, "tenant_x");
+    assert_int_equal(c.role, AUTH_ROLE_ADMIN);
+    assert_int_equal(c.n_units, 1);
+    assert_string_equal(c.units[0], "302");
+    auth_claims_free(&c);
+    /* Mapped values, in any case. */
+    assert_int_equal(
+        verify_named("{\"userId\":\"u\",\"schemaName\":\"t\",\"role\":\"complex_admin\","
+                     "\"exp\":1764266400}",
+                     &names, &c, &why),
+        0);
+    assert_int_equal(c.role, AUTH_ROLE_ADMIN);
+    auth_claims_free(&c);
+    assert_int_equal(verify_named("{\"userId\":\"u\",\"schemaName\":\"t\",\"role\":\"Security\","
+                                  "\"exp\":1764266400}",
+                                  &names, &c, &why),
+                     0);
+    assert_int_equal(c.role, AUTH_ROLE_GUARD);
+    auth_claims_free(&c);
+}
+
+static void
+test_backend_token_refusals_name_the_claim(void **state)
+{
+    struct auth_names names;
+    backend_names(&names);
+
+    /* The default names are not read any more. */
+    expect_named_reject(
+        "{\"sub\":\"u\",\"schemaName\":\"t\",\"role\":\"admin\",\"exp\":1764266400}", &names,
+        "missing claim userId");
+    expect_named_reject("{\"userId\":\"u\",\"tenant\":\"t\",\"role\":\"admin\",\"exp\":1764266400}",
+                        &names, "missing claim schemaName");
+    expect_named_reject(
+        "{\"userId\":\"a b\",\"schemaName\":\"t\",\"role\":\"admin\",\"exp\":1764266400}", &names,
+        "claim userId must be 1..90 characters of [A-Za-z0-9_.:-]");
+    expect_named_reject(
+        "{\"userId\":\"u\",\"schemaName\":\"t;x\",\"role\":\"admin\",\"exp\":1764266400}", &names,
+        "claim schemaName must be 1..63 characters of [A-Za-z0-9_-]");
+    expect_named_reject("{\"userId\":\"u\",\"schemaName\":\"t\",\"exp\":1764266400}", &names,
+                        "missing claim role");
+    expect_named_reject(
+        "{\"userId\":\"u\",\"schemaName\":\"t\",\"role\":\"OWNER\",\"exp\":1764266400}", &names,
+        "claim role must be resident, guard, admin or a role of the hub's role map");
+    expect_named_reject("{\"userId\":\"u\",\"schemaName\":\"t\",\"role\":\"admin\","
+                        "\"apartments\":\"302\",\"exp\":1764266400}",
+                        &names, "claim apartments must be an array of strings");
+    expect_named_reject("{\"userId\":\"u\",\"schemaName\":\"t\",\"role\":\"admin\","
+                        "\"apartments\":[\"3 02\"],\"exp\":1764266400}",
+                        &names,
+                        "claim apartments: each unit must be 1..90 characters of [A-Za-z0-9_.:-]");
+}
+
+static void
+test_default_names_match_contract(void **state)
+{
+    struct auth_names names;
+    struct auth_claims c;
+    const char *why = NULL;
+
+    /* Built like a configured set, the defaults refuse and accept as auth_verify() does. */
+    auth_names_init(&names, "sub", "tenant", "role", "units", NULL, 0);
+    assert_true(names.schema_name_alias);
+    assert_string_equal(names.why_tenant_missing, "missing claim tenant (or schemaName)");
+    assert_string_equal(names.why_role_bad, "claim role must be resident, guard or admin");
+    assert_int_equal(verify_named("{\"sub\":\"u\",\"schemaName\":\"t\",\"role\":\"guard\","
+                                  "\"exp\":1764266400}",
+                                  &names, &c, &why),
+                     0);
+    assert_string_equal(c.tenant, "t");
+    auth_claims_free(&c);
+    expect_named_reject("{\"tenant\":\"t\",\"role\":\"guard\",\"exp\":1764266400}", &names,
+                        "missing claim sub");
+    /* Without a map, an extra value is refused as before. */
+    expect_claims_reject("{\"sub\":\"u\",\"tenant\":\"t\",\"role\":\"COMPLEX_ADMIN\","
+                         "\"exp\":1764266400}",
+                         "claim role must be resident, guard or admin");
+    /* A tenant claim renamed to something else drops the schemaName alias. */
+    auth_names_init(&names, "sub", "complex", "role", "units", NULL, 0);
+    assert_false(names.schema_name_alias);
+    expect_named_reject(
+        "{\"sub\":\"u\",\"schemaName\":\"t\",\"role\":\"guard\",\"exp\":1764266400}", &names,
+        "missing claim complex");
+}
+
+/* Expects text refused as a role map with exactly reason. */
+static void
+expect_map_reject(const char *text, const char *reason)
+{
+    struct auth_role_alias aliases[4];
+    size_t n = 99;
+    char err[256] = "";
+    assert_int_equal(auth_role_map_parse(text, aliases, 4, &n, err, sizeof err), -1);
+    assert_string_equal(err, reason);
+}
+
+static void
+test_role_map_parse(void **state)
+{
+    struct auth_role_alias aliases[4];
+    size_t n = 99;
+    char err[256];
+
+    assert_int_equal(auth_role_map_parse("COMPLEX_ADMIN=admin,SECURITY=guard,OWNER=resident",
+                                         aliases, 4, &n, err, sizeof err),
+                     0);
+    assert_int_equal(n, 3);
+    assert_string_equal(aliases[0].value, "COMPLEX_ADMIN");
+    assert_int_equal(aliases[0].role, AUTH_ROLE_ADMIN);
+    assert_int_equal(aliases[1].role, AUTH_ROLE_GUARD);
+    assert_int_equal(aliases[2].role, AUTH_ROLE_RESIDENT);
+    assert_int_equal(auth_role_map_parse(NULL, aliases, 4, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    /* A built-in role mapped to itself is allowed (and changes nothing). */
+    assert_int_equal(auth_role_map_parse("Admin=ADMIN", aliases, 4, &n, err, sizeof err), 0);
+
+    expect_map_reject("COMPLEX_ADMIN", "entry 'COMPLEX_ADMIN' has no '=' (expected VALUE=ROLE, "
+                                       "comma-separated)");
+    expect_map_reject("A=admin,,B=guard", "empty entry (expected VALUE=ROLE, comma-separated)");
+    expect_map_reject("A=admin,", "empty entry (expected VALUE=ROLE, comma-separated)");
+    expect_map_reject("A=superuser", "'A' maps to 'superuser'; expected resident, guard or admin");
+    expect_map_reject("A=", "'A' maps to ''; expected resident, guard or admin");
+    expect_map_reject("=admin", "role value '' must be 1..64 characters of [A-Za-z0-9_.:-]");
+    expect_map_reject("BAD VALUE=admin",
+                      "role value 'BAD VALUE' must be 1..64 characters of [A-Za-z0-9_.:-]");
+    expect_map_reject("admin=guard", "'admin' is a built-in role and cannot map to guard");
+    expect_map_reject("OWNER=resident,owner=guard", "role value 'owner' appears twice");
+    expect_map_reject("A=admin,B=admin,C=admin,D=admin,E=admin", "at most 4 entries");
+    expect_map_reject("A=adminguardresidentxyz",
+                      "'A' maps to 'adminguardresidentxyz'; expected resident, guard or admin");
+    expect_map_reject("A = resident x",
+                      "'A' maps to 'resident x'; expected resident, guard or admin");
+}
+
+static void
+test_claim_name_check(void **state)
+{
+    char long_name[AUTH_CLAIM_NAME_MAX + 2];
+
+    assert_int_equal(auth_claim_name_check("userId"), 0);
+    assert_int_equal(auth_claim_name_check("https://armonia.example/role"), 0);
+    assert_int_equal(auth_claim_name_check(""), -1);
+    assert_int_equal(auth_claim_name_check("user id"), -1);
+    assert_int_equal(auth_claim_name_check("user\"id"), -1);
+    assert_int_equal(auth_claim_name_check(NULL), -1);
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[AUTH_CLAIM_NAME_MAX] = '\0';
+    assert_int_equal(auth_claim_name_check(long_name), 0);
+    long_name[AUTH_CLAIM_NAME_MAX] = 'a';
+    long_name[AUTH_CLAIM_NAME_MAX + 1] = '\0';
+    assert_int_equal(auth_claim_name_check(long_name), -1);
+}
+
 int
 main(void)
 {
@@ -1195,6 +1401,11 @@ main(void)
         cmocka_unit_test(test_no_secret_rejects),
         cmocka_unit_test(test_claims_free_on_zeroed_struct),
         cmocka_unit_test(test_role_name_and_parse),
+        cmocka_unit_test(test_backend_token_accepted),
+        cmocka_unit_test(test_backend_token_refusals_name_the_claim),
+        cmocka_unit_test(test_default_names_match_contract),
+        cmocka_unit_test(test_role_map_parse),
+        cmocka_unit_test(test_claim_name_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

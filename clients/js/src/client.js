@@ -108,6 +108,7 @@ export class HubClient {
   #subWaiters = new Map(); // room → [{resolve, reject}] of subscribe() calls not yet answered
   #requests = new Map(); // ref → {type, room, resolve?, reject?} sent on the current socket
   #authRef = null; // ref of the auth frame on the current socket (its room refusals echo it)
+  #transportError = null; // HubError of the current socket's 'error' event, reported with its close
   #queuedAcks = new Set(); // event ids to ack once open
   #refSeq = 0;
   #welcome = null;
@@ -174,8 +175,10 @@ export class HubClient {
 
   /**
    * Adds a listener; returns a function that removes it.
-   * 'event' fn(event) · 'state' fn({state, attempt, delay, code, reason}) ·
-   * 'error' fn(HubError) · 'welcome' fn(welcome, {refresh})
+   * 'event' fn(event) · 'state' fn({state, attempt, delayMs, code, reason,
+   * error}) · 'error' fn(HubError) (what the app must act on; failed
+   * connection attempts are 'reconnecting' states) · 'welcome' fn(welcome,
+   * {refresh})
    */
   on(name, fn) {
     if (typeof fn !== 'function') throw new TypeError('listener must be a function');
@@ -316,8 +319,9 @@ export class HubClient {
         token = await this.#getToken({ reason: this.#token === null ? 'connect' : 'unauthorized' });
       } catch (err) {
         if (gen !== this.#gen) return;
-        this.#emit('error', new HubError('token', `getToken() failed: ${err?.message ?? err}`, { cause: err }));
-        this.#scheduleReconnect(CLOSE.UNAUTHORIZED, 'no token');
+        // Retried like a failed connection: reported in the state, not as an 'error'.
+        const failure = new HubError('token', `getToken() failed: ${err?.message ?? err}`, { cause: err });
+        this.#scheduleReconnect(CLOSE.UNAUTHORIZED, failure.message, failure);
         return;
       }
       if (gen !== this.#gen) return;
@@ -334,11 +338,15 @@ export class HubClient {
     try {
       sock = new this.#WebSocket(this.#url, [this.#codec.subprotocol]);
     } catch (err) {
-      this.#emit('error', new HubError('transport', `cannot open ${this.#url}: ${err?.message ?? err}`, { cause: err }));
-      this.#scheduleReconnect(CLOSE.ABNORMAL, 'cannot open the socket');
+      // The constructor throws for what retrying will not mend (a URL or
+      // subprotocol it refuses, a page's security policy): the app is told.
+      const failure = new HubError('transport', `cannot open ${this.#url}: ${err?.message ?? err}`, { cause: err });
+      this.#emit('error', failure);
+      this.#scheduleReconnect(CLOSE.ABNORMAL, 'cannot open the socket', failure);
       return;
     }
     this.#socket = sock;
+    this.#transportError = null;
     sock.binaryType = 'arraybuffer';
     this.#timers.connect = this.#clock.setTimeout(() => {
       if (gen === this.#gen) this.#drop(sock, CLOSE.DEAD, 'no welcome in time');
@@ -367,8 +375,11 @@ export class HubClient {
     };
     sock.onerror = (ev) => {
       if (gen !== this.#gen) return;
+      // A close always follows; the state change it causes carries this
+      // error, so a hub that is down is one 'reconnecting' per attempt, not
+      // an 'error' event each time.
       const detail = ev?.message ?? ev?.error?.message;
-      this.#emit('error', new HubError('transport', `WebSocket error on ${this.#url}${detail ? `: ${detail}` : ''}`));
+      this.#transportError = new HubError('transport', `WebSocket error on ${this.#url}${detail ? `: ${detail}` : ''}`);
     };
     sock.onclose = (ev) => {
       if (gen !== this.#gen) return;
@@ -390,6 +401,8 @@ export class HubClient {
 
   /** The current socket closed (or was dropped): decide when to try again. */
   #onClosed(code, reason) {
+    const failure = this.#transportError;
+    this.#transportError = null;
     this.#gen++;
     this.#socket = null;
     this.#authRef = null;
@@ -399,16 +412,24 @@ export class HubClient {
     if (code === CLOSE.UNAUTHORIZED) this.#tokenStale = true;
     if (this.#openedAt !== null && this.#clock.now() - this.#openedAt >= this.#opts.stableMs) this.#attempt = 0;
     this.#openedAt = null;
-    this.#scheduleReconnect(code, reason);
+    this.#scheduleReconnect(code, reason || failure?.message, failure);
   }
 
-  #scheduleReconnect(code, reason) {
+  /**
+   * Waits the backoff, then connects again. The 'reconnecting' state change
+   * says when (delayMs), after which attempt, and why: the close code and
+   * reason, and the failure (a HubError) when the transport or getToken()
+   * failed.
+   */
+  #scheduleReconnect(code, reason, failure = null) {
     this.#clearTimers();
     this.#attempt++;
     let ceiling = backoffCeiling(this.#attempt, this.#opts);
     if (SPREAD_CODES.has(code)) ceiling = Math.max(ceiling, this.#opts.drainSpreadMs);
     const delay = Math.floor(this.#random() * ceiling);
-    this.#setState('reconnecting', { attempt: this.#attempt, delay, code, reason: reason || describeClose(code) });
+    const change = { attempt: this.#attempt, delayMs: delay, delay, code, reason: reason || describeClose(code) };
+    if (failure) change.error = failure;
+    this.#setState('reconnecting', change);
     const gen = this.#gen;
     this.#timers.retry = this.#clock.setTimeout(() => {
       if (gen === this.#gen && this.#state === 'reconnecting') this.#connect();

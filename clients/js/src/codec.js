@@ -1,7 +1,8 @@
 // codec.js - the two wire formats of armonia.v1.
 //
 // JSON travels in text frames and needs nothing. MessagePack travels in
-// binary frames and needs @msgpack/msgpack, which is loaded only when the
+// binary frames and needs @msgpack/msgpack, an optional peer dependency the
+// app installs only if it wants MessagePack: it is loaded only when the
 // msgpack format is chosen (dynamic import), so the JSON path - the one the
 // unbundled guard console uses - has no dependency at all. A browser page
 // without a bundler can pass the library itself as options.msgpack.
@@ -68,7 +69,10 @@ export async function loadCodec(format, lib) {
   try {
     mod = await import('@msgpack/msgpack');
   } catch (err) {
-    throw new Error(`format 'msgpack' needs the @msgpack/msgpack package (or options.msgpack): ${err.message}`);
+    throw new Error(
+      `format 'msgpack' needs the @msgpack/msgpack package, an optional peer dependency: npm install @msgpack/msgpack ` +
+        `(or pass the library as options.msgpack, or use format 'json'). Importing it failed: ${err.message}`,
+    );
   }
   return msgpackCodec(mod);
 }

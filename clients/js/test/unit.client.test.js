@@ -152,6 +152,77 @@ test('consecutive failures back off exponentially up to 30 s; a stable connectio
   await s.hub.close();
 });
 
+test('failed reconnect attempts are reconnecting states with attempt, delayMs and reason, not error events', async () => {
+  const s = setup();
+  const ws1 = await connectNow();
+  ws1.fail('read ECONNRESET');
+  let st = s.states.at(-1);
+  assert.equal(st.state, 'reconnecting');
+  assert.equal(st.attempt, 1);
+  assert.equal(st.delayMs, 250);
+  assert.equal(st.delay, 250, 'the older name stays');
+  assert.equal(st.code, 1006);
+  assert.match(st.reason, /ECONNRESET/);
+  assert.equal(st.error.code, 'transport');
+  // The hub stays down: three refused attempts, each one state, never an 'error'.
+  for (let attempt = 2; attempt <= 4; attempt++) {
+    await s.clock.advance(st.delayMs);
+    FakeWebSocket.last.fail('connect ECONNREFUSED 127.0.0.1:3001');
+    st = s.states.at(-1);
+    assert.equal(st.state, 'reconnecting');
+    assert.equal(st.attempt, attempt);
+    assert.equal(st.delayMs, Math.floor(0.5 * Math.min(30_000, 500 * 2 ** (attempt - 1))));
+    assert.match(st.reason, /ECONNREFUSED/);
+    assert.ok(st.error instanceof HubError);
+  }
+  assert.deepEqual(s.errors, [], 'no error event for attempts the client retries itself');
+  // A plain close (no transport error) carries no error.
+  await s.clock.advance(st.delayMs);
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.welcome();
+  await flush();
+  ws.serverClose(1001);
+  assert.equal(s.states.at(-1).error, undefined);
+  assert.equal(s.states.at(-1).reason, 'server shutting down');
+  await s.hub.close();
+});
+
+test('getToken() throwing while connecting is a reconnecting state with error code token; unauthorized stays an error', async () => {
+  let calls = 0;
+  const clockRef = {};
+  const s = setup({
+    getToken: () => {
+      calls++;
+      if (calls <= 2) throw new Error('backend unreachable');
+      return fakeJwt({ sub: 'g1', tenant: 't', role: 'guard', exp: Math.floor(clockRef.clock.now() / 1000) + 3600 });
+    },
+  });
+  clockRef.clock = s.clock;
+  await flush();
+  let st = s.states.at(-1);
+  assert.equal(st.state, 'reconnecting');
+  assert.equal(st.error.code, 'token');
+  assert.match(st.reason, /getToken\(\) failed: backend unreachable/);
+  await s.clock.advance(st.delayMs);
+  st = s.states.at(-1);
+  assert.equal(st.state, 'reconnecting');
+  assert.equal(st.attempt, 2);
+  assert.equal(st.error.code, 'token');
+  assert.equal(FakeWebSocket.all.length, 0);
+  await s.clock.advance(st.delayMs);
+  const ws = FakeWebSocket.last;
+  ws.open();
+  assert.deepEqual(s.errors, []);
+  // The hub refusing the token is for the app to know: an 'error', then the 4001 close.
+  ws.deliver({ type: 'error', code: 'unauthorized', message: 'missing claim userId' });
+  ws.serverClose(4001, 'unauthorized');
+  assert.deepEqual(s.errors.map((e) => e.code), ['unauthorized']);
+  assert.equal(s.states.at(-1).state, 'reconnecting');
+  assert.equal(s.states.at(-1).error, undefined);
+  await s.hub.close();
+});
+
 test('close 4001 asks getToken() again before reconnecting; other codes do not', async () => {
   const s = setup();
   let ws = await connectNow();

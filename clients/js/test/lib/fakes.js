@@ -3,7 +3,7 @@
 // FakeClock runs timers only when a test advances it, in due order, so a
 // test can check the backoff schedule to the millisecond. FakeWebSocket
 // records every socket the client opens; the test plays the hub: open(),
-// deliver(frame), serverClose(code). Frames the client sends are decoded
+// deliver(frame), serverClose(code), fail(message). Frames the client sends are decoded
 // (JSON) into sent[].
 
 export class FakeClock {
@@ -117,6 +117,12 @@ export class FakeWebSocket {
 
   serverClose(code, reason = '') {
     this.#closed(code, reason);
+  }
+
+  /** The transport fails (refused, reset): 'error' with message, then close 1006, as browsers and ws do. */
+  fail(message) {
+    this.onerror?.({ type: 'error', message });
+    this.#closed(1006, '');
   }
 
   /** Frames the client sent of one type. */
