@@ -20,10 +20,13 @@
 
 -- One row per attached tenant: the mapping as the administrator gave it,
 -- and as hub.attach_tenant resolved it against the catalog (every table and
--- column named, NULL where the tenant has none). Unregistering a tenant
--- (hub.unregister_tenant, hub.detach_tenant) removes its row.
+-- column named, NULL where the tenant has none). hub.detach_tenant removes
+-- the row. No foreign key to hub.tenants: a row is read only while its
+-- tenant is registered (hub.is_tenant), and like the triggers it outlives a
+-- bare hub.unregister_tenant, so registering the schema again reads it as
+-- attached, as its triggers still are.
 CREATE TABLE IF NOT EXISTS hub.tenant_mappings (
-    tenant      text PRIMARY KEY REFERENCES hub.tenants (name) ON DELETE CASCADE,
+    tenant      text PRIMARY KEY,
     mapping     jsonb NOT NULL,
     resolved    jsonb NOT NULL,
     attached_at timestamptz NOT NULL DEFAULT now()
@@ -502,10 +505,10 @@ END
 $fn$;
 
 -- Detaches the hub from tenant `schema`: drops the triggers of ours on its
--- tables (those hub.attach_tenant or hub.create_demo_tenant put there), and
--- unregisters it (hub.unregister_tenant), which also forgets its mapping:
--- from then on its rows emit nothing, hub.emit refuses it and hubs refuse
--- tokens naming it once their tenant cache forgets it. Events already in
+-- tables (those hub.attach_tenant or hub.create_demo_tenant put there),
+-- forgets its mapping and unregisters it (hub.unregister_tenant): from then
+-- on its rows emit nothing, hub.emit refuses it and hubs refuse tokens
+-- naming it once their tenant cache forgets it. Events already in
 -- hub.outbox stay until retention purges them; the tenant's tables are not
 -- touched, and the schema need not exist any more. Returns true when it was
 -- a tenant. Administrators only, like hub.attach_tenant.
@@ -517,6 +520,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM hub.tenant_drop_triggers(detach_tenant.schema, '{}');
+    DELETE FROM hub.tenant_mappings m WHERE m.tenant = detach_tenant.schema;
     RETURN hub.unregister_tenant(detach_tenant.schema);
 END
 $fn$;
