@@ -184,6 +184,40 @@ LANGUAGE sql STABLE AS $fn$
                       AND a.attnum > 0 AND NOT a.attisdropped)
 $fn$;
 
+-- The SQL expression that reads column col of table rel (aliased `alias`)
+-- as text, or as text[] when the column is an array; 'NULL::text' when col
+-- is NULL. hub.audience and hub.tenant_user_name run as the schema's owner
+-- over tables the backend owns: a cast from a type the backend created (an
+-- enum, a domain) to text may be a function of the backend's, so such a
+-- column is read through its type's output function (format's %s), which
+-- only PostgreSQL defines. Built-in types keep the plain cast, which an
+-- index on the column can serve (text ids). Raises 42703 when the column
+-- is gone since the tenant was attached.
+CREATE OR REPLACE FUNCTION hub.tenant_text_expr(rel oid, col text, alias text) RETURNS text
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    typ record;
+BEGIN
+    IF col IS NULL THEN
+        RETURN 'NULL::text';
+    END IF;
+    SELECT t.typnamespace = 'pg_catalog'::regnamespace AS builtin, t.typcategory = 'A' AS arr
+      INTO typ
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column % of table % is gone since the tenant was attached (attach it again)',
+            hub.tenant_ident(col), rel::regclass::text USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ.builtin THEN
+        RETURN format('%I.%I::%s', alias, col, CASE WHEN typ.arr THEN 'text[]' ELSE 'text' END);
+    ELSIF typ.arr THEN
+        RETURN format('ARRAY(SELECT format(''%%s'', e) FROM unnest(%I.%I) e)', alias, col);
+    END IF;
+    RETURN format('CASE WHEN %1$I.%2$I IS NULL THEN NULL ELSE format(''%%s'', %1$I.%2$I) END', alias, col);
+END
+$fn$;
+
 -- Resolves a mapping against schema s: checks its shape
 -- (hub.tenant_mapping_check), then that every table and column it needs
 -- exists, and returns the mapping with every default filled in:
@@ -437,7 +471,7 @@ $fn$;
 -- triggers on the tenant's tables (their owner, or a superuser).
 CREATE OR REPLACE FUNCTION hub.attach_tenant(schema text, mapping jsonb DEFAULT '{}')
 RETURNS jsonb
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, hub, pg_temp AS $fn$
 DECLARE
     s    text := attach_tenant.schema;
     res  jsonb;
@@ -513,11 +547,14 @@ $fn$;
 -- touched, and the schema need not exist any more. Returns true when it was
 -- a tenant. Administrators only, like hub.attach_tenant.
 CREATE OR REPLACE FUNCTION hub.detach_tenant(schema text) RETURNS boolean
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, hub, pg_temp AS $fn$
 BEGIN
-    IF detach_tenant.schema IS NULL THEN
-        RAISE EXCEPTION 'hub.detach_tenant: schema must not be NULL'
-            USING ERRCODE = 'invalid_parameter_value';
+    -- Never schema hub's own triggers (nor PostgreSQL's schemas).
+    IF detach_tenant.schema IS NULL OR detach_tenant.schema !~ '^[A-Za-z0-9_-]{1,63}$'
+       OR detach_tenant.schema IN ('hub', 'public', 'information_schema')
+       OR detach_tenant.schema LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'hub.detach_tenant: schema must be 1-63 characters of [A-Za-z0-9_-] and not hub, public, information_schema or pg_*, got %',
+            hub.quote_for_error(detach_tenant.schema) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM hub.tenant_drop_triggers(detach_tenant.schema, '{}');
     DELETE FROM hub.tenant_mappings m WHERE m.tenant = detach_tenant.schema;
@@ -577,7 +614,7 @@ $fn$;
 -- columns at each attach.
 CREATE OR REPLACE FUNCTION hub.enable_auto_attach(pattern text, mapping jsonb DEFAULT '{}')
 RETURNS void
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, hub, pg_temp AS $fn$
 BEGIN
     IF enable_auto_attach.pattern IS NULL OR enable_auto_attach.pattern = '' THEN
         RAISE EXCEPTION 'hub.enable_auto_attach: pattern must be a non-empty regular expression, got %',
@@ -606,7 +643,7 @@ $fn$;
 -- Turns auto-attach off: drops the event trigger and the setting. Tenants
 -- it attached stay attached. Returns true when it was on.
 CREATE OR REPLACE FUNCTION hub.disable_auto_attach() RETURNS boolean
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, hub, pg_temp AS $fn$
 DECLARE
     was boolean;
 BEGIN
@@ -647,7 +684,9 @@ DECLARE
     u        jsonb;
     dev      jsonb;
     un       jsonb;
-    tok_col  text;
+    rel      oid;
+    side     oid;
+    id_expr  text;
     toks     text := 'NULL::text[]';
     unit_cnd text := '';
     dev_sql  text := '';
@@ -683,48 +722,57 @@ BEGIN
     u   := m->'columns'->'User';
     dev := m->'devices';
     un  := m->'units';
+    rel := hub.tenant_table(s, ut);
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'hub.audience: table %.% of tenant % is gone since it was attached (attach it again)',
+            hub.tenant_ident(s), hub.tenant_ident(ut), hub.quote_for_error(s)
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    id_expr := hub.tenant_text_expr(rel, u->>'id', 'u');
 
-    tok_col := u->>'deviceToken';
-    IF tok_col IS NOT NULL THEN
-        -- Text or an array of text: the column's type decides, now.
+    -- The device column: text, or an array of text (its type decides, now).
+    IF u->>'deviceToken' IS NOT NULL THEN
+        toks := hub.tenant_text_expr(rel, u->>'deviceToken', 'u');
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-                    WHERE a.attrelid = hub.tenant_table(s, ut) AND a.attname = tok_col
-                      AND t.typcategory = 'A') THEN
-            toks := format('u.%I::text[]', tok_col);
-        ELSE
-            toks := format('ARRAY[u.%I::text]', tok_col);
+                    WHERE a.attrelid = rel AND a.attname = u->>'deviceToken'
+                      AND t.typcategory <> 'A') THEN
+            toks := format('ARRAY[%s]', toks);
         END IF;
     END IF;
     IF u->>'unitId' IS NOT NULL THEN
-        unit_cnd := format(' OR u.%I::text = ANY ($4)', u->>'unitId');
+        unit_cnd := format(' OR %s = ANY ($4)', hub.tenant_text_expr(rel, u->>'unitId', 'u'));
     END IF;
     IF jsonb_typeof(un) = 'object' THEN
+        side := hub.tenant_table(s, un->>'table');
         unit_cnd := unit_cnd || format(
-            ' OR EXISTS (SELECT 1 FROM %I.%I j WHERE j.%I::text = u.%I::text AND j.%I::text = ANY ($4))',
-            s, un->>'table', un->>'user', u->>'id', un->>'unit');
+            ' OR EXISTS (SELECT 1 FROM %I.%I j WHERE %s = %s AND %s = ANY ($4))',
+            s, un->>'table', hub.tenant_text_expr(side, un->>'user', 'j'), id_expr,
+            hub.tenant_text_expr(side, un->>'unit', 'j'));
     END IF;
     IF jsonb_typeof(dev) = 'object' THEN
-        dev_sql := format(' UNION SELECT dv.%I::text FROM %I.%I dv WHERE dv.%I::text = m.id',
-                          dev->>'token', s, dev->>'table', dev->>'user');
+        side := hub.tenant_table(s, dev->>'table');
+        dev_sql := format(' UNION SELECT %s FROM %I.%I dv WHERE %s = m.id',
+                          hub.tenant_text_expr(side, dev->>'token', 'dv'), s, dev->>'table',
+                          hub.tenant_text_expr(side, dev->>'user', 'dv'));
     END IF;
 
     -- Every identifier comes from the stored mapping: quoted with %I.
     RETURN QUERY EXECUTE format(
         'SELECT m.id, d.token, m.phone, m.email, m.locale
-           FROM (SELECT u.%I::text AS id, %s AS toks, %s AS phone, %s AS email, %s AS locale
+           FROM (SELECT %s AS id, %s AS toks, %s AS phone, %s AS email, %s AS locale
                    FROM %I.%I u
-                  WHERE $1 OR u.%I::text = ANY ($2) OR upper(u.%I::text) = ANY ($3)%s) m
+                  WHERE $1 OR %s = ANY ($2) OR upper(%s) = ANY ($3)%s) m
            LEFT JOIN LATERAL (
                 SELECT DISTINCT t.tok AS token
                   FROM (SELECT unnest(m.toks)%s) t(tok)
                  WHERE t.tok IS NOT NULL AND t.tok <> '''') d ON true
           ORDER BY m.id, d.token',
-        u->>'id', toks,
-        CASE WHEN u->>'phoneNumber' IS NULL THEN 'NULL::text' ELSE format('u.%I::text', u->>'phoneNumber') END,
-        CASE WHEN u->>'email' IS NULL THEN 'NULL::text' ELSE format('u.%I::text', u->>'email') END,
-        CASE WHEN u->>'locale' IS NULL THEN 'NULL::text' ELSE format('u.%I::text', u->>'locale') END,
-        s, ut, u->>'id', u->>'role', unit_cnd, dev_sql)
+        id_expr, toks,
+        hub.tenant_text_expr(rel, u->>'phoneNumber', 'u'),
+        hub.tenant_text_expr(rel, u->>'email', 'u'),
+        hub.tenant_text_expr(rel, u->>'locale', 'u'),
+        s, ut, id_expr, hub.tenant_text_expr(rel, u->>'role', 'u'), unit_cnd, dev_sql)
     USING everyone, ids, roles, units;
 END
 $fn$;
@@ -736,27 +784,31 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, hub, pg_t
 DECLARE
     found_name text;
     m          jsonb;
-    tab        text := 'User';
-    id_col     text := 'id';
-    name_col   text := 'name';
+    rel        oid;
 BEGIN
     IF NOT hub.is_tenant(p_tenant) THEN
         RETURN NULL;
     END IF;
     SELECT tm.resolved INTO m FROM hub.tenant_mappings tm WHERE tm.tenant = p_tenant;
-    IF m IS NOT NULL THEN
-        tab := m->'tables'->>'User';
-        id_col := m->'columns'->'User'->>'id';
-        name_col := m->'columns'->'User'->>'name';
-    END IF;
-    IF name_col IS NULL OR to_regclass(format('%I.%I', p_tenant, tab)) IS NULL THEN
+    IF to_regclass(format('%I.%I', p_tenant, coalesce(m->'tables'->>'User', 'User'))) IS NULL
+       OR (m IS NOT NULL AND m->'columns'->'User'->>'name' IS NULL) THEN
         RETURN NULL;
     END IF;
     BEGIN
-        EXECUTE format('SELECT %I::text FROM %I.%I WHERE %I::text = $1', name_col, p_tenant, tab, id_col)
-           INTO found_name USING p_user;
+        IF m IS NULL THEN
+            -- The demo layout, as 070_fallback.sql reads it.
+            EXECUTE format('SELECT name::text FROM %I."User" WHERE id = $1', p_tenant)
+               INTO found_name USING p_user;
+        ELSE
+            rel := hub.tenant_table(p_tenant, m->'tables'->>'User');
+            EXECUTE format('SELECT %s FROM %I.%I u WHERE %s = $1',
+                           hub.tenant_text_expr(rel, m->'columns'->'User'->>'name', 'u'),
+                           p_tenant, m->'tables'->>'User',
+                           hub.tenant_text_expr(rel, m->'columns'->'User'->>'id', 'u'))
+               INTO found_name USING p_user;
+        END IF;
     EXCEPTION WHEN OTHERS THEN
-        found_name := NULL; -- the table changed since it was mapped: no name
+        found_name := NULL; -- another layout, or the table changed since it was mapped: no name
     END;
     RETURN left(found_name, 200);
 END

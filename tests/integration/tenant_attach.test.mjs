@@ -303,6 +303,9 @@ test('hub.detach_tenant stops the events and unregisters; the events already wri
   await database.sql(`INSERT INTO ${q(s, 'PanicAlert')} (id, "userId") VALUES ($1, 'u1')`, [cuid()]);
   assert.deepEqual((await outbox(s)).map((r) => r.kind), ['panic']);
   assert.deepEqual(await database.sql('SELECT hub.detach_tenant($1) AS was', [s]), [{ was: false }]);
+  // Schema hub's own triggers are never a tenant's.
+  for (const name of ['hub', 'pg_catalog', 'public', null])
+    await rejectsWith(database.sql('SELECT hub.detach_tenant($1)', [name]), '22023', /must be 1-63 characters/, `detach ${name}`);
 });
 
 test('hub.audience reads the mapping: one row per device token, role values mapped, units from a join table', async () => {
@@ -333,6 +336,13 @@ test('hub.audience reads the mapping: one row per device token, role values mapp
   assert.deepEqual(await ids(['unit:101']), ['r1:tok-r1', 'r2:null']);
   assert.deepEqual(await ids(['unit:202', 'user:a2', 'unit:202']), ['a2:null', 'r2:null']);
   assert.deepEqual(await ids(['custom', 'role:GUARD', 'unit:999', 'user:nobody']), []);
+
+  // hub.audience runs as the schema's owner: a cast the backend defines for
+  // its own enum is never run by it (the enum is read by its output function).
+  await database.sql(`CREATE FUNCTION ${q(s, 'role_text')}(${q(s, 'Role')}) RETURNS text
+                        LANGUAGE sql AS $$ SELECT 'CAST RAN AS ' || current_user $$`);
+  await database.sql(`CREATE CAST (${q(s, 'Role')} AS text) WITH FUNCTION ${q(s, 'role_text')}(${q(s, 'Role')})`);
+  assert.deepEqual(await ids(['role:admin']), ['a1:null', 'a2:null']);
 });
 
 test('hub.audience: device tokens in a text[] column of the User table, beside a Device table', async () => {
