@@ -275,7 +275,7 @@ BEGIN
             ELSE
                 col := coalesce(given #>> '{}', f);
                 IF NOT hub.tenant_has_column(rel, col) THEN
-                    IF given IS NULL AND NOT (fields->part->'required') ? f THEN
+                    IF given IS NULL AND NOT ((fields->part->'required') ? f) THEN
                         col := NULL; -- an optional column the table does not have
                     ELSE
                         RAISE EXCEPTION '%: column %.%.% does not exist (mapping columns.%.%)',
@@ -349,9 +349,15 @@ DECLARE
     user_name text;
 BEGIN
     IF user_id IS NOT NULL AND TG_ARGV[5] <> '' AND TG_ARGV[7] <> '' THEN
-        EXECUTE format('SELECT %I::text FROM %I.%I WHERE %I::text = $1',
-                       TG_ARGV[7], TG_TABLE_SCHEMA, TG_ARGV[5], TG_ARGV[6])
-           INTO user_name USING user_id;
+        -- A panic must be saved even when the name cannot be read (the
+        -- User table changed since the attach): the event goes without it.
+        BEGIN
+            EXECUTE format('SELECT %I::text FROM %I.%I WHERE %I::text = $1',
+                           TG_ARGV[7], TG_TABLE_SCHEMA, TG_ARGV[5], TG_ARGV[6])
+               INTO user_name USING user_id;
+        EXCEPTION WHEN undefined_table OR undefined_column OR insufficient_privilege THEN
+            user_name := NULL;
+        END;
     END IF;
     PERFORM hub.emit(TG_TABLE_SCHEMA, 'panic', ARRAY['role:guard', 'role:admin'],
                      jsonb_build_object('alertId',   r->TG_ARGV[0],
