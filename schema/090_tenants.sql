@@ -479,12 +479,18 @@ CREATE OR REPLACE FUNCTION hub.attach_tenant(schema text, mapping jsonb DEFAULT 
 RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, hub, pg_temp AS $fn$
 DECLARE
-    s    text := attach_tenant.schema;
-    res  jsonb;
-    t    jsonb;
-    c    jsonb;
-    u    jsonb;
-    keep text[] := '{}';
+    s       text := attach_tenant.schema;
+    res     jsonb;
+    t       jsonb;
+    c       jsonb;
+    u       jsonb;
+    k       record;
+    tab     text;
+    cols    jsonb;
+    args    text[];
+    on_what text;
+    cond    text;
+    keep    text[] := '{}';
 BEGIN
     IF s IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = s) THEN
         RAISE EXCEPTION 'hub.attach_tenant: no schema named % (the backend creates the tenant''s schema and tables first)',
@@ -496,44 +502,44 @@ BEGIN
     t := res->'tables';
     c := res->'columns';
     u := c->'User';
-    IF t->>'PanicAlert' IS NOT NULL THEN
-        EXECUTE format('CREATE OR REPLACE TRIGGER hub_panic AFTER INSERT ON %I.%I
-                            FOR EACH ROW EXECUTE FUNCTION hub.tenant_on_panic(%L, %L, %L, %L, %L, %L, %L, %L)',
-                       s, t->>'PanicAlert',
-                       c->'PanicAlert'->>'id', coalesce(c->'PanicAlert'->>'userId', ''),
-                       coalesce(c->'PanicAlert'->>'unitId', ''), coalesce(c->'PanicAlert'->>'message', ''),
-                       coalesce(c->'PanicAlert'->>'createdAt', ''),
-                       t->>'User', u->>'id', coalesce(u->>'name', ''));
-        keep := keep || (t->>'PanicAlert' || '/hub_panic');
-    END IF;
-    IF t->>'Visitor' IS NOT NULL THEN
-        EXECUTE format('CREATE OR REPLACE TRIGGER hub_visitor AFTER INSERT ON %I.%I
-                            FOR EACH ROW EXECUTE FUNCTION hub.tenant_on_visitor(%L, %L, %L, %L)',
-                       s, t->>'Visitor',
-                       c->'Visitor'->>'id', c->'Visitor'->>'unitId',
-                       coalesce(c->'Visitor'->>'name', ''), coalesce(c->'Visitor'->>'createdAt', ''));
-        keep := keep || (t->>'Visitor' || '/hub_visitor');
-    END IF;
-    IF t->>'Payment' IS NOT NULL THEN
-        EXECUTE format('CREATE OR REPLACE TRIGGER hub_payment AFTER UPDATE OF %I ON %I.%I
-                            FOR EACH ROW WHEN (OLD.%I IS DISTINCT FROM NEW.%I)
-                            EXECUTE FUNCTION hub.tenant_on_payment(%L, %L, %L, %L, %L)',
-                       c->'Payment'->>'status', s, t->>'Payment',
-                       c->'Payment'->>'status', c->'Payment'->>'status',
-                       c->'Payment'->>'id', c->'Payment'->>'userId',
-                       coalesce(c->'Payment'->>'amount', ''), coalesce(c->'Payment'->>'currency', ''),
-                       c->'Payment'->>'status');
-        keep := keep || (t->>'Payment' || '/hub_payment');
-    END IF;
-    IF t->>'Announcement' IS NOT NULL THEN
-        EXECUTE format('CREATE OR REPLACE TRIGGER hub_announcement AFTER INSERT ON %I.%I
-                            FOR EACH ROW WHEN (lower(NEW.%I::text) = ''emergency'')
-                            EXECUTE FUNCTION hub.tenant_on_announcement(%L, %L, %L, %L)',
-                       s, t->>'Announcement', c->'Announcement'->>'type',
-                       c->'Announcement'->>'id', coalesce(c->'Announcement'->>'title', ''),
-                       coalesce(c->'Announcement'->>'body', ''), c->'Announcement'->>'type');
-        keep := keep || (t->>'Announcement' || '/hub_announcement');
-    END IF;
+    -- One trigger per kind; its function's arguments are the kind's fields'
+    -- columns, in this order ('' for a column the tenant does not have).
+    FOR k IN
+        SELECT * FROM (VALUES
+            ('PanicAlert',   'hub_panic',        'tenant_on_panic',
+             '{id,userId,unitId,message,createdAt}'::text[]),
+            ('Visitor',      'hub_visitor',      'tenant_on_visitor',
+             '{id,unitId,name,createdAt}'),
+            ('Payment',      'hub_payment',      'tenant_on_payment',
+             '{id,userId,amount,currency,status}'),
+            ('Announcement', 'hub_announcement', 'tenant_on_announcement',
+             '{id,title,body,type}')) AS x(part, trig, fn, fields)
+    LOOP
+        tab := t->>k.part;
+        CONTINUE WHEN tab IS NULL;
+        cols := c->k.part;
+        args := ARRAY(SELECT coalesce(cols->>f, '') FROM unnest(k.fields) WITH ORDINALITY AS a(f, i)
+                       ORDER BY i);
+        on_what := 'INSERT';
+        cond := '';
+        CASE k.part
+        WHEN 'PanicAlert' THEN
+            -- The User table, to name who pressed it.
+            args := args || ARRAY[t->>'User', u->>'id', coalesce(u->>'name', '')];
+        WHEN 'Payment' THEN
+            on_what := format('UPDATE OF %I', cols->>'status');
+            cond := format('WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I)', cols->>'status');
+        WHEN 'Announcement' THEN
+            cond := format('WHEN (lower(NEW.%I::text) = %L)', cols->>'type', 'emergency');
+        ELSE
+            NULL;
+        END CASE;
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %I.%I FOR EACH ROW %s EXECUTE FUNCTION hub.%I(%s)',
+                       k.trig, on_what, s, tab, cond, k.fn,
+                       (SELECT string_agg(quote_literal(a), ', ' ORDER BY i)
+                          FROM unnest(args) WITH ORDINALITY AS x(a, i)));
+        keep := keep || (tab || '/' || k.trig);
+    END LOOP;
     PERFORM hub.tenant_drop_triggers(s, keep);
 
     INSERT INTO hub.tenant_mappings AS tm (tenant, mapping, resolved)

@@ -20,8 +20,6 @@ import {
   useLifecycle, startHub, db, login, nowS, pgUrl, hubDatabaseUrl, ident,
 } from './lib/harness.mjs';
 
-useLifecycle();
-
 let database, url;
 const schemas = new Set();
 const hex = (n = 4) => randomBytes(n).toString('hex');
@@ -147,6 +145,8 @@ before(async () => {
   url = await pgUrl();
 });
 
+// Registered before useLifecycle's hooks, so it runs while the shared pool
+// is still open.
 after(async () => {
   if (!database) return;
   await database.sql('SELECT hub.disable_auto_attach()').catch(() => {});
@@ -155,6 +155,8 @@ after(async () => {
     await database.sql(`DROP SCHEMA IF EXISTS ${ident(s)} CASCADE`).catch(() => {});
   }
 });
+
+useLifecycle();
 
 test('attached with the default mapping, each of the four triggers writes the right outbox row', async () => {
   const s = await prismaTenant('dflt');
