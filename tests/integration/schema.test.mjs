@@ -739,6 +739,11 @@ test(`the hub's role (${HUB_LOGIN_ROLE}, member of armonia_hub): reads the outbo
     await no('SELECT hub.unregister_tenant($1)', [tenant], 'unregistering a tenant');
     await no("SELECT * FROM hub.audience($1, '{all}')", [tenant], 'reading contact data through hub.audience');
     await no("SELECT hub.tenant_user_name($1, 'g1')", [tenant], 'reading names through hub.tenant_user_name');
+    await no('SELECT hub.attach_tenant($1)', [audit], 'attaching a tenant (schema/090_tenants.sql)');
+    await no('SELECT hub.detach_tenant($1)', [tenant], 'detaching a tenant');
+    await no("SELECT hub.enable_auto_attach('^x')", [], 'turning auto-attach on');
+    await no('SELECT hub.disable_auto_attach()', [], 'turning auto-attach off');
+    await no('SELECT * FROM hub.tenant_mappings', [], 'reading the tenants\' mappings');
     await no("SELECT hub.delivery_result($1, 'g1', 'sms', 'sent', NULL, 0)", [id], 'hub.delivery_result (only through hub.delivery_results)');
     await no("SELECT hub.fallback_next($1, 'g1', 'push')", [id], 'hub.fallback_next');
     await no('CREATE TABLE hub.mine (x int)', [], 'creating a table in schema hub');
@@ -787,10 +792,12 @@ test('every SECURITY DEFINER function of schema hub has a fixed search_path; no 
   const names = definers.map((d) => d.fn.replace(/\(.*/, ''));
   for (const must of ['hub.emit', 'hub.outbox_assign_seq', 'hub.audience', 'hub.tenant_user_name', 'hub.register_tenant',
     'hub.unregister_tenant', 'hub.record_acks', 'hub.record_sent', 'hub.fallback_plan', 'hub.delivery_claim',
-    'hub.delivery_results', 'hub.purge_outbox']) {
+    'hub.delivery_results', 'hub.purge_outbox', 'hub.on_tenant_ddl']) {
     assert.ok(names.includes(must), `${must} is not SECURITY DEFINER (have: ${names.join(', ')})`);
   }
   assert.ok(!names.includes('hub.create_demo_tenant'), 'hub.create_demo_tenant must run with its caller\'s rights');
+  for (const fn of ['hub.attach_tenant', 'hub.detach_tenant', 'hub.enable_auto_attach', 'hub.disable_auto_attach'])
+    assert.ok(!names.includes(fn), `${fn} must run with its caller's rights`);
   for (const d of definers) assert.deepEqual(d.proconfig, ['search_path=pg_catalog, hub, pg_temp'], `${d.fn}: search_path`);
   const open = await q(`SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
                          WHERE p.pronamespace = 'hub'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')`);
