@@ -539,7 +539,33 @@ $fn$;
 -- rows have address_key '').
 ------------------------------------------------------------------------------
 
--- As in 070_fallback.sql.
+-- Writes the 'ws' row of each (id, tenant, user) whose event id exists in
+-- that tenant, with status p_status: 'acked' (an existing row becomes
+-- 'acked') or 'sent' (an existing row is left alone, so an 'acked' row is
+-- never downgraded). Duplicates count once; rows in key order, so two hubs
+-- writing overlapping batches take their row locks in the same order.
+-- Returns the number of rows written.
+CREATE OR REPLACE FUNCTION hub.record_ws_marks(p_ids bigint[], p_tenants text[], p_users text[],
+                                               p_status text)
+RETURNS int
+LANGUAGE sql AS $fn$
+    WITH a AS (
+        SELECT DISTINCT u.e, u.usr, o.tenant
+          FROM unnest(p_ids, p_tenants, p_users) AS u(e, t, usr)
+          JOIN hub.outbox o ON o.id = u.e AND o.tenant = u.t
+         WHERE u.usr IS NOT NULL
+    ), up AS (
+        INSERT INTO hub.deliveries AS d (event_id, tenant, user_id, channel, status, updated_at)
+        SELECT a.e, a.tenant, a.usr, 'ws', p_status, now()
+          FROM a ORDER BY a.e, a.usr
+        ON CONFLICT (event_id, user_id, channel, address_key)
+        DO UPDATE SET status = 'acked', updated_at = now() WHERE EXCLUDED.status = 'acked'
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM up
+$fn$;
+
+-- As in 070_fallback.sql: the acks, then the claim of a panic.
 CREATE OR REPLACE FUNCTION hub.record_acks(p_ids bigint[], p_tenants text[], p_users text[],
                                            p_roles text[] DEFAULT NULL)
 RETURNS int
@@ -548,20 +574,7 @@ DECLARE
     written int;
     won     record;
 BEGIN
-    WITH a AS (
-        SELECT DISTINCT u.e, u.usr, o.tenant
-          FROM unnest(p_ids, p_tenants, p_users) AS u(e, t, usr)
-          JOIN hub.outbox o ON o.id = u.e AND o.tenant = u.t
-         WHERE u.usr IS NOT NULL
-    ), up AS (
-        INSERT INTO hub.deliveries AS d (event_id, tenant, user_id, channel, status, updated_at)
-        SELECT a.e, a.tenant, a.usr, 'ws', 'acked', now()
-          FROM a ORDER BY a.e, a.usr
-        ON CONFLICT (event_id, user_id, channel, address_key)
-        DO UPDATE SET status = 'acked', updated_at = now()
-        RETURNING 1
-    )
-    SELECT count(*) INTO written FROM up;
+    written := hub.record_ws_marks(p_ids, p_tenants, p_users, 'acked');
 
     FOR won IN
         WITH firsts AS (
@@ -598,25 +611,8 @@ $fn$;
 -- As in 070_fallback.sql.
 CREATE OR REPLACE FUNCTION hub.record_sent(p_ids bigint[], p_tenants text[], p_users text[])
 RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $fn$
-DECLARE
-    written int;
-BEGIN
-    WITH a AS (
-        SELECT DISTINCT u.e, u.usr, o.tenant
-          FROM unnest(p_ids, p_tenants, p_users) AS u(e, t, usr)
-          JOIN hub.outbox o ON o.id = u.e AND o.tenant = u.t
-         WHERE u.usr IS NOT NULL
-    ), ins AS (
-        INSERT INTO hub.deliveries AS d (event_id, tenant, user_id, channel, status, updated_at)
-        SELECT a.e, a.tenant, a.usr, 'ws', 'sent', now()
-          FROM a ORDER BY a.e, a.usr
-        ON CONFLICT (event_id, user_id, channel, address_key) DO NOTHING
-        RETURNING 1
-    )
-    SELECT count(*) INTO written FROM ins;
-    RETURN written;
-END
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, hub, pg_temp AS $fn$
+    SELECT hub.record_ws_marks(p_ids, p_tenants, p_users, 'sent')
 $fn$;
 
 ------------------------------------------------------------------------------

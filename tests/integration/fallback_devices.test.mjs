@@ -222,6 +222,67 @@ test('a hub killed with one device\'s push in flight → a new hub sends only th
   }
 });
 
+test('SQL: SMS follows when the last device\'s push failed, never while one may still get through; a deferred push lets it go at once', async () => {
+  // No hub runs here: the test plans, claims and settles rows itself, in the
+  // orders two devices' answers can come in.
+  await hub.stop();
+  try {
+    const kind = `seq_${uid(3)}`;
+    await fx.setPolicy(kind, { ackTimeoutMs: 0, fallback: ['push', 'sms'] });
+    const plan = async (ev) => {
+      await waitFor(async () => (await fx.db.sql('select event_id from hub.fallback_plan(1000)')).some((r) => Number(r.event_id) === ev),
+        { what: `event ${ev} planned` });
+      const claimed = await fx.db.sql("select event_id, user_id, address from hub.delivery_claim('push', 1000, 60000, 'test')");
+      return claimed.filter((r) => Number(r.event_id) === ev).map((r) => r.address).sort();
+    };
+    const result = async (ev, user, outcome, detail, address) => (await fx.db.sql(
+      "select hub.delivery_result($1, $2, 'push', $3, $4, 0, $5) as next", [ev, user, outcome, detail, address]))[0].next;
+    const smsRows = async (ev, user) => (await fx.deliveries(ev, { user, channel: 'sms' })).map((r) => r.status);
+
+    // Both fail: the first leaves SMS waiting for the second; the second queues it.
+    const u = await residentWith([`unregistered-${uid(8)}`, `tok-i-${uid(8)}`]);
+    const e1 = await fx.db.emit(tenant, kind, [`user:${u.id}`], {});
+    const [a1, b1] = await plan(e1);
+    assert.deepEqual([a1, b1].sort(), [...u.tokens].sort());
+    assert.equal(await result(e1, u.id, 'failed', 'UNREGISTERED', u.tokens[0]), null);
+    assert.deepEqual(await smsRows(e1, u.id), [], 'SMS queued while another device\'s push was pending');
+    assert.equal(await result(e1, u.id, 'failed', 'http 400', u.tokens[1]), 'sms');
+    assert.deepEqual(await smsRows(e1, u.id), ['pending']);
+    assert.equal((await unregisteredRow(u.tokens[0])).event_id, String(e1));
+    // A late or repeated report changes nothing.
+    assert.equal(await result(e1, u.id, 'failed', 'http 400', u.tokens[1]), null);
+
+    // One fails, the other is sent: no SMS, whatever the order.
+    for (const order of [['failed', 'sent'], ['sent', 'failed']]) {
+      const e = await fx.db.emit(tenant, kind, [`user:${u.id}`], {});
+      await plan(e);
+      for (const [i, outcome] of order.entries()) {
+        assert.equal(await result(e, u.id, outcome, outcome === 'sent' ? 'projects/p/messages/1' : 'http 400', u.tokens[i]), null);
+      }
+      assert.deepEqual(await smsRows(e, u.id), [], `${order.join(' then ')}: an SMS was queued`);
+    }
+
+    // Deferred (circuit open): the SMS goes at once; the push still waits.
+    const e3 = await fx.db.emit(tenant, kind, [`user:${u.id}`], {});
+    await plan(e3);
+    assert.equal(await result(e3, u.id, 'deferred', 'provider unavailable (circuit open)', u.tokens[0]), 'sms');
+    assert.deepEqual((await pushRows(e3, u.id)).get(u.tokens[0]).status, 'pending');
+
+    // Without an address (a hub of an earlier version) each report settles
+    // one pending row of the user's channel.
+    const e4 = await fx.db.emit(tenant, kind, [`user:${u.id}`], {});
+    await plan(e4);
+    assert.equal(await result(e4, u.id, 'sent', 'projects/p/messages/2', null), null);
+    assert.equal(await result(e4, u.id, 'sent', 'projects/p/messages/3', null), null);
+    assert.deepEqual([...(await pushRows(e4, u.id)).values()].map((r) => r.status), ['sent', 'sent']);
+    assert.equal(await result(e4, u.id, 'sent', 'projects/p/messages/4', null), null);
+
+    await fx.db.sql("update hub.deliveries set status = 'skipped', detail = 'closed by the test', lease_until = null where tenant = $1 and status = 'pending'", [tenant]);
+  } finally {
+    hub = await fx.startHub();
+  }
+});
+
 test('hub.unregistered_tokens: the hub\'s role can neither read nor write it; the documented clean-up clears the tenant\'s token and the row', async () => {
   const gone = `unregistered-${uid(8)}`;
   // A user of the shipped layout: its one device is "User"."deviceToken".
