@@ -108,8 +108,8 @@ $fn$;
 -- The addresses channel uses for one user, given the contact points of all
 -- of the user's hub.audience() rows (element i of each array from row i),
 -- each made usable by hub.fallback_address(): for push every distinct
--- token, in order; for sms and email the first number or address in order
--- (the contract puts the same one on every row). A user with none for the
+-- token, sorted; for sms and email the lowest number or address in sort
+-- order (the contract puts the same one on every row). A user with none for the
 -- channel gets ARRAY[NULL]: one row, skipped for want of an address.
 CREATE OR REPLACE FUNCTION hub.fallback_addresses(channel text, device_tokens text[],
                                                   phones text[], emails text[])
