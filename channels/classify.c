@@ -85,7 +85,7 @@ struct fcm_rule {
 };
 
 static const struct fcm_rule fcm_rules[] = {
-    {"UNREGISTERED", SEND_PERMANENT},
+    {CLASSIFY_FCM_UNREGISTERED, SEND_PERMANENT},
     {"SENDER_ID_MISMATCH", SEND_PERMANENT},
     {"INVALID_ARGUMENT", SEND_PERMANENT},
     {"QUOTA_EXCEEDED", SEND_RETRY},

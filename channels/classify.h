@@ -43,6 +43,14 @@
 void classify_fcm(long status, const char *body, int retry_after_ms, struct send_result *r);
 
 /*
+ * The detail of an FCM answer saying the device token is gone for good
+ * (the app was uninstalled, or the token rotated). A push row failed with
+ * exactly this detail also records its token in hub.unregistered_tokens
+ * (schema/100_devices.sql), for the backend to clean.
+ */
+#define CLASSIFY_FCM_UNREGISTERED "UNREGISTERED"
+
+/*
  * Classifies an answer of Twilio's Messages.json. 2xx is SEND_OK with
  * provider_id the message sid. Errors carry {"code": N, "message": ...,
  * "more_info": ..., "status": S}; detail is "twilio N". Recipient errors

@@ -12,6 +12,7 @@
 #include "address.h"
 #include "backoff.h"
 #include "breaker.h"
+#include "classify.h"
 #include "db.h"
 #include "http.h"
 #include "hub.h"
@@ -78,6 +79,10 @@ job_free(struct job *j)
 #define FALLBACK_RESULT_BATCH 500
 /* How long an outcome may wait for others to share its statement. */
 #define FALLBACK_RESULT_DELAY_MS 5
+/* The arguments of hub.delivery_results(): event, user, channel, outcome,
+ * detail, retry delay and address (which of the user's rows of the channel:
+ * a push row per device token). */
+#define FALLBACK_RESULT_COLUMNS 7
 
 static void flush_results(struct fallback *fb);
 
@@ -111,17 +116,18 @@ flush_results(struct fallback *fb)
 {
     if (!db_is_up(fb->db))
         return;
-    char *lit[6];
+    char *lit[FALLBACK_RESULT_COLUMNS];
     unsigned nulls;
     if (sqlbatch_take(fb->results, lit, &nulls) > 0) {
-        const char *params[6] = {lit[0], lit[1], lit[2], lit[3], lit[4], lit[5]};
+        const char *params[FALLBACK_RESULT_COLUMNS] = {lit[0], lit[1], lit[2], lit[3],
+                                                       lit[4], lit[5], lit[6]};
         if (!db_query(fb->db,
                       "SELECT next_channel FROM hub.delivery_results($1::bigint[], $2::text[], "
-                      "$3::text[], $4::text[], $5::text[], $6::int[])",
-                      6, params, on_results_stored, fb))
+                      "$3::text[], $4::text[], $5::text[], $6::int[], $7::text[])",
+                      FALLBACK_RESULT_COLUMNS, params, on_results_stored, fb))
             sqlbatch_retry(fb->results);
     }
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < FALLBACK_RESULT_COLUMNS; k++)
         free(lit[k]);
 }
 
@@ -132,8 +138,10 @@ on_results_timer(lws_sorted_usec_list_t *sul)
 }
 
 /*
- * Queues one outcome: outcome is "sent", "retry", "failed", "skipped" or
- * "deferred" (hub.delivery_result() says what each does to the row).
+ * Queues the outcome of the row (event_id, user, ch, address), address
+ * being the one its claim returned: outcome is "sent", "retry", "failed",
+ * "skipped" or "deferred" (hub.delivery_settle() says what each does to
+ * the row).
  * Outcomes are written in batches; they stay queued while the database is
  * away. If the hub stops first, the row's lease runs out and another
  * attempt (by this or another hub) takes it: nothing is lost, at worst one
@@ -141,12 +149,13 @@ on_results_timer(lws_sorted_usec_list_t *sul)
  */
 static void
 store_result(struct fallback *fb, const char *event_id, const char *user, enum channel ch,
-             const char *outcome, const char *detail, int retry_ms)
+             const char *address, const char *outcome, const char *detail, int retry_ms)
 {
     fb->hub->m.fallback[ch][metric_fallback_slot(outcome)]++;
     char retry[16];
     snprintf(retry, sizeof(retry), "%d", retry_ms);
-    const char *v[6] = {event_id, user, channel_name(ch), outcome, detail ? detail : "", retry};
+    const char *v[FALLBACK_RESULT_COLUMNS] = {
+        event_id, user, channel_name(ch), outcome, detail ? detail : "", retry, address};
     if (sqlbatch_add(fb->results, v) < 0) {
         log_err("fallback", "out of memory recording a result of event %s", event_id);
         return;
@@ -230,14 +239,18 @@ on_sent(void *ud, const struct send_result *r)
         log_outcome(LOG_INFO, p, j, masked, "sent", r->provider_id,
                     "%s to %s (user %s, event %s) sent: %s", p->name, masked, j->user_id,
                     j->event_id, r->provider_id);
-        store_result(fb, j->event_id, j->user_id, j->ch, "sent", r->provider_id, 0);
+        store_result(fb, j->event_id, j->user_id, j->ch, j->address, "sent", r->provider_id, 0);
         break;
     case SEND_PERMANENT:
         breaker_success(&p->breaker, now); /* the provider works; this recipient does not */
         log_outcome(LOG_INFO, p, j, masked, "failed", r->detail,
                     "%s to %s (user %s, event %s) failed for good: %s", p->name, masked, j->user_id,
                     j->event_id, r->detail);
-        store_result(fb, j->event_id, j->user_id, j->ch, "failed", r->detail, 0);
+        /* The token is recorded with the row (hub.delivery_results()); the
+         * user's other devices get theirs all the same. */
+        if (j->ch == CHANNEL_PUSH && !strcmp(r->detail, CLASSIFY_FCM_UNREGISTERED))
+            fb->hub->m.unregistered_tokens++;
+        store_result(fb, j->event_id, j->user_id, j->ch, j->address, "failed", r->detail, 0);
         break;
     case SEND_CONFIG:
     case SEND_RETRY:
@@ -256,14 +269,14 @@ on_sent(void *ud, const struct send_result *r)
                      r->detail);
             log_outcome(LOG_WARN, p, j, masked, "failed", detail, "%s to %s (event %s): %s",
                         p->name, masked, j->event_id, detail);
-            store_result(fb, j->event_id, j->user_id, j->ch, "failed", detail, 0);
+            store_result(fb, j->event_id, j->user_id, j->ch, j->address, "failed", detail, 0);
         } else {
             int delay = backoff_delay_ms(j->attempts, cfg->retry_base_ms, cfg->retry_cap_ms,
                                          r->retry_after_ms, (uint32_t)random());
             log_outcome(LOG_INFO, p, j, masked, "retry", r->detail,
                         "%s to %s (event %s): %s; retry in %d ms", p->name, masked, j->event_id,
                         r->detail, delay);
-            store_result(fb, j->event_id, j->user_id, j->ch, "retry", r->detail, delay);
+            store_result(fb, j->event_id, j->user_id, j->ch, j->address, "retry", r->detail, delay);
         }
         break;
     }
@@ -280,6 +293,10 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
     const char *user = PQgetvalue(res, i, 1);
     const char *tenant = PQgetvalue(res, i, 3);
     const char *address = PQgetvalue(res, i, 4);
+    /* Names the row in its result. A row without an address (never one the
+     * plan leaves pending) passes NULL: the database then takes the user's
+     * pending row of the channel. */
+    const char *row_address = PQgetisnull(res, i, 4) ? NULL : address;
     const char *locale = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
     const char *kind = PQgetvalue(res, i, 6);
     const char *priority = PQgetvalue(res, i, 7);
@@ -287,7 +304,7 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
     struct provider *p = fb->prov[ch];
 
     if (!p) {
-        store_result(fb, event_id, user, ch, "skipped", "channel not configured", 0);
+        store_result(fb, event_id, user, ch, row_address, "skipped", "channel not configured", 0);
         return;
     }
     /* Before the breaker: an unusable address must not take a half-open probe. */
@@ -295,7 +312,7 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
     if (bad) {
         log_warn("fallback", "%s to user %s (event %s) skipped: %s", channel_name(ch), user,
                  event_id, bad);
-        store_result(fb, event_id, user, ch, "skipped", bad, 0);
+        store_result(fb, event_id, user, ch, row_address, "skipped", bad, 0);
         return;
     }
     int64_t now = hub_now_ms();
@@ -308,18 +325,19 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
             int64_t wait = breaker_retry_in_ms(&p->breaker, now);
             int delay =
                 wait > fb->hub->cfg->retry_base_ms ? (int)wait : fb->hub->cfg->retry_base_ms;
-            store_result(fb, event_id, user, ch, "deferred",
+            store_result(fb, event_id, user, ch, row_address, "deferred",
                          "provider unavailable (circuit open): waits for it to half-open", delay);
             return;
         }
-        store_result(fb, event_id, user, ch, "skipped", "provider unavailable (circuit open)", 0);
+        store_result(fb, event_id, user, ch, row_address, "skipped",
+                     "provider unavailable (circuit open)", 0);
         return;
     }
     json_t *data = json_loads(PQgetvalue(res, i, 8), 0, NULL);
     struct rendered text;
     if (template_render(kind, locale, data, ch, &text)) {
         json_decref(data);
-        store_result(fb, event_id, user, ch, "failed", "cannot render the message", 0);
+        store_result(fb, event_id, user, ch, row_address, "failed", "cannot render the message", 0);
         return;
     }
     json_decref(data);
@@ -350,7 +368,7 @@ dispatch(struct fallback *fb, enum channel ch, const PGresult *res, int i)
         if (j)
             job_free(j);
         breaker_release(&p->breaker);
-        store_result(fb, event_id, user, ch, "retry", "could not start the request",
+        store_result(fb, event_id, user, ch, row_address, "retry", "could not start the request",
                      fb->hub->cfg->retry_base_ms);
     } else {
         p->inflight++;
@@ -617,7 +635,7 @@ fallback_new(struct hub *hub, struct fallback **out)
     char host[64] = "hub";
     gethostname(host, sizeof(host) - 1);
     snprintf(fb->hub_id, sizeof(fb->hub_id), "%s:%d", host, (int)getpid());
-    fb->results = sqlbatch_new(6, FALLBACK_RESULT_BATCH, SIZE_MAX);
+    fb->results = sqlbatch_new(FALLBACK_RESULT_COLUMNS, FALLBACK_RESULT_BATCH, SIZE_MAX);
     fb->http = http_engine_new(hub->ctx, hub->vh);
     fb->db = db_new(hub->ctx, hub->vh, hub->cfg->database_url, "fallback", &fallback_db_ops, fb,
                     hub->cfg->db_retry_max_ms);

@@ -2,8 +2,9 @@
  * fallback.h - reaching users the WebSocket did not reach (docs/protocol.md
  * "Fallback (push, SMS, e-mail)"; docs/fallback.md).
  *
- * The database holds the whole plan (schema/070_fallback.sql): jobs due
- * at an event's ack timeout, delivery rows per (event, user, channel),
+ * The database holds the whole plan (schema/070_fallback.sql, with the
+ * key of 100_devices.sql): jobs due at an event's ack timeout, delivery
+ * rows per (event, user, channel, address: a push row per device token),
  * leases, results. This module is the hub's side: it asks for due jobs to
  * be planned, claims pending deliveries per channel as far as each
  * provider has room, renders and sends them through the providers

@@ -67,6 +67,7 @@ struct hub_metrics {
     uint64_t db_reconnects;
     uint64_t events_purged;
     uint64_t deliveries_purged;     /* hub.deliveries rows past HUB_DELIVERY_RETENTION_S */
+    uint64_t unregistered_tokens;   /* pushes FCM refused as UNREGISTERED (fallback.c) */
     uint64_t catchups;              /* connections that fell behind and caught up from the outbox */
     uint64_t events_undeliverable;  /* outbox rows with malformed rooms or data (router.c) */
     uint64_t outbox_failures;       /* listener queries (LISTEN, cursor, page) that failed */

@@ -324,6 +324,10 @@ metrics_text(struct hub *hub, size_t *len)
     COUNTER("deliveries_purged_total",
             "Delivery log rows (hub.deliveries) deleted past HUB_DELIVERY_RETENTION_S.",
             deliveries_purged);
+    COUNTER("unregistered_tokens_total",
+            "Pushes FCM refused because the device token is no longer registered (each token is "
+            "kept in hub.unregistered_tokens for the backend to clean).",
+            unregistered_tokens);
     COUNTER("events_undeliverable_total",
             "Outbox rows delivered to nobody: rooms or data malformed (written around hub.emit()).",
             events_undeliverable);
