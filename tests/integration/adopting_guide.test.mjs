@@ -83,7 +83,7 @@ function run(argv, { env, cwd }) {
   });
 }
 
-test('docs/adopting.md, run as written: a Prisma-laid-out tenant, migrate, attach, audience, the backend\'s tokens, a live panic, emit, policies, providers and a visitor pushed to both devices', { timeout: 600_000 }, async () => {
+test('docs/adopting.md, run as written: a Prisma-laid-out tenant, migrate, attach, audience, the backend\'s tokens, a live panic, emit, policies, providers a visitor pushed to each device, and the dead token cleaned', { timeout: 600_000 }, async () => {
   await fx.setUp();
   const work = join(fx.parent, 'work');
   mkdirSync(work);
@@ -147,7 +147,7 @@ test('docs/adopting.md, run as written: a Prisma-laid-out tenant, migrate, attac
     const file = join(work, `block-${k}.${b.lang}`);
     writeFileSync(file, substitute(b.text));
     const argv = b.lang === 'sql'
-      ? [psqlBinary(), fx.url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file]
+      ? [psqlBinary(), fx.url, '-X', '-q', '-A', '-v', 'ON_ERROR_STOP=1', '-f', file]
       : ['bash', '-euo', 'pipefail', file];
     const r = await run(argv, { env, cwd: work });
     transcript.push({ line: b.line, ...r });
@@ -171,5 +171,16 @@ test('docs/adopting.md, run as written: a Prisma-laid-out tenant, migrate, attac
   assert.equal(fx.pushesTo('fcm-ana-phone-0001').length, 1);
   assert.equal(fx.pushesTo('fcm-ana-tablet-0002').length, 1);
   assert.equal(fx.smsTo('+573001110302').length, 0);
+  // The old phone's token was refused, recorded, and cleaned by the guide's job.
+  assert.ok(fx.pushesTo('unregistered-ana-old-phone-0003').length >= 1, 'the old phone\'s token was never tried');
+  assert.match(out, /conjunto_las_palmas\|clres00000000000000302a\|unregistered-ana-old-phone-0003\|1/);
+  const db = new Db(fx.url);
+  try {
+    assert.deepEqual(await db.sql('SELECT token FROM conjunto_las_palmas."Device" ORDER BY token'),
+      [{ token: 'fcm-ana-phone-0001' }, { token: 'fcm-ana-tablet-0002' }]);
+    assert.deepEqual(await db.sql('SELECT * FROM hub.unregistered_tokens'), []);
+  } finally {
+    await db.close();
+  }
   assert.doesNotMatch(out, /AC[0-9a-f]{32}.*TWILIO_AUTH_TOKEN=[^*\s]{8}/, 'a Twilio credential was printed');
 });
