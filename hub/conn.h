@@ -1,7 +1,8 @@
 /*
  * conn.h - one WebSocket connection: its identity, rooms and outbound queue.
  *
- * struct conn is the lws per-session storage of the two WebSocket protocols:
+ * struct conn is the lws per-session storage of the WebSocket protocols (a
+ * Socket.IO connection on /socket.io/ is one in format FRAME_SIO):
  * lws allocates and frees it, zeroed, with the connection. Outbound frames
  * are shared buffers (struct buf) held in two rings drained one burst per
  * writable callback: replies (welcome, pong, errors, ...) go before events,
@@ -106,6 +107,7 @@ struct conn {
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
     int64_t close_at_ms;      /* lingering until then before closing (0: not lingering) */
+    int64_t sio_ping_ms;      /* Socket.IO: when the last Engine.IO ping went out (sio.c) */
     const char *close_reason; /* a string literal */
     json_t *auth_ref;         /* "ref" of the auth frame, echoed in welcome (owned) */
     json_t *auth_rooms;       /* rooms asked for with the credentials, joined by welcome (owned) */
@@ -115,6 +117,7 @@ struct conn {
                                   * router skips it */
     unsigned replay_waiting : 1; /* the feed waits for the queue to drain (conn_flush resumes) */
     unsigned peer_closed : 1;    /* the client sent a close frame: no more direct writes */
+    unsigned sio_pong_due : 1;   /* Socket.IO: that ping awaits its pong */
     enum frame_fmt fmt : 8;
     enum conn_state state : 8;
     uint16_t close_code; /* set when CLOSING */

@@ -17,6 +17,13 @@ void session_open(struct conn *c);
 void session_message(struct conn *c, const void *data, size_t len);
 
 /*
+ * One decoded client map (a frame of the native protocol, or what sio.c
+ * made of a Socket.IO packet), already charged to the rate limit. Its
+ * "ref" is echoed in the answer. While c closes only acks are taken.
+ */
+void session_handle(struct conn *c, json_t *msg);
+
+/*
  * Charges n inbound frames that are not messages (pings, pongs, close
  * frames, all but the last fragment of a message: ws.c counts them) to the
  * connection's rate limit, which closes it with 4029 like too many

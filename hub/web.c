@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "outbox.h"
 #include "peer.h"
+#include "sio.h"
 #include "workers.h"
 
 #include <stddef.h>
@@ -423,6 +424,12 @@ web_request(struct conn *c, const char *uri)
         if (!body)
             return lws_return_http_status(c->wsi, 500, NULL) || 1;
         return respond(c, 200, "text/plain; version=0.0.4", body, len);
+    }
+    char refusal[320];
+    if (sio_is_path(uri)) {
+        /* Engine.IO's HTTP long-polling (or a version the hub does not speak). */
+        const char *why = sio_refusal(c->wsi, 0, refusal, sizeof(refusal));
+        return respond(c, 400, "application/json", strdup(why), strlen(why));
     }
     const char *body = "{\"error\":\"not found\"}";
     return respond(c, 404, "application/json", strdup(body), strlen(body));
