@@ -63,13 +63,19 @@ struct ring {
 /* Look-ups a connection may start at once before HUB_ACK_LOOKUP_RATE paces it. */
 #define CONN_ACK_LOOKUP_BURST CONN_MAX_ACK_LOOKUPS
 
+/* An event with ack:true sent on a connection: its id, and its seq (an ack
+ * may name either, the seq through Socket.IO's ack event). */
+struct conn_pending {
+    int64_t id, seq;
+};
+
 /*
  * A connection's ack bookkeeping, apart from struct conn because most
  * connections never receive an event with ack:true nor send an ack: it is
  * allocated on the first use (ackcheck.c) and freed by conn_release().
  */
 struct conn_acks {
-    int64_t *pending; /* ids of ack:true events sent and not acked (owned, grown) */
+    struct conn_pending *pending; /* ack:true events sent and not acked (owned, grown) */
     unsigned n_pending, cap_pending;
     struct ack_lookup *lookups; /* acks for events not sent here, being checked (the
                                  * hub's look-up queue owns them) */

@@ -36,7 +36,7 @@ send_event(struct hub *hub, struct conn *c, struct buf *b, int64_t id, int ack, 
 {
     c->last_seq = b->seq;
     if (ack)
-        ackcheck_sent(c, id);
+        ackcheck_sent(c, id, b->seq);
     if (conn_send(c, b, 0))
         return 0;
     if (mark_sent)
@@ -210,7 +210,7 @@ fanout_send(struct hub *hub, struct fanout *lead, const char *name, struct conn 
         for (struct fanout *g = e; g != end; g = g->batch) {
             c->last_seq = g->seq;
             if (g->ack)
-                ackcheck_sent(c, g->id);
+                ackcheck_sent(c, g->id, g->seq);
             frames++;
         }
         size_t from = e->run_off[c->fmt];
@@ -296,7 +296,7 @@ catch_up_fanouts(struct hub *hub, struct conn *c)
                 at += put_frame(run + at, v[i].b);
                 c->last_seq = v[i].e->seq;
                 if (v[i].e->ack)
-                    ackcheck_sent(c, v[i].e->id);
+                    ackcheck_sent(c, v[i].e->id, v[i].e->seq);
             }
             if (!conn_send_framed(c, run, at, (unsigned)n)) {
                 hub->m.frames_queued += n;
@@ -606,7 +606,7 @@ router_deliver_one(struct conn *c, const struct event *ev)
             b->seq = ev->seq;
             c->last_seq = ev->seq;
             if (ev->ack)
-                ackcheck_sent(c, ev->id);
+                ackcheck_sent(c, ev->id, ev->seq);
             int rc = conn_send(c, b, 0);
             buf_unref(b);
             if (rc == 0 && !ev->ack && fallback_wants_sent_marks(c->hub->fallback, ev->kind))

@@ -28,6 +28,7 @@
  * carrying the same offset, in the same shared buffer.
  */
 #include "sio.h"
+#include "ackcheck.h"
 #include "conn.h"
 #include "frame.h"
 #include "hub.h"
@@ -380,6 +381,34 @@ on_connect(struct conn *c, const char *p, size_t n)
     json_decref(msg);
 }
 
+/*
+ * ["ack", {"seq": N}]: the seq (a number, or the offset string) names an
+ * event sent on this connection awaiting its ack, whose id the native ack
+ * takes. Any other event is acked by its id.
+ */
+static void
+ack_by_seq(struct conn *c, json_t *msg, const json_t *ack_id)
+{
+    json_t *v = json_object_get(msg, "seq");
+    const char *s = json_string_value(v);
+    int64_t seq = 0;
+    if (json_is_integer(v))
+        seq = json_integer_value(v);
+    else if (s && parse_seq(s, strlen(s), &seq))
+        seq = 0;
+    int64_t id = seq > 0 && c->tenant ? ackcheck_pending_id(c, seq) : 0;
+    if (!id) {
+        if (c->state != CONN_CLOSING)
+            conn_error(c, "bad_request",
+                       "ack by seq names an event sent on this connection and not acked yet; "
+                       "ack any other event by its id",
+                       ack_id);
+        return;
+    }
+    json_object_set_new(msg, "id", json_integer((json_int_t)id));
+    session_handle(c, msg);
+}
+
 /* EVENT ["name", {args}?]: the map {type: name, ...args}, ref the ack id when there is one. */
 static void
 on_event(struct conn *c, const char *p, size_t n, const json_t *ack_id)
@@ -408,7 +437,10 @@ on_event(struct conn *c, const char *p, size_t n, const json_t *ack_id)
         json_object_set_new(msg, "type", json_string(name));
         if (ack_id)
             json_object_set(msg, "ref", (json_t *)ack_id);
-        session_handle(c, msg);
+        if (!strcmp(name, "ack") && !json_object_get(msg, "id") && json_object_get(msg, "seq"))
+            ack_by_seq(c, msg, ack_id);
+        else
+            session_handle(c, msg);
     }
     json_decref(msg);
     json_decref(v);

@@ -179,8 +179,10 @@ test('the ack callback of a panic claims it: the other guard gets panic_claimed;
   const rows = await database.sql("select user_id, status from hub.deliveries where event_id = $1 and channel = 'ws'", [p1.args[0].id]);
   assert.ok(rows.some((x) => x.user_id === u.g1 && x.status === 'acked'), `no acked delivery for guard 1: ${JSON.stringify(rows)}`);
 
-  // The other guard acks by event (after the claim: recorded, claims nothing new).
-  g2.emit('ack', { id: p2.args[0].id });
+  // The other guard acks with an ack event naming the seq, as the offset
+  // string (after the claim: recorded, claims nothing new).
+  assert.deepEqual(p2.args[0].id, p1.args[0].id);
+  g2.emit('ack', { seq: p2.args[1] });
   for (let i = 0; i < 100; i++) {
     const r2 = await database.sql("select status from hub.deliveries where event_id = $1 and user_id = $2 and channel = 'ws'", [p2.args[0].id, u.g2]);
     if (r2.some((x) => x.status === 'acked')) break;
@@ -227,6 +229,34 @@ test('the hub pings (Engine.IO 2) and a client that never answers is closed; soc
   assert.ok(frames.includes('2'), 'no ping seen');
   assert.ok(frames.some((f) => f.startsWith('40{"sid"')), `no CONNECT answer: ${JSON.stringify(frames)}`);
   assert.ok(s.connected, 'socket.io-client was disconnected although it answers pings');
+});
+
+/** A raw Engine.IO WebSocket, CONNECTed with a token for claims; frames are recorded. */
+async function rawSio(h, claims) {
+  const ws = new WebSocket(`ws://127.0.0.1:${h.port}/socket.io/?EIO=4&transport=websocket`);
+  ws.frames = [];
+  ws.on('message', (m) => ws.frames.push(String(m)));
+  ws.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  await new Promise((resolve) => ws.on('open', resolve));
+  ws.send(`40${JSON.stringify({ token: mintToken(h.secret, claims) })}`);
+  for (let i = 0; i < 100 && !ws.frames.some((f) => f.startsWith('40{')); i++) await sleep(20);
+  assert.ok(ws.frames.some((f) => f.startsWith('40{')), `not connected: ${JSON.stringify(ws.frames)}`);
+  return ws;
+}
+
+const within = (p, ms) => Promise.race([p, sleep(ms).then(() => 'still open')]);
+
+test('the native limits hold: a message over HUB_MAX_FRAME_BYTES gets too_large and 1009, a flood rate_limited and 4029', async () => {
+  const big = await rawSio(hub, { sub: u.r1, tenant: A, role: 'resident' });
+  big.send(`42["ping",{"pad":"${'x'.repeat(70 * 1024)}"}]`);
+  assert.equal(await within(big.closed, 5000), 1009);
+  assert.ok(big.frames.some((f) => f.startsWith('42["error",') && JSON.parse(f.slice(2))[1].code === 'too_large'), JSON.stringify(big.frames.slice(-3)));
+
+  const flood = await rawSio(hub, { sub: u.r1, tenant: A, role: 'resident' });
+  for (let i = 0; i < 300; i++) flood.send('42["ping"]');
+  assert.equal(await within(flood.closed, 5000), 4029);
+  assert.ok(flood.frames.some((f) => f.startsWith('42["error",') && JSON.parse(f.slice(2))[1].code === 'rate_limited'));
+  assert.ok(flood.frames.includes('42["pong",{"type":"pong"}]'), 'a ping event is answered with a pong event');
 });
 
 test('a namespace other than "/" gets CONNECT_ERROR; the default one still works', async (t) => {
