@@ -271,6 +271,7 @@ sio_open(struct conn *c)
                      cfg->max_frame_bytes);
     c->sio_ping_ms = hub_now_ms();
     c->sio_pong_due = 0;
+    c->hub->m.sio_connections++;
     send_engine(c, open, (size_t)n);
 }
 
@@ -285,6 +286,7 @@ sio_tick(struct conn *c, int64_t now)
             return 0;
         log_info("sio", "session %s: no pong within %d ms, closing", c->session,
                  cfg->sio_ping_timeout_ms);
+        c->hub->m.sio_ping_timeouts++;
         conn_close(c, 4008, "ping timeout");
         return 1;
     }

@@ -342,6 +342,12 @@ metrics_text(struct hub *hub, size_t *len)
             "Acks refused with rate_limited (HUB_ACK_LOOKUP_RATE, HUB_ACK_LOOKUPS_MAX) instead of "
             "a check.",
             ack_lookups_refused);
+    COUNTER("socketio_connections_total",
+            "Socket.IO connections accepted on /socket.io/ (counted in connections_total too).",
+            sio_connections);
+    COUNTER("socketio_ping_timeouts_total",
+            "Socket.IO connections closed because a ping got no pong in HUB_SIO_PING_TIMEOUT_MS.",
+            sio_ping_timeouts);
     fprintf(f, "# HELP armonia_upgrades_refused_total WebSocket upgrades refused before the "
                "handshake, by reason (HUB_ALLOWED_ORIGINS, HUB_MAX_CONNS_PER_IP, "
                "HUB_MAX_HANDSHAKES_PER_IP_S).\n# TYPE armonia_upgrades_refused_total counter\n");

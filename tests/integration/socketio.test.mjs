@@ -229,6 +229,10 @@ test('the hub pings (Engine.IO 2) and a client that never answers is closed; soc
   assert.ok(frames.includes('2'), 'no ping seen');
   assert.ok(frames.some((f) => f.startsWith('40{"sid"')), `no CONNECT answer: ${JSON.stringify(frames)}`);
   assert.ok(s.connected, 'socket.io-client was disconnected although it answers pings');
+  const metrics = (await httpGet(hub.port, '/metrics')).body;
+  const value = (name) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+  assert.ok(value('armonia_socketio_ping_timeouts_total') >= 1, 'the ping timeout was not counted');
+  assert.ok(value('armonia_socketio_connections_total') >= 2, 'Socket.IO connections were not counted');
 });
 
 /** A raw Engine.IO WebSocket, CONNECTed with a token for claims; frames are recorded. */
