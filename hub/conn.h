@@ -113,7 +113,6 @@ struct conn {
     double tokens; /* inbound rate-limit bucket */
     int64_t tokens_at_ms;
     int64_t close_at_ms;      /* lingering until then before closing (0: not lingering) */
-    int64_t sio_ping_ms;      /* Socket.IO: when the last Engine.IO ping went out (sio.c) */
     const char *close_reason; /* a string literal */
     json_t *auth_ref;         /* "ref" of the auth frame, echoed in welcome (owned) */
     json_t *auth_rooms;       /* rooms asked for with the credentials, joined by welcome (owned) */
@@ -127,6 +126,10 @@ struct conn {
     enum frame_fmt fmt : 8;
     enum conn_state state : 8;
     uint16_t close_code; /* set when CLOSING */
+    /* Socket.IO: when the last Engine.IO ping went out, in seconds of
+     * hub_now_ms() modulo 2^16 (sio.c): intervals are at most 600 s, and 16
+     * bits fit where 64 would grow every connection. */
+    uint16_t sio_ping_s;
     char session[17];
 };
 

@@ -269,7 +269,7 @@ sio_open(struct conn *c)
                      "\"maxPayload\":%zu}",
                      c->session, cfg->sio_ping_interval_ms, cfg->sio_ping_timeout_ms,
                      cfg->max_frame_bytes);
-    c->sio_ping_ms = hub_now_ms();
+    c->sio_ping_s = (uint16_t)(hub_now_ms() / 1000);
     c->sio_pong_due = 0;
     c->hub->m.sio_connections++;
     send_engine(c, open, (size_t)n);
@@ -281,8 +281,13 @@ sio_tick(struct conn *c, int64_t now)
     const struct hub_config *cfg = c->hub->cfg;
     if (c->state == CONN_CLOSING)
         return 0;
+    /* Whole seconds since the ping, as the once-a-second sweep sees them:
+     * up to a second short of the real time, so a pong gets a second more
+     * than HUB_SIO_PING_TIMEOUT_MS (a ping may go out a second early, which
+     * costs the client nothing). */
+    int64_t since_ms = (int64_t)(uint16_t)(now / 1000 - c->sio_ping_s) * 1000;
     if (c->sio_pong_due) {
-        if (now - c->sio_ping_ms < cfg->sio_ping_timeout_ms)
+        if (since_ms < (int64_t)cfg->sio_ping_timeout_ms + 1000)
             return 0;
         log_info("sio", "session %s: no pong within %d ms, closing", c->session,
                  cfg->sio_ping_timeout_ms);
@@ -290,8 +295,8 @@ sio_tick(struct conn *c, int64_t now)
         conn_close(c, 4008, "ping timeout");
         return 1;
     }
-    if (now - c->sio_ping_ms >= cfg->sio_ping_interval_ms) {
-        c->sio_ping_ms = now;
+    if (since_ms >= cfg->sio_ping_interval_ms) {
+        c->sio_ping_s = (uint16_t)(now / 1000);
         c->sio_pong_due = 1;
         send_engine(c, "2", 1);
     }
