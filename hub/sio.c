@@ -453,65 +453,96 @@ on_event(struct conn *c, const char *p, size_t n, const json_t *ack_id)
     json_decref(v);
 }
 
-/* A Socket.IO packet (what followed the Engine.IO "4"). */
-static void
-on_packet(struct conn *c, const char *p, size_t n)
+/* Whether s[0..n) is 1-63 bytes of printable ASCII without '"' or '\\': text
+ * the hub can echo (a namespace in a CONNECT_ERROR, a probe's payload). */
+static int
+printable(const char *s, size_t n)
 {
+    if (!n || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+            return 0;
+    return 1;
+}
+
+int
+sio_parse(const char *p, size_t n, struct sio_packet *pk, const char **why)
+{
+    *pk = (struct sio_packet){.nsp = "/", .nsp_len = 1, .id = -1};
     if (!n) {
-        bad(c, "empty Socket.IO packet");
-        return;
+        *why = "empty Engine.IO packet";
+        return -1;
     }
-    char type = p[0];
+    pk->eio = p[0];
+    if (pk->eio < '1' || pk->eio > '6') {
+        *why = "unknown Engine.IO packet type";
+        return -1;
+    }
     size_t i = 1;
-    const char *nsp = "/";
-    size_t nsp_len = 1;
-    if (i < n && p[i] == '/') {
-        nsp = p + i;
-        while (i < n && p[i] != ',')
-            i++;
-        nsp_len = (size_t)(p + i - nsp);
-        if (i < n)
-            i++;
-    }
-    json_t *ack_id = NULL;
-    size_t d = i;
-    while (i < n && p[i] >= '0' && p[i] <= '9')
-        i++;
-    if (i > d) {
-        int64_t id;
-        if (parse_seq(p + d, i - d, &id)) {
-            bad(c, "ack id out of range");
-            return;
+    if (pk->eio == '4') {
+        if (n < 2 || p[1] < '0' || p[1] > '6') {
+            *why = "unknown Socket.IO packet type";
+            return -1;
         }
-        ack_id = json_integer((json_int_t)id);
+        pk->type = p[1];
+        i = 2;
+        if (i < n && p[i] == '/') {
+            size_t from = i;
+            while (i < n && p[i] != ',')
+                i++;
+            pk->nsp = p + from;
+            pk->nsp_len = i - from;
+            if (!printable(pk->nsp, pk->nsp_len)) {
+                *why = "a namespace is 1-63 bytes of printable ASCII";
+                return -1;
+            }
+            if (i < n)
+                i++; /* the comma */
+        }
+        size_t d = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i > d && parse_seq(p + d, i - d, &pk->id)) {
+            *why = "ack id out of range";
+            return -1;
+        }
     }
-    if (nsp_len != 1 || *nsp != '/') {
-        if (type == '0' && c->state != CONN_CLOSING && nsp_len < 64 &&
-            strcspn(nsp, ",\"\\") >= nsp_len) {
+    pk->data = p + i;
+    pk->len = n - i;
+    return 0;
+}
+
+/* A Socket.IO packet (an Engine.IO message) taken apart by sio_parse(). */
+static void
+on_packet(struct conn *c, const struct sio_packet *pk)
+{
+    if (pk->nsp_len != 1) {
+        if (pk->type == '0' && c->state != CONN_CLOSING) {
             char name[64];
-            memcpy(name, nsp, nsp_len);
-            name[nsp_len] = '\0';
+            memcpy(name, pk->nsp, pk->nsp_len);
+            name[pk->nsp_len] = '\0';
             struct buf *b =
                 connect_error(name, "bad_request", "only the namespace \"/\" is served");
-            if (b)
-                conn_send(c, b, 1);
+            if (!b || conn_send(c, b, 1) < 0)
+                log_debug("sio", "session %s: cannot refuse namespace %s", c->session, name);
             buf_unref(b);
         } else {
             bad(c, "only the namespace \"/\" is served");
         }
-        json_decref(ack_id);
         return;
     }
-    switch (type) {
+    json_t *ack_id = pk->id >= 0 ? json_integer((json_int_t)pk->id) : NULL;
+    switch (pk->type) {
     case '0':
         if (c->state != CONN_CLOSING)
-            on_connect(c, p + i, n - i);
+            on_connect(c, pk->data, pk->len);
         break;
     case '1':
         conn_close(c, 1000, "client disconnected");
         break;
     case '2':
-        on_event(c, p + i, n - i, ack_id);
+        on_event(c, pk->data, pk->len, ack_id);
         break;
     case '3':
         /* The client's ack callback of an event: its id is the event's. */
@@ -530,8 +561,8 @@ on_packet(struct conn *c, const char *p, size_t n)
     case '6':
         bad(c, "binary attachments are not supported");
         break;
-    default:
-        bad(c, "unknown Socket.IO packet type");
+    default: /* '4', CONNECT_ERROR, is the server's */
+        bad(c, "a client does not send CONNECT_ERROR");
     }
     json_decref(ack_id);
 }
@@ -539,37 +570,40 @@ on_packet(struct conn *c, const char *p, size_t n)
 void
 sio_message(struct conn *c, const void *data, size_t len, int binary)
 {
-    const char *p = data;
+    struct sio_packet pk;
+    const char *why;
     if (c->state != CONN_CLOSING && session_charge_frames(c, 1))
         return;
     if (binary) {
         bad(c, "binary frames (Socket.IO attachments) are not supported");
         return;
     }
-    if (!len) {
-        bad(c, "empty Engine.IO packet");
+    if (sio_parse(data, len, &pk, &why)) {
+        bad(c, why);
         return;
     }
-    switch (p[0]) {
+    switch (pk.eio) {
     case '1':
         conn_close(c, 1000, "client closed");
         break;
-    case '2': /* a ping from the client (probes): answered with its payload */
+    case '2': /* a ping from the client (a probe): its payload comes back when it is short text */
         if (c->state != CONN_CLOSING) {
-            char pong[64];
-            int n = snprintf(pong, sizeof(pong), "3%.*s", len - 1 < 32 ? (int)len - 1 : 32, p + 1);
-            send_engine(c, pong, (size_t)n);
+            char pong[40] = "3";
+            size_t n = 1;
+            if (pk.len < sizeof(pong) - 1 && printable(pk.data, pk.len)) {
+                memcpy(pong + 1, pk.data, pk.len);
+                n += pk.len;
+            }
+            send_engine(c, pong, n);
         }
         break;
     case '3':
         c->sio_pong_due = 0;
         break;
     case '4':
-        on_packet(c, p + 1, len - 1);
+        on_packet(c, &pk);
         break;
-    case '6':
+    default: /* 5 upgrade, 6 noop: nothing to do over WebSocket alone */
         break;
-    default:
-        bad(c, "unknown Engine.IO packet type");
     }
 }

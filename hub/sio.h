@@ -50,6 +50,27 @@ void sio_open(struct conn *c);
  * the hub refuses). */
 void sio_message(struct conn *c, const void *data, size_t len, int binary);
 
+/* One inbound Engine.IO packet taken apart by sio_parse(); the pointers
+ * point into the message. */
+struct sio_packet {
+    char eio;         /* Engine.IO type: '1' close, '2' ping, '3' pong, '4' message,
+                       * '5' upgrade, '6' noop */
+    char type;        /* for a message: the Socket.IO type, '0' CONNECT to '6' */
+    const char *nsp;  /* the namespace ("/" when the packet names none), not terminated */
+    size_t nsp_len;   /* its length: 1 for "/", at most 63 */
+    int64_t id;       /* the ack id, or -1 when there is none */
+    const char *data; /* what follows: the JSON payload (or a ping's), maybe empty */
+    size_t len;
+};
+
+/*
+ * Takes one WebSocket text message of a Socket.IO connection apart: the
+ * Engine.IO type and, for a message, the Socket.IO type, namespace and ack
+ * id. Reads only p[0..n), allocates nothing, checks no JSON (the payload is
+ * frame_decode()'s). Returns 0, or -1 with *why set to a static reason.
+ */
+int sio_parse(const char *p, size_t n, struct sio_packet *pk, const char **why);
+
 /*
  * The once-a-second look at a Socket.IO connection at now (hub_now_ms()):
  * sends the Engine.IO ping every HUB_SIO_PING_INTERVAL_MS and closes the

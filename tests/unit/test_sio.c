@@ -1,8 +1,8 @@
 /*
- * test_sio.c - unit tests for hub/sio.c's encoders: what a socket.io-client
+ * test_sio.c - unit tests for hub/sio.c's codec: what a socket.io-client
  * reads for each map the hub sends (docs/protocol.md, "Socket.IO
- * compatibility"). The packets are compared as text, the way the client's
- * parser sees them.
+ * compatibility"), compared as text the way the client's parser sees it,
+ * and how the packets a client sends are taken apart.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,6 +182,76 @@ test_welcome_is_connect_then_event(void **state)
     json_decref(w);
 }
 
+/* sio_parse() on a NUL-terminated s; returns its result. */
+static int
+parse(const char *s, struct sio_packet *pk, const char **why)
+{
+    *why = NULL;
+    return sio_parse(s, strlen(s), pk, why);
+}
+
+static void
+test_parse_packets(void **state)
+{
+    (void)state;
+    struct sio_packet pk;
+    const char *why;
+    assert_int_equal(parse("40{\"token\":\"t\"}", &pk, &why), 0);
+    assert_int_equal(pk.eio, '4');
+    assert_int_equal(pk.type, '0');
+    assert_int_equal(pk.nsp_len, 1);
+    assert_int_equal(pk.id, -1);
+    assert_int_equal(pk.len, 13);
+    assert_true(starts(pk.data, "{\"token\""));
+
+    assert_int_equal(parse("4217[\"subscribe\",{}]", &pk, &why), 0);
+    assert_int_equal(pk.type, '2');
+    assert_int_equal(pk.id, 17);
+    assert_true(starts(pk.data, "[\"subscribe\""));
+
+    assert_int_equal(parse("43123[]", &pk, &why), 0);
+    assert_int_equal(pk.type, '3');
+    assert_int_equal(pk.id, 123);
+    assert_int_equal(pk.len, 2);
+
+    assert_int_equal(parse("40/admin,{}", &pk, &why), 0);
+    assert_int_equal(pk.nsp_len, 6);
+    assert_true(starts(pk.nsp, "/admin"));
+    assert_int_equal(pk.len, 2);
+
+    assert_int_equal(parse("3", &pk, &why), 0);
+    assert_int_equal(pk.eio, '3');
+    assert_int_equal(parse("2probe", &pk, &why), 0);
+    assert_int_equal(pk.len, 5);
+}
+
+static void
+test_parse_refusals(void **state)
+{
+    (void)state;
+    struct sio_packet pk;
+    const char *why;
+    static const char *const bad[] = {
+        "",                         /* empty */
+        "0{}",                      /* the open packet is the server's */
+        "7",                        /* no such Engine.IO type */
+        "4",                        /* a message without a Socket.IO type */
+        "49[]",                     /* no such Socket.IO type */
+        "4212345678901234567890[]", /* an ack id over 18 digits */
+        "40/a\"b,{}",               /* a namespace that cannot be echoed */
+        "40/0123456789012345678901234567890123456789012345678901234567890123,{}", /* 65 bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(bad[i], &pk, &why), -1);
+        assert_non_null(why);
+    }
+    /* Only the bytes given are read: a namespace cut by the end of the message. */
+    static const char cut[] = "40/admin";
+    assert_int_equal(sio_parse(cut, 5, &pk, &why), 0);
+    assert_int_equal(pk.nsp_len, 3);
+    assert_int_equal(pk.len, 0);
+}
+
 int
 main(void)
 {
@@ -193,6 +263,8 @@ main(void)
         cmocka_unit_test(test_reply_to_ack_id),
         cmocka_unit_test(test_error_without_ack_is_an_event),
         cmocka_unit_test(test_welcome_is_connect_then_event),
+        cmocka_unit_test(test_parse_packets),
+        cmocka_unit_test(test_parse_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
