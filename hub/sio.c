@@ -313,15 +313,19 @@ bad(struct conn *c, const char *why)
     conn_error(c, "bad_request", why, NULL);
 }
 
-/* Parses a non-negative decimal integer of s[0..n) (at most 18 digits). Returns 0 or -1. */
+/* Parses a non-negative decimal integer of s[0..n) (at most 18 digits; s need not
+ * be terminated). Returns 0 or -1. */
 static int
 parse_seq(const char *s, size_t n, int64_t *out)
 {
-    if (!n || n > 18 || strspn(s, "0123456789") < n)
+    if (!n || n > 18)
         return -1;
     int64_t v = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
         v = v * 10 + (s[i] - '0');
+    }
     *out = v;
     return 0;
 }
