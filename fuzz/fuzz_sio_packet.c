@@ -1,20 +1,20 @@
 /*
  * fuzz_sio_packet.c - Engine.IO/Socket.IO packets a socket.io-client (or
  * anyone on /socket.io/) sends: any bytes of a text message, taken apart by
- * sio_parse(), and a message's JSON payload decoded as sio.c decodes it
+ * sioframe_parse(), and a message's JSON payload decoded as sio.c decodes it
  * (frame_decode_value() for events, frame_decode() for CONNECT).
  */
 #include "fuzz.h"
 #include "frame.h"
-#include "sio.h"
+#include "sioframe.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct sio_packet pk;
+    struct sioframe_packet pk;
     const char *why = NULL;
     const char *p = (const char *)data;
-    if (sio_parse(p, size, &pk, &why)) {
+    if (sioframe_parse(p, size, &pk, &why)) {
         FUZZ_CHECK(why && *why);
         return 0;
     }

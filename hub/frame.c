@@ -19,7 +19,7 @@
  * recursion (jt_walk() below).
  */
 #include "frame.h"
-#include "sio.h"
+#include "sioframe.h"
 
 #include <float.h>
 #include <math.h>
@@ -618,7 +618,7 @@ frame_encode(enum frame_fmt fmt, const json_t *msg)
     if (fmt == FRAME_MSGPACK)
         return encode_msgpack(msg);
     if (fmt == FRAME_SIO)
-        return sio_encode(msg);
+        return sioframe_reply(msg);
     return NULL;
 }
 
@@ -1344,7 +1344,7 @@ frame_encode_event(enum frame_fmt fmt, const json_t *msg, const char *data, size
     if (fmt == FRAME_MSGPACK)
         return encode_msgpack_event(msg, data, len);
     if (fmt == FRAME_SIO)
-        return sio_encode_event(msg, data, len);
+        return sioframe_event(msg, encode_json_event(msg, data, len));
     return NULL;
 }
 

@@ -15,7 +15,6 @@
 #include "peer.h"
 #include "replay.h"
 #include "room.h"
-#include "sio.h"
 #include "tenant.h"
 
 #include <errno.h>
@@ -31,6 +30,7 @@ struct sessions {
     lws_dll2_owner_t auth_fifo;       /* connections not yet authenticated, oldest first */
     lws_sorted_usec_list_t auth_sul;  /* the oldest of them's deadline */
     lws_sorted_usec_list_t sweep_sul; /* the once-a-second sweep (on_sweep) */
+    session_tick_fn tick;             /* its per-connection work beyond ours, or NULL */
 };
 
 /*
@@ -462,17 +462,19 @@ on_sweep(lws_sorted_usec_list_t *sul)
     struct hub *hub = ss->hub;
     int64_t now = hub_now_ms(), wall_s = hub_wall_s();
     for (struct conn *c = hub->conns; c; c = c->next)
-        if (!session_check_expiry(c, wall_s) && !(c->fmt == FRAME_SIO && sio_tick(c, now)))
+        if (!session_check_expiry(c, wall_s) && !(ss->tick && ss->tick(c, now)))
             conn_check_stall(c, now);
     lws_sul_schedule(hub->ctx, 0, &ss->sweep_sul, on_sweep, SESSION_SWEEP_MS * 1000);
 }
 
 struct sessions *
-session_init(struct hub *hub)
+session_init(struct hub *hub, session_tick_fn tick)
 {
     struct sessions *ss = calloc(1, sizeof(*ss));
-    if (ss)
+    if (ss) {
         ss->hub = hub;
+        ss->tick = tick;
+    }
     return ss;
 }
 

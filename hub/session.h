@@ -44,8 +44,16 @@ int session_check_expiry(struct conn *c, int64_t wall_s);
 
 struct sessions;
 
-/* The sessions' timers (authentication deadlines, the sweep); NULL on OOM. */
-struct sessions *session_init(struct hub *hub);
+/*
+ * What the once-a-second sweep also does with each connection, given by
+ * main.c (sio.c's Engine.IO pings, sio_tick()): returns 1 when it closed
+ * the connection. A module above this one is reached only through it.
+ */
+typedef int (*session_tick_fn)(struct conn *c, int64_t now);
+
+/* The sessions' timers (authentication deadlines, the sweep, which calls
+ * tick when not NULL); NULL on OOM. */
+struct sessions *session_init(struct hub *hub, session_tick_fn tick);
 
 /* Starts the once-a-second sweep. */
 void session_start(struct sessions *ss);

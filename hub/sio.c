@@ -1,20 +1,14 @@
 /*
- * sio.c - the Socket.IO codec and its glue to the session (sio.h).
+ * sio.c - Socket.IO connections (sio.h): the Engine.IO handshake and
+ * pings, and a client's packets turned into the native protocol's maps for
+ * session_handle(). The packets themselves are sioframe.c's.
  *
- * Engine.IO v4 over WebSocket: every WebSocket text message is one Engine.IO
- * packet, its first character the type (0 open, 1 close, 2 ping, 3 pong,
- * 4 message, 6 noop). A message packet carries one Socket.IO v5 packet:
- * its type digit (0 CONNECT, 1 DISCONNECT, 2 EVENT, 3 ACK, 4 CONNECT_ERROR),
- * an optional namespace ("/x,"), an optional ack id (digits), then JSON.
- * So "42[...]" is an event and "43<id>[...]" an ack on namespace "/".
- *
- * Inbound packets become the native protocol's maps and go to
- * session_handle(). Two fields carry what Socket.IO adds: "ref" holds the
- * packet's ack id (an integer), so the answer session.c echoes it in comes
- * back as the ACK of that id; on CONNECT "ref" holds the private session id
- * (pid, a string) the client recovers with, so the welcome that echoes it
- * becomes the CONNECT answer naming the same pid. No client-sent "ref" is
- * ever kept.
+ * A CONNECT becomes an auth map; an event {type: name, ...its object}; an
+ * ACK an ack of the event whose id it names. "ref" carries what Socket.IO
+ * adds: the packet's ack id (an integer), so the answer session.c echoes it
+ * in goes back as the ACK of that id, and on CONNECT the pid (a string) the
+ * client recovers with, so the welcome names it again. No client-sent "ref"
+ * is ever kept.
  *
  * Connection state recovery: the hub keeps nothing between connections.
  * Every event carries its seq as the offset (the last argument), which
@@ -22,12 +16,10 @@
  * then the native resume point (since), and the pid is echoed, so the
  * client's socket.recovered is true. A pid is "<session>-<seq>", the seq
  * being the welcome's last_seq: a client that got no event at all resumes
- * from there. The client keeps the offset only from an event whose last
- * argument is a string, and the ack callback it appends for an event with
- * an ack id hides it: such an event is followed by SIO_OFFSET_EVENT
- * carrying the same offset, in the same shared buffer.
+ * from there.
  */
 #include "sio.h"
+#include "sioframe.h"
 #include "ackcheck.h"
 #include "conn.h"
 #include "frame.h"
@@ -39,14 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The event that carries the offset after an event with an ack id. */
-#define SIO_OFFSET_EVENT "hub:offset"
-/* Prefix of an event whose kind Socket.IO reserves (socket.io-client
- * refuses an EVENT named connect, connect_error, disconnect, disconnecting). */
-#define SIO_RESERVED_PREFIX "hub:"
-/* Longest pid read back from a client: a session id, '-', a seq. */
-#define SIO_PID_MAX 48
 
 int
 sio_is_path(const char *uri)
@@ -81,176 +65,11 @@ sio_refusal(struct lws *wsi, int upgrade, char *body, size_t n)
     return NULL;
 }
 
-/* A text buffer holding s[0..n). */
-static struct buf *
-text_buf(const char *s, size_t n)
-{
-    struct buf *b = buf_new(n, 0);
-    if (b)
-        memcpy(buf_data(b), s, n);
-    return b;
-}
-
-/* pre, then mid's payload, then post, in a new text buffer; mid is released. */
-static struct buf *
-wrap(const char *pre, struct buf *mid, const char *post)
-{
-    if (!mid)
-        return NULL;
-    size_t a = strlen(pre), z = strlen(post);
-    struct buf *b = buf_new(a + mid->len + z, 0);
-    if (b) {
-        memcpy(buf_data(b), pre, a);
-        memcpy(buf_data(b) + a, buf_data(mid), mid->len);
-        memcpy(buf_data(b) + a + mid->len, post, z);
-    }
-    buf_unref(mid);
-    return b;
-}
-
-/* x then y as two whole text frames in one framed buffer (buf.h); both are released. */
-static struct buf *
-two_frames(struct buf *x, struct buf *y)
-{
-    struct buf *b = NULL;
-    if (x && y) {
-        size_t total = ws_header_len(x->len) + x->len + ws_header_len(y->len) + y->len;
-        if ((b = buf_new(total, 0))) {
-            unsigned char *p = buf_data(b);
-            p += ws_header(p, x->len, 0);
-            memcpy(p, buf_data(x), x->len);
-            p += x->len;
-            p += ws_header(p, y->len, 0);
-            memcpy(p, buf_data(y), y->len);
-            b->framed = 1;
-        }
-    }
-    buf_unref(x);
-    buf_unref(y);
-    return b;
-}
-
-/* "44{"message":…,"data":{"code":…}}": the client's connect_error, err.data.code set. */
-static struct buf *
-connect_error(const char *nsp, const char *code, const char *message)
-{
-    json_t *m =
-        json_pack("{s:s, s:{s:s}}", "message", message ? message : "", "data", "code", code);
-    char pre[80];
-    snprintf(pre, sizeof(pre), "44%s%s", nsp ? nsp : "", nsp ? "," : "");
-    struct buf *b = m ? wrap(pre, frame_encode(FRAME_JSON, m), "") : NULL;
-    json_decref(m);
-    return b;
-}
-
-/* The CONNECT answer and the welcome as an event after it. */
-static struct buf *
-connected(const json_t *msg, json_t *body)
-{
-    const char *sid = json_string_value(json_object_get(msg, "session"));
-    const char *pid = json_string_value(json_object_get(msg, "ref"));
-    char fresh[SIO_PID_MAX];
-    if (!pid) {
-        snprintf(fresh, sizeof(fresh), "%s-%lld", sid ? sid : "",
-                 (long long)json_integer_value(json_object_get(msg, "last_seq")));
-        pid = fresh;
-    }
-    json_t *c = json_pack("{s:s, s:s}", "sid", sid ? sid : "", "pid", pid);
-    struct buf *open = c ? wrap("40", frame_encode(FRAME_JSON, c), "") : NULL;
-    json_decref(c);
-    return two_frames(open, wrap("42[\"welcome\",", frame_encode(FRAME_JSON, body), "]"));
-}
-
-struct buf *
-sio_encode(const json_t *msg)
-{
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    const json_t *ref = json_object_get(msg, "ref");
-    if (!type)
-        return NULL;
-    if (!strcmp(type, "error")) {
-        const char *code = json_string_value(json_object_get(msg, "code"));
-        if (code && !strcmp(code, "unauthorized"))
-            return connect_error(NULL, code, json_string_value(json_object_get(msg, "message")));
-    }
-    json_t *body = json_copy((json_t *)msg);
-    if (!body)
-        return NULL;
-    json_object_del(body, "ref");
-    struct buf *b;
-    char pre[64];
-    if (json_is_integer(ref)) {
-        snprintf(pre, sizeof(pre), "43%lld[", (long long)json_integer_value(ref));
-        b = wrap(pre, frame_encode(FRAME_JSON, body), "]");
-    } else if (!strcmp(type, "welcome") && !json_object_get(msg, "exp")) {
-        b = connected(msg, body); /* a refresh's welcome (with exp) is no CONNECT */
-    } else {
-        json_t *name = json_string(type);
-        char *quoted = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
-        json_decref(name);
-        if (!quoted || strlen(quoted) > sizeof(pre) - 8) {
-            free(quoted);
-            json_decref(body);
-            return NULL;
-        }
-        snprintf(pre, sizeof(pre), "42[%s,", quoted);
-        free(quoted);
-        b = wrap(pre, frame_encode(FRAME_JSON, body), "]");
-    }
-    json_decref(body);
-    return b;
-}
-
-/* Whether socket.io-client refuses an event of this name. */
-static int
-reserved_name(const char *kind)
-{
-    static const char *const names[] = {"connect", "connect_error", "disconnect", "disconnecting"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (!strcmp(kind, names[i]))
-            return 1;
-    return 0;
-}
-
-struct buf *
-sio_encode_event(const json_t *msg, const char *data, size_t len)
-{
-    const char *kind = json_string_value(json_object_get(msg, "kind"));
-    long long seq = (long long)json_integer_value(json_object_get(msg, "seq"));
-    long long id = (long long)json_integer_value(json_object_get(msg, "id"));
-    int ack = json_is_true(json_object_get(msg, "ack"));
-    if (!kind)
-        return NULL;
-    /* hub.emit() keeps kinds to [a-z0-9_]; a row written around it is quoted all the same. */
-    json_t *name = json_sprintf("%s%s", reserved_name(kind) ? SIO_RESERVED_PREFIX : "", kind);
-    char *quoted = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
-    json_decref(name);
-    char *pre = quoted ? malloc(strlen(quoted) + 32) : NULL;
-    if (!pre) {
-        free(quoted);
-        return NULL;
-    }
-    if (ack)
-        sprintf(pre, "42%lld[%s,", id, quoted);
-    else
-        sprintf(pre, "42[%s,", quoted);
-    free(quoted);
-    char post[32];
-    snprintf(post, sizeof(post), ",\"%lld\"]", seq);
-    struct buf *b = wrap(pre, frame_encode_event(FRAME_JSON, msg, data, len), post);
-    free(pre);
-    if (!ack || !b)
-        return b;
-    char off[64];
-    int n = snprintf(off, sizeof(off), "42[\"" SIO_OFFSET_EVENT "\",\"%lld\"]", seq);
-    return two_frames(b, text_buf(off, (size_t)n));
-}
-
 /* Queues an Engine.IO packet of the hub's own (open, ping, pong) before any event. */
 static void
 send_engine(struct conn *c, const char *s, size_t n)
 {
-    struct buf *b = text_buf(s, n);
+    struct buf *b = sioframe_text(s, n);
     if (!b) {
         conn_close(c, 1011, "out of memory");
         return;
@@ -279,7 +98,7 @@ int
 sio_tick(struct conn *c, int64_t now)
 {
     const struct hub_config *cfg = c->hub->cfg;
-    if (c->state == CONN_CLOSING)
+    if (c->fmt != FRAME_SIO || c->state == CONN_CLOSING)
         return 0;
     /* Whole seconds since the ping, as the once-a-second sweep sees them:
      * up to a second short of the real time, so a pong gets a second more
@@ -313,37 +132,6 @@ bad(struct conn *c, const char *why)
     conn_error(c, "bad_request", why, NULL);
 }
 
-/* Parses a non-negative decimal integer of s[0..n) (at most 18 digits; s need not
- * be terminated). Returns 0 or -1. */
-static int
-parse_seq(const char *s, size_t n, int64_t *out)
-{
-    if (!n || n > 18)
-        return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/*
- * The resume point a pid names: "<session>-<seq>" as connected() makes it.
- * Returns 0 with *seq set, or -1 when pid is not one of the hub's.
- */
-static int
-pid_seq(const char *pid, int64_t *seq)
-{
-    const char *dash = strrchr(pid, '-');
-    size_t head = dash ? (size_t)(dash - pid) : 0;
-    if (!dash || !head || strlen(pid) > SIO_PID_MAX || strspn(pid, "0123456789abcdef") != head)
-        return -1;
-    return parse_seq(dash + 1, strlen(dash + 1), seq);
-}
-
 /*
  * CONNECT to "/": its auth object {token, rooms?} and, when the client
  * recovers a session, {pid, offset?}, as an auth map: the offset (or the
@@ -373,9 +161,9 @@ on_connect(struct conn *c, const char *p, size_t n)
     const char *pid = json_string_value(json_object_get(a, "pid"));
     json_t *offset = json_object_get(a, "offset");
     int64_t since;
-    if (pid && !pid_seq(pid, &since)) {
+    if (pid && !sioframe_pid_seq(pid, &since)) {
         const char *o = json_string_value(offset);
-        if (offset && (!o || parse_seq(o, strlen(o), &since))) {
+        if (offset && (!o || sioframe_seq(o, strlen(o), &since))) {
             bad(c, "offset must be the seq of the last event received, as a string");
         } else {
             json_object_set_new(msg, "since", json_integer((json_int_t)since));
@@ -405,7 +193,7 @@ ack_by_seq(struct conn *c, json_t *msg, const json_t *ack_id)
     int64_t seq = 0;
     if (json_is_integer(v))
         seq = json_integer_value(v);
-    else if (s && parse_seq(s, strlen(s), &seq))
+    else if (s && sioframe_seq(s, strlen(s), &seq))
         seq = 0;
     int64_t id = seq > 0 && c->tenant ? ackcheck_pending_id(c, seq) : 0;
     if (!id) {
@@ -457,69 +245,9 @@ on_event(struct conn *c, const char *p, size_t n, const json_t *ack_id)
     json_decref(v);
 }
 
-/* Whether s[0..n) is 1-63 bytes of printable ASCII without '"' or '\\': text
- * the hub can echo (a namespace in a CONNECT_ERROR, a probe's payload). */
-static int
-printable(const char *s, size_t n)
-{
-    if (!n || n > 63)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
-            return 0;
-    return 1;
-}
-
-int
-sio_parse(const char *p, size_t n, struct sio_packet *pk, const char **why)
-{
-    *pk = (struct sio_packet){.nsp = "/", .nsp_len = 1, .id = -1};
-    if (!n) {
-        *why = "empty Engine.IO packet";
-        return -1;
-    }
-    pk->eio = p[0];
-    if (pk->eio < '1' || pk->eio > '6') {
-        *why = "unknown Engine.IO packet type";
-        return -1;
-    }
-    size_t i = 1;
-    if (pk->eio == '4') {
-        if (n < 2 || p[1] < '0' || p[1] > '6') {
-            *why = "unknown Socket.IO packet type";
-            return -1;
-        }
-        pk->type = p[1];
-        i = 2;
-        if (i < n && p[i] == '/') {
-            size_t from = i;
-            while (i < n && p[i] != ',')
-                i++;
-            pk->nsp = p + from;
-            pk->nsp_len = i - from;
-            if (!printable(pk->nsp, pk->nsp_len)) {
-                *why = "a namespace is 1-63 bytes of printable ASCII";
-                return -1;
-            }
-            if (i < n)
-                i++; /* the comma */
-        }
-        size_t d = i;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-        if (i > d && parse_seq(p + d, i - d, &pk->id)) {
-            *why = "ack id out of range";
-            return -1;
-        }
-    }
-    pk->data = p + i;
-    pk->len = n - i;
-    return 0;
-}
-
 /* A Socket.IO packet (an Engine.IO message) taken apart by sio_parse(). */
 static void
-on_packet(struct conn *c, const struct sio_packet *pk)
+on_packet(struct conn *c, const struct sioframe_packet *pk)
 {
     if (pk->nsp_len != 1) {
         if (pk->type == '0' && c->state != CONN_CLOSING) {
@@ -527,7 +255,7 @@ on_packet(struct conn *c, const struct sio_packet *pk)
             memcpy(name, pk->nsp, pk->nsp_len);
             name[pk->nsp_len] = '\0';
             struct buf *b =
-                connect_error(name, "bad_request", "only the namespace \"/\" is served");
+                sioframe_connect_error(name, "bad_request", "only the namespace \"/\" is served");
             if (!b || conn_send(c, b, 1) < 0)
                 log_debug("sio", "session %s: cannot refuse namespace %s", c->session, name);
             buf_unref(b);
@@ -574,7 +302,7 @@ on_packet(struct conn *c, const struct sio_packet *pk)
 void
 sio_message(struct conn *c, const void *data, size_t len, int binary)
 {
-    struct sio_packet pk;
+    struct sioframe_packet pk;
     const char *why;
     if (c->state != CONN_CLOSING && session_charge_frames(c, 1))
         return;
@@ -582,7 +310,7 @@ sio_message(struct conn *c, const void *data, size_t len, int binary)
         bad(c, "binary frames (Socket.IO attachments) are not supported");
         return;
     }
-    if (sio_parse(data, len, &pk, &why)) {
+    if (sioframe_parse(data, len, &pk, &why)) {
         bad(c, why);
         return;
     }
@@ -594,7 +322,7 @@ sio_message(struct conn *c, const void *data, size_t len, int binary)
         if (c->state != CONN_CLOSING) {
             char pong[40] = "3";
             size_t n = 1;
-            if (pk.len < sizeof(pong) - 1 && printable(pk.data, pk.len)) {
+            if (pk.len < sizeof(pong) - 1 && sioframe_printable(pk.data, pk.len)) {
                 memcpy(pong + 1, pk.data, pk.len);
                 n += pk.len;
             }

@@ -17,9 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include <libwebsockets.h>
-#include "buf.h"
 
 struct conn;
 
@@ -50,44 +48,13 @@ void sio_open(struct conn *c);
  * the hub refuses). */
 void sio_message(struct conn *c, const void *data, size_t len, int binary);
 
-/* One inbound Engine.IO packet taken apart by sio_parse(); the pointers
- * point into the message. */
-struct sio_packet {
-    char eio;         /* Engine.IO type: '1' close, '2' ping, '3' pong, '4' message,
-                       * '5' upgrade, '6' noop */
-    char type;        /* for a message: the Socket.IO type, '0' CONNECT to '6' */
-    const char *nsp;  /* the namespace ("/" when the packet names none), not terminated */
-    size_t nsp_len;   /* its length: 1 for "/", at most 63 */
-    int64_t id;       /* the ack id, or -1 when there is none */
-    const char *data; /* what follows: the JSON payload (or a ping's), maybe empty */
-    size_t len;
-};
-
 /*
- * Takes one WebSocket text message of a Socket.IO connection apart: the
- * Engine.IO type and, for a message, the Socket.IO type, namespace and ack
- * id. Reads only p[0..n), allocates nothing, checks no JSON (the payload is
- * frame_decode()'s). Returns 0, or -1 with *why set to a static reason.
- */
-int sio_parse(const char *p, size_t n, struct sio_packet *pk, const char **why);
-
-/*
- * The once-a-second look at a Socket.IO connection at now (hub_now_ms()):
+ * The once-a-second look at a connection at now (hub_now_ms()), through
+ * session.c's sweep (session_tick_fn); only a Socket.IO one has anything to do:
  * sends the Engine.IO ping every HUB_SIO_PING_INTERVAL_MS and closes the
  * connection (4008, "ping timeout") when its pong has not come within
  * HUB_SIO_PING_TIMEOUT_MS. Returns 1 when it closed c.
  */
 int sio_tick(struct conn *c, int64_t now);
-
-/*
- * Encoders behind frame_encode() and frame_encode_event() for FRAME_SIO.
- * sio_encode() maps a reply (welcome, error, subscribed, ...) to its
- * Socket.IO packet; sio_encode_event() an event map and its data to an
- * EVENT named after its kind, carrying the native event map and its seq
- * as the offset, with an ack id (the event's id) when it asks for an ack.
- * Return a new buffer, or NULL on OOM.
- */
-struct buf *sio_encode(const json_t *msg);
-struct buf *sio_encode_event(const json_t *msg, const char *data, size_t len);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * test_sio.c - unit tests for hub/sio.c's codec: what a socket.io-client
- * reads for each map the hub sends (docs/protocol.md, "Socket.IO
- * compatibility"), compared as text the way the client's parser sees it,
- * and how the packets a client sends are taken apart.
+ * test_sioframe.c - unit tests for hub/sioframe.c, the Socket.IO codec
+ * (reached through frame.c's FRAME_SIO, as the hub reaches it): what a
+ * socket.io-client reads for each map the hub sends (docs/protocol.md,
+ * "Socket.IO compatibility"), compared as text the way the client's parser
+ * sees it, and how the packets a client sends are taken apart.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,7 @@
 #include <cmocka.h>
 
 #include "frame.h"
-#include "sio.h"
+#include "sioframe.h"
 
 /* The payload of b (a single text frame) as a NUL-terminated string; caller frees. */
 static char *
@@ -182,19 +183,19 @@ test_welcome_is_connect_then_event(void **state)
     json_decref(w);
 }
 
-/* sio_parse() on a NUL-terminated s; returns its result. */
+/* sioframe_parse() on a NUL-terminated s; returns its result. */
 static int
-parse(const char *s, struct sio_packet *pk, const char **why)
+parse(const char *s, struct sioframe_packet *pk, const char **why)
 {
     *why = NULL;
-    return sio_parse(s, strlen(s), pk, why);
+    return sioframe_parse(s, strlen(s), pk, why);
 }
 
 static void
 test_parse_packets(void **state)
 {
     (void)state;
-    struct sio_packet pk;
+    struct sioframe_packet pk;
     const char *why;
     assert_int_equal(parse("40{\"token\":\"t\"}", &pk, &why), 0);
     assert_int_equal(pk.eio, '4');
@@ -229,7 +230,7 @@ static void
 test_parse_refusals(void **state)
 {
     (void)state;
-    struct sio_packet pk;
+    struct sioframe_packet pk;
     const char *why;
     static const char *const bad[] = {
         "",                         /* empty */
@@ -247,7 +248,7 @@ test_parse_refusals(void **state)
     }
     /* Only the bytes given are read: a namespace cut by the end of the message. */
     static const char cut[] = "40/admin";
-    assert_int_equal(sio_parse(cut, 5, &pk, &why), 0);
+    assert_int_equal(sioframe_parse(cut, 5, &pk, &why), 0);
     assert_int_equal(pk.nsp_len, 3);
     assert_int_equal(pk.len, 0);
 }
