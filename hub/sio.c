@@ -27,7 +27,6 @@
 #include "log.h"
 #include "session.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
