@@ -26,10 +26,11 @@ before(async () => {
   database = await db();
   A = await database.newTenant('sioA');
   B = await database.newTenant('sioB');
-  u.g1 = await database.insertUser(A, { name: 'Guardia Uno', role: 'GUARD' });
-  u.g2 = await database.insertUser(A, { name: 'Guardia Dos', role: 'GUARD' });
-  u.r1 = await database.insertUser(A, { name: 'Residente 101', role: 'RESIDENT', unitId: '101' });
-  u.gB = await database.insertUser(B, { name: 'Guardia B', role: 'GUARD' });
+  const people = {
+    g1: [A, 'Guardia Uno', 'GUARD'], g2: [A, 'Guardia Dos', 'GUARD'],
+    r1: [A, 'Residente 101', 'RESIDENT', '101'], gB: [B, 'Guardia B', 'GUARD'],
+  };
+  for (const [k, [tenant, name, role, unitId]] of Object.entries(people)) u[k] = await database.insertUser(tenant, { name, role, unitId });
   hub = await startHub({ env: { HUB_SIO_PING_INTERVAL_MS: 1000, HUB_SIO_PING_TIMEOUT_MS: 1500 } });
 });
 

@@ -36,7 +36,8 @@ starts(const char *s, const char *prefix)
     return !strncmp(s, prefix, strlen(prefix));
 }
 
-/* Splits a framed buffer of two short text frames into their payloads. */
+/* Splits a framed buffer of two short text frames into their payloads
+ * (the caller frees both) and releases it. */
 static void
 two_texts(struct buf *b, char **first, char **second)
 {
@@ -57,6 +58,19 @@ two_texts(struct buf *b, char **first, char **second)
         p += hl + n;
     }
     assert_ptr_equal(p, end);
+    buf_unref(b);
+}
+
+/* Encodes the welcome w, checks that its CONNECT answer is connect, and
+ * returns the packet after it (the caller frees it). */
+static char *
+after_connect(const json_t *w, const char *connect)
+{
+    char *first, *second;
+    two_texts(frame_encode(FRAME_SIO, w), &first, &second);
+    assert_string_equal(first, connect);
+    free(first);
+    return second;
 }
 
 static json_t *
@@ -89,14 +103,12 @@ test_event_with_ack_then_offset(void **state)
     (void)state;
     json_t *m = event_map("panic", 1);
     char *first, *second;
-    struct buf *b = frame_encode_event(FRAME_SIO, m, "{}", 2);
-    two_texts(b, &first, &second);
+    two_texts(frame_encode_event(FRAME_SIO, m, "{}", 2), &first, &second);
     assert_true(starts(first, "4242[\"panic\",{\"type\":\"event\",\"id\":42,"));
     assert_non_null(strstr(first, "\"data\":{}},\"1234\"]"));
     assert_string_equal(second, "42[\"hub:offset\",\"1234\"]");
     free(first);
     free(second);
-    buf_unref(b);
     json_decref(m);
 }
 
@@ -155,24 +167,15 @@ test_welcome_is_connect_then_event(void **state)
     (void)state;
     json_t *w = json_pack("{s:s, s:s, s:s, s:I}", "type", "welcome", "session", "0011223344556677",
                           "user", "g1", "last_seq", (json_int_t)99);
-    char *first, *second;
-    struct buf *b = frame_encode(FRAME_SIO, w);
-    two_texts(b, &first, &second);
-    assert_string_equal(first, "40{\"sid\":\"0011223344556677\",\"pid\":\"0011223344556677-99\"}");
-    assert_true(starts(second, "42[\"welcome\",{\"type\":\"welcome\","));
-    free(first);
-    free(second);
-    buf_unref(b);
+    char *ev = after_connect(w, "40{\"sid\":\"0011223344556677\",\"pid\":\"0011223344556677-99\"}");
+    assert_true(starts(ev, "42[\"welcome\",{\"type\":\"welcome\","));
+    free(ev);
 
     /* A recovered session: the pid the client sent (the auth's ref) comes back. */
     json_object_set_new(w, "ref", json_string("ffeeddccbbaa9988-5"));
-    b = frame_encode(FRAME_SIO, w);
-    two_texts(b, &first, &second);
-    assert_string_equal(first, "40{\"sid\":\"0011223344556677\",\"pid\":\"ffeeddccbbaa9988-5\"}");
-    assert_null(strstr(second, "ffeeddccbbaa9988"));
-    free(first);
-    free(second);
-    buf_unref(b);
+    ev = after_connect(w, "40{\"sid\":\"0011223344556677\",\"pid\":\"ffeeddccbbaa9988-5\"}");
+    assert_null(strstr(ev, "ffeeddccbbaa9988"));
+    free(ev);
 
     /* A refresh's welcome (it carries exp) is no second CONNECT. */
     json_object_set_new(w, "exp", json_integer(2000000000));
