@@ -163,6 +163,27 @@ test('subscribe and unsubscribe answer through the ack: allowed for a guard, for
   assert.equal(events(r, 'visitor').length, 0, 'the resident of 101 got a visitor of 302');
 });
 
+test('rooms named in auth are joined at CONNECT (refusals as error events); a refresh is an auth emit answered through its ack', async (t) => {
+  t.after(closeAll);
+  const claims = { sub: u.g1, tenant: A, role: 'guard' };
+  const g = await sio(hub, claims, { auth: { rooms: ['unit:303'] } });
+  const w = await g.waitFor((e) => e.name === 'welcome', 'the welcome');
+  assert.ok(w.args[0].rooms.includes('unit:303'), `welcome rooms: ${JSON.stringify(w.args[0].rooms)}`);
+  await database.insertVisitor(A, { unitId: '303', name: 'Eva' });
+  await g.waitFor((e) => e.name === 'visitor' && e.args[0].room === 'unit:303', 'the visitor of unit 303');
+
+  const r = await sio(hub, { sub: u.r1, tenant: A, role: 'resident', units: ['101'] }, { auth: { rooms: ['role:admin'] } });
+  const no = await r.waitFor((e) => e.name === 'error', 'the refusal of role:admin');
+  assert.equal(no.args[0].code, 'forbidden');
+  assert.equal(no.args[0].room, 'role:admin');
+  assert.ok(r.connected, 'a refused room ended the connection');
+
+  const fresh = await g.timeout(5000).emitWithAck('auth', { token: mintToken(hub.secret, claims) });
+  assert.equal(fresh.type, 'welcome');
+  assert.equal(typeof fresh.exp, 'number');
+  assert.equal(fresh.session, g.id, 'a refresh answers for the same session');
+});
+
 test('the ack callback of a panic claims it: the other guard gets panic_claimed; an ack event works too', async (t) => {
   t.after(closeAll);
   const g1 = await sio(hub, { sub: u.g1, tenant: A, role: 'guard' });
