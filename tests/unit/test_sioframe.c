@@ -16,7 +16,8 @@
 #include "frame.h"
 #include "sioframe.h"
 
-/* The payload of b (a single text frame) as a NUL-terminated string; caller frees. */
+/* The payload of b (a single text frame) as a NUL-terminated string (the caller
+ * frees it); b is released. */
 static char *
 text(struct buf *b)
 {
@@ -26,6 +27,7 @@ text(struct buf *b)
     char *s = malloc(b->len + 1);
     memcpy(s, buf_data(b), b->len);
     s[b->len] = '\0';
+    buf_unref(b);
     return s;
 }
 
