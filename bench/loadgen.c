@@ -16,7 +16,10 @@
  *            open packet, sends "40{"token":…}" (namespace connect with the
  *            auth payload), answers pings "2" with "3", and takes the
  *            server's 42["welcome",…] as the welcome; events are
- *            42["event",{…}].
+ *            42["event",{…}] (the Socket.IO peer) or 42["<kind>",{…},"<seq>"]
+ *            (the hub's /socket.io/, 42<id>[…] when the event asks for an
+ *            ack); the hub's 42["hub:offset",…] after such an event is not
+ *            one.
  *
  * Every event's latency is receipt time (CLOCK_REALTIME, µs) minus the
  * producer's timestamp carried in the event's data as "t_us" (µs since the
@@ -609,12 +612,16 @@ on_message(struct conn *c, int i, const char *p, size_t n, uint64_t t)
         if (n >= 1 && p[0] == '2' && n == 1) {
             send_frame(c, 1, "3", 1);
         } else if (n >= 2 && p[0] == '4' && p[1] == '2') {
-            if (n >= 10 && !memcmp(p + 2, "[\"event\"", 8))
-                on_event(p, n, t);
-            else if (n >= 12 && !memcmp(p + 2, "[\"welcome\"", 10) && c->state == ST_AUTH)
-                conn_ready(c);
-            else
+            if (n >= 12 && !memcmp(p + 2, "[\"welcome\"", 10)) {
+                if (c->state == ST_AUTH)
+                    conn_ready(c);
+            } else if (n >= 15 && !memcmp(p + 2, "[\"hub:offset\"", 13)) {
                 G.other_frames++;
+            } else if (n >= 3 && (p[2] == '[' || (p[2] >= '0' && p[2] <= '9'))) {
+                on_event(p, n, t);
+            } else {
+                G.other_frames++;
+            }
         } else if (n >= 1 && p[0] == '0' && c->state == ST_AUTH) {
             send_auth(c, i);
         } else if (n >= 2 && p[0] == '4' && p[1] == '4') {

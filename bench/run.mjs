@@ -10,6 +10,9 @@
 //          --scenarios capacity: 100,000 connections over 6 hub workers and
 //          over 6 limit servers on one port (--cap-conns, --cap-workers,
 //          --cap-broadcasts, --cap-rounds, --cap-loadgen-nice; bench/README.md)
+//          --systems hub,hub-sio --scenarios endpoints: the hub's cost per
+//          connection and per message on /ws beside /socket.io/ (hub-sio:
+//          the same hub, its load generated over Socket.IO)
 //
 // It builds what is missing (the hub with cmake into build/bench-hub unless
 // HUB_BIN names one; armonia-loadgen, armonia-limit and armonia-producer into
@@ -69,7 +72,8 @@ const NO_BUILD = argv.includes('--no-build');
 // extra broadcast step at 50 % of saturation; writes DIR/profile-<system>.txt.
 const PROFILE = argv.includes('--profile');
 // --scenarios idle,broadcast,targeted: run only these (default: all three);
-// capacity (100,000 connections over several processes) runs only when named.
+// capacity (100,000 connections over several processes) and endpoints (the
+// hub's cost on /ws beside /socket.io/) run only when named.
 const SCENARIOS = opt('--scenarios', 'idle,broadcast,targeted').split(',');
 
 // Sizes and times of each mode. Quick keeps every scenario at smaller sizes.
@@ -322,6 +326,7 @@ function mergeReports(rs) {
       const t = (m.kinds[k] ??= { count: 0, no_stamp: 0, lat_max: 0, lat: new Map() });
       t.count += v.count;
       t.no_stamp += v.no_stamp;
+      t.bytes = (t.bytes ?? 0) + (v.bytes ?? 0);
       t.lat_max = Math.max(t.lat_max, v.lat_max_us ?? 0);
       mergeHist(t.lat, v.lat);
     }
@@ -356,11 +361,18 @@ async function waitLine(proc, re, ms) {
  * (SO_REUSEPORT), each sent every event; pids() lists every process of the
  * system (the hub's supervisor and its workers).
  */
+/** Whether name is the hub: served on /ws (hub) or /socket.io/ (hub-sio). */
+function isHub(name) {
+  return name === 'hub' || name === 'hub-sio';
+}
+
 async function startSystem(name, bins, db, { workers = 1 } = {}) {
   const port = await freePort();
   let proc, fire, proto = 'armonia';
   let others = []; // the limit server's processes after the first
-  if (name === 'hub') {
+  if (isHub(name)) {
+    // hub-sio: the same hub, its load generated on /socket.io/.
+    if (name === 'hub-sio') proto = 'sio';
     proc = spawn(bins.hubBin, [], {
       env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET_KEY: SECRET, PORT: String(port), HUB_BIND: '127.0.0.1', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT: '1000', HUB_RATE_BURST: '1000', HUB_TENANT_CACHE_MS: '600000', HUB_WORKERS: String(workers) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -405,12 +417,12 @@ async function startSystem(name, bins, db, { workers = 1 } = {}) {
   await sleep(300);
   return {
     name, port, proto, pid: proc.pid, fire, proc,
-    pids: () => [proc.pid, ...(name === 'hub' ? childPids(proc.pid) : others.map((p) => p.pid))],
+    pids: () => [proc.pid, ...(isHub(name) ? childPids(proc.pid) : others.map((p) => p.pid))],
     async stop() {
       // A hub with workers gets 20 s: its supervisor kills workers still
       // draining 15 s after SIGTERM (HUB_SHUTDOWN_TIMEOUT_MS + 5 s) and
       // then exits; killed before that, it would leave them running.
-      const workers = name === 'hub' ? childPids(proc.pid) : [];
+      const workers = isHub(name) ? childPids(proc.pid) : [];
       const wait = workers.length ? 20000 : 12000;
       await Promise.all([proc, ...others].map(async (p) => {
         p.kill('SIGTERM');
@@ -559,7 +571,7 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
   await swarm.report();
   const cpu0 = procCpuUs(sys.pid);
   const side0 = db.cpu();
-  const m0 = sys.name === 'hub' ? await hubCounters(sys.port) : null;
+  const m0 = isHub(sys.name) ? await hubCounters(sys.port) : null;
   const rss = [];
   let sampling = sampleRss;
   const sampler = (async () => {
@@ -600,6 +612,8 @@ async function step(sys, db, swarm, { rate, seconds, n, kind = 'bcast', extra, s
     // The hub's queries to the outbox and its wake-ups by NOTIFY meanwhile.
     hub_outbox: m1 ? { reads: m1.outbox_reads_total - m0.outbox_reads_total, wakeups: m1.outbox_wakeups_total - m0.outbox_wakeups_total, events: m1.events_total - m0.events_total } : undefined,
     lat: percentiles(main.lat), closes: r.close_codes, closed_after_ready: r.closed_after_ready,
+    // Payload bytes of one event as the clients read it (without the WebSocket header).
+    payload_bytes_per_msg: main.count ? main.bytes / main.count : null,
     lat_hist: [...main.lat.entries()],
   };
   if (px) res.extra = { kind: extra.kind, sent: px.sent, lat: percentiles(r.kinds[extra.kind]?.lat ?? new Map()), received: r.kinds[extra.kind]?.count ?? 0 };
@@ -625,6 +639,74 @@ async function connectAll(sys, bins, n) {
   const cpu = procCpuUs(sys.pid) - cpu0;
   const lgCpu = sw.lgs.reduce((s, l, i) => s + procCpuUs(l.proc.pid) - lgCpu0[i], 0);
   return { sw, c, cpu, lgCpu };
+}
+
+/**
+ * The endpoints scenario (runs only when named; meant for systems hub and
+ * hub-sio, the hub on /ws and on /socket.io/): on a fresh process,
+ * CFG.bcastSizes[0] connections (RSS growth per connection, CPU per
+ * connect+auth), then broadcast steps at the common rate and at ten times
+ * it (server CPU per delivered message, payload bytes per message; at the
+ * low rate the loop's fixed costs weigh in, at the higher one the cost of
+ * each frame). About fifteen seconds each.
+ */
+async function endpoints(name, bins, db) {
+  const n = CFG.bcastSizes[0];
+  const sys = await startSystem(name, bins, db);
+  let sw;
+  try {
+    await sleep(500);
+    const rss0 = procRssKb(sys.pid);
+    const got = await connectAll(sys, bins, n);
+    sw = got.sw;
+    await sleep(1000);
+    const rss1 = procRssKb(sys.pid);
+    const s = await step(sys, db, sw, { rate: CFG.commonMsgs / n, seconds: Math.max(2, CFG.step_s), n });
+    const s10 = await step(sys, db, sw, { rate: (10 * CFG.commonMsgs) / n, seconds: Math.max(2, CFG.step_s), n });
+    const res = {
+      conns: n, ready: got.c.ready, bytes_per_conn: got.c.ready ? ((rss1 - rss0) * 1024) / got.c.ready : null,
+      server_cpu_us_per_conn: got.c.ready ? got.cpu / got.c.ready : null, step: s, step10: s10,
+    };
+    log(`${name} endpoints: ${got.c.ready}/${n} ready, RSS ${rss0}→${rss1} kB = ${Math.round(res.bytes_per_conn)} B/conn, ` +
+      `${res.server_cpu_us_per_conn?.toFixed(1)} CPU-µs/conn; ${Math.round(s.delivered_msgs_s)} msgs/s: ${s.cpu_us_per_msg?.toFixed(2)} CPU-µs/msg, ` +
+      `${Math.round(s.payload_bytes_per_msg)} B/msg, p99 ${fmtUs(s.lat.p99)}, lost ${s.lost}; ` +
+      `${Math.round(s10.delivered_msgs_s)} msgs/s: ${s10.cpu_us_per_msg?.toFixed(2)} CPU-µs/msg, p99 ${fmtUs(s10.lat.p99)}, lost ${s10.lost}`);
+    return res;
+  } finally {
+    await sw?.quit();
+    await sys.stop();
+  }
+}
+
+/** The endpoints scenario's table: one row per system, ratios to the first. */
+function endpointsTable(results) {
+  const rows = SYSTEMS.filter((x) => results[x]?.endpoints);
+  if (!rows.length) return '';
+  const first = results[rows[0]].endpoints;
+  const cols = [
+    ['bytes/conn (RSS)', (e) => e.bytes_per_conn, (v) => `${Math.round(v)} B`],
+    ['CPU-µs/conn (connect+auth)', (e) => e.server_cpu_us_per_conn, (v) => v.toFixed(1)],
+    [`CPU-µs/msg @${CFG.commonMsgs / 1000}k msgs/s`, (e) => e.step.cpu_us_per_msg, (v) => v.toFixed(2)],
+    [`CPU-µs/msg @${CFG.commonMsgs / 100}k msgs/s`, (e) => e.step10.cpu_us_per_msg, (v) => v.toFixed(2)],
+    ['payload B/msg', (e) => e.step.payload_bytes_per_msg, (v) => `${Math.round(v)}`],
+    [`p99 @${CFG.commonMsgs / 100}k`, (e) => e.step10.lat.p99, fmtUs],
+    ['lost', (e) => e.step.lost + e.step10.lost, (v) => String(v)],
+  ];
+  let md = `Endpoints, ${first.conns} connections each:
+
+| system | ${cols.map((c) => c[0]).join(' | ')} |
+|---|${cols.map(() => '---').join('|')}|
+`;
+  for (const name of rows) {
+    const e = results[name].endpoints;
+    md += `| ${name} | ${cols.map(([, get, f], i) => {
+      const v = get(e), b = get(first);
+      if (v == null) return 'n/a';
+      return f(v) + (name !== rows[0] && i < 5 && b ? ` (${(v / b).toFixed(2)}×)` : '');
+    }).join(' | ')} |
+`;
+  }
+  return md;
 }
 
 /** The connect+auth measurement alone, on a fresh process. */
@@ -1179,6 +1261,7 @@ async function main() {
       if (SCENARIOS.includes('idle')) for (const n of CFG.idleSizes) r.idle.push(await idle(name, bins, db, n));
       if (SCENARIOS.includes('broadcast')) for (const n of CFG.bcastSizes) r.bcast.push(await broadcast(name, bins, db, n));
       if (SCENARIOS.includes('targeted')) r.targeted = await targeted(name, bins, db);
+      if (SCENARIOS.includes('endpoints')) r.endpoints = await endpoints(name, bins, db);
       r.loadavg_after = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     }
     // The saturation search again for the hub and the limit server,
@@ -1218,8 +1301,8 @@ async function main() {
   }
   mach.loadavg_end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   // Only the capacity scenario run: its own table alone.
-  const md = SCENARIOS.some((x) => x !== 'capacity') ? table(results) : '';
-  const cap = capacityTable(results);
+  const md = SCENARIOS.some((x) => x !== 'capacity' && x !== 'endpoints') ? table(results) : '';
+  const cap = capacityTable(results) + endpointsTable(results);
   let pairs = '';
   if (results.hub?.bcast?.[0]?.repeats && results.limit?.bcast?.[0]?.repeats) {
     const h = saturations(results.hub), l = saturations(results.limit);

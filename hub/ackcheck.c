@@ -47,14 +47,14 @@ conn_acks_of(struct conn *c)
 }
 
 void
-ackcheck_sent(struct conn *c, int64_t id)
+ackcheck_sent(struct conn *c, int64_t id, int64_t seq)
 {
     struct conn_acks *a = conn_acks_of(c);
     if (!a)
         return; /* out of memory: its ack is checked in the database instead */
     if (a->n_pending == a->cap_pending && a->cap_pending < CONN_MAX_PENDING_ACKS) {
         unsigned cap = a->cap_pending ? a->cap_pending * 2 : 4;
-        int64_t *v = realloc(a->pending, cap * sizeof(*v));
+        struct conn_pending *v = realloc(a->pending, cap * sizeof(*v));
         if (v) {
             a->pending = v;
             a->cap_pending = cap;
@@ -66,7 +66,16 @@ ackcheck_sent(struct conn *c, int64_t id)
         memmove(a->pending, a->pending + 1, (a->cap_pending - 1) * sizeof(a->pending[0]));
         a->n_pending--;
     }
-    a->pending[a->n_pending++] = id;
+    a->pending[a->n_pending++] = (struct conn_pending){.id = id, .seq = seq};
+}
+
+int64_t
+ackcheck_pending_id(const struct conn *c, int64_t seq)
+{
+    for (unsigned i = 0; c->acks && i < c->acks->n_pending; i++)
+        if (c->acks->pending[i].seq == seq)
+            return c->acks->pending[i].id;
+    return 0;
 }
 
 static void
@@ -296,7 +305,7 @@ ackcheck_ack(struct conn *c, int64_t id, const json_t *ref)
         return;
     }
     for (unsigned i = 0; i < a->n_pending; i++) {
-        if (a->pending[i] == id) {
+        if (a->pending[i].id == id) {
             a->pending[i] = a->pending[--a->n_pending];
             ack_accept(c, id);
             return;

@@ -30,11 +30,18 @@ struct ackcheck *ackcheck_new(struct hub *hub);
 void ackcheck_free(struct ackcheck *q);
 
 /*
- * c was sent event id with ack:true: its ack is taken without a look-up.
+ * c was sent event id (at seq) with ack:true: its ack is taken without a look-up.
  * The newest CONN_MAX_PENDING_ACKS are remembered; out of memory, the ack
  * is looked up instead.
  */
-void ackcheck_sent(struct conn *c, int64_t id);
+void ackcheck_sent(struct conn *c, int64_t id, int64_t seq);
+
+/*
+ * The id of the event of this seq that c was sent with ack:true and has not
+ * acked, or 0 when there is none among those remembered. Lets a Socket.IO
+ * client ack by seq (sio.c).
+ */
+int64_t ackcheck_pending_id(const struct conn *c, int64_t seq);
 
 /*
  * c acked event id (a positive integer; ref echoed in errors, may be NULL).

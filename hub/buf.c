@@ -29,6 +29,7 @@ buf_new(size_t len, int binary)
     b->refs = 1;
     b->len = len;
     b->binary = binary ? 1 : 0;
+    b->framed = 0;
     b->seq = 0;
     return b;
 }

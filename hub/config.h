@@ -49,6 +49,8 @@ struct hub_config {
     int close_timeout_ms;     /* HUB_CLOSE_TIMEOUT_MS: a closing connection is gone by then, 5 s */
     int ack_lookups_max;      /* HUB_ACK_LOOKUPS_MAX: acks checked in the database at once, 256 */
     int ack_lookup_rate;      /* HUB_ACK_LOOKUP_RATE: such checks per second per connection, 20 */
+    int sio_ping_interval_ms; /* HUB_SIO_PING_INTERVAL_MS: Engine.IO ping period, 25 s */
+    int sio_ping_timeout_ms;  /* HUB_SIO_PING_TIMEOUT_MS: wait for its pong, 20 s */
 
     /* Fallback channels (README "Configuration"; docs/fallback.md); NULL when not set. */
     char *firebase_key;      /* FIREBASE_SERVICE_ACCOUNT_KEY (JSON text) */

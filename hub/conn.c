@@ -163,9 +163,9 @@ write_raw(struct conn *c, const unsigned char *p, size_t n, unsigned frames)
 static int
 write_frame(struct conn *c, struct buf *b)
 {
-    unsigned char *start = buf_data(b) - ws_header_len(b->len);
-    size_t hl = ws_header(start, b->len, b->binary);
-    return write_raw(c, start, hl + b->len, 1);
+    unsigned char *start;
+    size_t n = buf_wire(b, &start);
+    return write_raw(c, start, n, 1);
 }
 
 /*
@@ -405,9 +405,9 @@ write_frames(struct conn *c, struct buf *const *v, unsigned n)
 {
     struct iovec iov[CONN_FLUSH_FRAMES];
     for (unsigned i = 0; i < n; i++) {
-        unsigned char *start = buf_data(v[i]) - ws_header_len(v[i]->len);
-        size_t hl = ws_header(start, v[i]->len, v[i]->binary);
-        iov[i] = (struct iovec){.iov_base = start, .iov_len = hl + v[i]->len};
+        unsigned char *start;
+        size_t len = buf_wire(v[i], &start);
+        iov[i] = (struct iovec){.iov_base = start, .iov_len = len};
     }
     if (write_iov(c, iov, n, n))
         return -1;

@@ -1,7 +1,8 @@
 /*
  * conn.h - one WebSocket connection: its identity, rooms and outbound queue.
  *
- * struct conn is the lws per-session storage of the two WebSocket protocols:
+ * struct conn is the lws per-session storage of the WebSocket protocols (a
+ * Socket.IO connection on /socket.io/ is one in format FRAME_SIO):
  * lws allocates and frees it, zeroed, with the connection. Outbound frames
  * are shared buffers (struct buf) held in two rings drained one burst per
  * writable callback: replies (welcome, pong, errors, ...) go before events,
@@ -62,13 +63,19 @@ struct ring {
 /* Look-ups a connection may start at once before HUB_ACK_LOOKUP_RATE paces it. */
 #define CONN_ACK_LOOKUP_BURST CONN_MAX_ACK_LOOKUPS
 
+/* An event with ack:true sent on a connection: its id, and its seq (an ack
+ * may name either, the seq through Socket.IO's ack event). */
+struct conn_pending {
+    int64_t id, seq;
+};
+
 /*
  * A connection's ack bookkeeping, apart from struct conn because most
  * connections never receive an event with ack:true nor send an ack: it is
  * allocated on the first use (ackcheck.c) and freed by conn_release().
  */
 struct conn_acks {
-    int64_t *pending; /* ids of ack:true events sent and not acked (owned, grown) */
+    struct conn_pending *pending; /* ack:true events sent and not acked (owned, grown) */
     unsigned n_pending, cap_pending;
     struct ack_lookup *lookups; /* acks for events not sent here, being checked (the
                                  * hub's look-up queue owns them) */
@@ -115,9 +122,14 @@ struct conn {
                                   * router skips it */
     unsigned replay_waiting : 1; /* the feed waits for the queue to drain (conn_flush resumes) */
     unsigned peer_closed : 1;    /* the client sent a close frame: no more direct writes */
+    unsigned sio_pong_due : 1;   /* Socket.IO: that ping awaits its pong */
     enum frame_fmt fmt : 8;
     enum conn_state state : 8;
     uint16_t close_code; /* set when CLOSING */
+    /* Socket.IO: when the last Engine.IO ping went out, in seconds of
+     * hub_now_ms() modulo 2^16 (sio.c): intervals are at most 600 s, and 16
+     * bits fit where 64 would grow every connection. */
+    uint16_t sio_ping_s;
     char session[17];
 };
 

@@ -19,6 +19,7 @@
  * recursion (jt_walk() below).
  */
 #include "frame.h"
+#include "sioframe.h"
 
 #include <float.h>
 #include <math.h>
@@ -151,6 +152,23 @@ json_depth_ok(json_t *v, int depth)
 }
 
 /* Decodes a JSON text frame; see frame_decode(). */
+json_t *
+frame_decode_value(const void *data, size_t len, const char **why)
+{
+    json_error_t err;
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (v == NULL) {
+        *why = json_reason(&err);
+        return NULL;
+    }
+    if (!json_depth_ok(v, 1)) {
+        *why = R_DEEP;
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
 static json_t *
 decode_json(const char *data, size_t len, const char **why)
 {
@@ -599,6 +617,8 @@ frame_encode(enum frame_fmt fmt, const json_t *msg)
         return encode_json(msg);
     if (fmt == FRAME_MSGPACK)
         return encode_msgpack(msg);
+    if (fmt == FRAME_SIO)
+        return sioframe_reply(msg);
     return NULL;
 }
 
@@ -1323,6 +1343,8 @@ frame_encode_event(enum frame_fmt fmt, const json_t *msg, const char *data, size
         return encode_json_event(msg, data, len);
     if (fmt == FRAME_MSGPACK)
         return encode_msgpack_event(msg, data, len);
+    if (fmt == FRAME_SIO)
+        return sioframe_event(msg, encode_json_event(msg, data, len));
     return NULL;
 }
 

@@ -15,7 +15,14 @@
 #include <jansson.h>
 #include "buf.h"
 
-enum frame_fmt { FRAME_JSON = 0, FRAME_MSGPACK = 1 };
+/*
+ * FRAME_SIO is Socket.IO v5 over Engine.IO v4 on /socket.io/ (sio.c): text
+ * frames whose maps are the JSON ones, wrapped in Socket.IO packets.
+ */
+enum frame_fmt { FRAME_JSON = 0, FRAME_MSGPACK = 1, FRAME_SIO = 2 };
+
+/* How many formats an event is encoded in at most (one buffer each). */
+#define FRAME_FMTS 3
 
 /* Maximum nesting depth accepted when decoding (deeper input is rejected). */
 #define FRAME_MAX_DEPTH 32
@@ -29,6 +36,14 @@ enum frame_fmt { FRAME_JSON = 0, FRAME_MSGPACK = 1 };
  * integers map to json integers, floats to reals, nil to null.
  */
 json_t *frame_decode(enum frame_fmt fmt, const void *data, size_t len, const char **why);
+
+/*
+ * Decodes one JSON value of any type (Socket.IO packets carry arrays), under
+ * the rules frame_decode() applies to JSON frames: UTF-8, no duplicate keys,
+ * nesting within FRAME_MAX_DEPTH. Returns a new reference, or NULL with
+ * *why set to a static reason.
+ */
+json_t *frame_decode_value(const void *data, size_t len, const char **why);
 
 /*
  * Encodes msg (an object) into a new buffer of the given format, with

@@ -84,6 +84,8 @@ struct hub_metrics {
     uint64_t replayed_events;       /* events sent by those replays */
     uint64_t gaps_retention;        /* resume_gap: the client's since was past retention */
     uint64_t gaps_ahead;            /* resume_gap: the client's since was beyond the newest seq */
+    uint64_t sio_connections;       /* Socket.IO connections accepted (sio.c), among the above */
+    uint64_t sio_ping_timeouts;     /* Socket.IO connections closed for a missing pong */
     /* Connections ended, by who closed (0: the hub, 1: the client) and code
      * (metric_close_slot()). */
     uint64_t closes[2][METRIC_CLOSE_CODES];

@@ -20,6 +20,7 @@
 #include "router.h"
 #include "schema.h"
 #include "session.h"
+#include "sio.h"
 #include "soon.h"
 #include "supervisor.h"
 #include "tenant.h"
@@ -368,7 +369,7 @@ hub_run(const struct hub_config *cfg, struct workers *w, int k)
     hub.outbox = outbox_new(&hub);
     hub.router = router_new(&hub, outbox_resume);
     hub.feed = &replay_feed;
-    hub.sessions = session_init(&hub);
+    hub.sessions = session_init(&hub, sio_tick); /* Socket.IO's pings ride on the sweep */
     hub.tenants = tenant_checks_new(&hub, session_tenant_verdict);
     hub.ackcheck = ackcheck_new(&hub);
     hub.purge = purge_new(&hub);

@@ -36,7 +36,7 @@ send_event(struct hub *hub, struct conn *c, struct buf *b, int64_t id, int ack, 
 {
     c->last_seq = b->seq;
     if (ack)
-        ackcheck_sent(c, id);
+        ackcheck_sent(c, id, b->seq);
     if (conn_send(c, b, 0))
         return 0;
     if (mark_sent)
@@ -57,21 +57,21 @@ struct fanout {
     int64_t id, seq;
     int64_t committed_us; /* the event's commit time (struct event's) */
     int ack, mark_sent;
-    json_t *rooms;        /* the event's room names (reference) */
-    json_t *map;          /* the event map; "room" is set per room when encoding */
-    char *data;           /* the event's data as JSON text (owned copy) */
-    size_t data_len;      /* its length */
-    struct buf *enc[2];   /* the frame through room enc_room, per format */
-    const char *enc_room; /* a name in the leader's rooms, or NULL */
-    size_t run_off[2];    /* where that frame starts in the leader's run */
+    json_t *rooms;               /* the event's room names (reference) */
+    json_t *map;                 /* the event map; "room" is set per room when encoding */
+    char *data;                  /* the event's data as JSON text (owned copy) */
+    size_t data_len;             /* its length */
+    struct buf *enc[FRAME_FMTS]; /* the frame through room enc_room, per format */
+    const char *enc_room;        /* a name in the leader's rooms, or NULL */
+    size_t run_off[FRAME_FMTS];  /* where that frame starts in the leader's run */
     /* The leader's: */
-    struct fanout *batch;      /* the events walked with this one, in seq order */
-    int64_t last_seq;          /* the newest seq of the batch */
-    unsigned batched : 1;      /* the batch is formed */
-    unsigned walking : 1;      /* hub->router->walk is the cursor in rooms[room_i] */
-    size_t room_i;             /* the room being walked */
-    struct buf *run[2];        /* the batch's frames, back to back, per format */
-    struct fanout *run_end[2]; /* the first event not in run (NULL: all are) */
+    struct fanout *batch;               /* the events walked with this one, in seq order */
+    int64_t last_seq;                   /* the newest seq of the batch */
+    unsigned batched : 1;               /* the batch is formed */
+    unsigned walking : 1;               /* hub->router->walk is the cursor in rooms[room_i] */
+    size_t room_i;                      /* the room being walked */
+    struct buf *run[FRAME_FMTS];        /* the batch's frames, back to back, per format */
+    struct fanout *run_end[FRAME_FMTS]; /* the first event not in run (NULL: all are) */
 };
 
 /* The router's state (struct hub's router). */
@@ -96,15 +96,22 @@ fanout_encode(const struct fanout *f, const char *name, enum frame_fmt fmt)
     return b;
 }
 
+/* Drops f's frames in every format. */
+static void
+drop_encodings(struct fanout *f)
+{
+    for (int k = 0; k < FRAME_FMTS; k++) {
+        buf_unref(f->enc[k]);
+        f->enc[k] = NULL;
+    }
+}
+
 /* f's frame through room name in fmt, encoded on first use. */
 static struct buf *
 fanout_frame(struct fanout *f, const char *name, enum frame_fmt fmt)
 {
-    if (f->enc_room && strcmp(f->enc_room, name)) {
-        buf_unref(f->enc[0]);
-        buf_unref(f->enc[1]);
-        f->enc[0] = f->enc[1] = NULL;
-    }
+    if (f->enc_room && strcmp(f->enc_room, name))
+        drop_encodings(f);
     f->enc_room = name;
     if (!f->enc[fmt])
         f->enc[fmt] = fanout_encode(f, name, fmt);
@@ -117,16 +124,17 @@ fanout_frame(struct fanout *f, const char *name, enum frame_fmt fmt)
 static size_t
 framed_len(const struct buf *b)
 {
-    return ws_header_len(b->len) + b->len;
+    return buf_wire_len(b);
 }
 
 /* Writes b at dst as a whole frame (header, then payload); returns its length. */
 static size_t
 put_frame(unsigned char *dst, struct buf *b)
 {
-    size_t hl = ws_header(dst, b->len, b->binary);
-    memcpy(dst + hl, buf_data(b), b->len);
-    return hl + b->len;
+    unsigned char *start;
+    size_t n = buf_wire(b, &start);
+    memcpy(dst, start, n);
+    return n;
 }
 
 /*
@@ -172,15 +180,14 @@ static void
 fanout_drop_frames(struct fanout *lead)
 {
     for (struct fanout *e = lead; e; e = e->batch) {
-        buf_unref(e->enc[0]);
-        buf_unref(e->enc[1]);
-        e->enc[0] = e->enc[1] = NULL;
+        drop_encodings(e);
         e->enc_room = NULL;
     }
-    buf_unref(lead->run[0]);
-    buf_unref(lead->run[1]);
-    lead->run[0] = lead->run[1] = NULL;
-    lead->run_end[0] = lead->run_end[1] = NULL;
+    for (int k = 0; k < FRAME_FMTS; k++) {
+        buf_unref(lead->run[k]);
+        lead->run[k] = NULL;
+        lead->run_end[k] = NULL;
+    }
 }
 
 /*
@@ -203,7 +210,7 @@ fanout_send(struct hub *hub, struct fanout *lead, const char *name, struct conn 
         for (struct fanout *g = e; g != end; g = g->batch) {
             c->last_seq = g->seq;
             if (g->ack)
-                ackcheck_sent(c, g->id);
+                ackcheck_sent(c, g->id, g->seq);
             frames++;
         }
         size_t from = e->run_off[c->fmt];
@@ -289,7 +296,7 @@ catch_up_fanouts(struct hub *hub, struct conn *c)
                 at += put_frame(run + at, v[i].b);
                 c->last_seq = v[i].e->seq;
                 if (v[i].e->ack)
-                    ackcheck_sent(c, v[i].e->id);
+                    ackcheck_sent(c, v[i].e->id, v[i].e->seq);
             }
             if (!conn_send_framed(c, run, at, (unsigned)n)) {
                 hub->m.frames_queued += n;
@@ -537,7 +544,7 @@ router_deliver(struct hub *hub, const struct event *ev)
         struct room *r = reg_room(t, json_string_value(jr));
         if (!r)
             continue;
-        struct buf *enc[2] = {NULL, NULL};
+        struct buf *enc[FRAME_FMTS] = {NULL};
         struct member *m;
         DL_FOREACH(r->members, m)
         {
@@ -559,12 +566,12 @@ router_deliver(struct hub *hub, const struct event *ev)
             }
             n += send_event(hub, c, enc[c->fmt], ev->id, ev->ack, mark_sent);
         }
-        buf_unref(enc[0]);
-        buf_unref(enc[1]);
+        for (int k = 0; k < FRAME_FMTS; k++)
+            buf_unref(enc[k]);
         continue;
     oom:
-        buf_unref(enc[0]);
-        buf_unref(enc[1]);
+        for (int k = 0; k < FRAME_FMTS; k++)
+            buf_unref(enc[k]);
         log_err("router", "out of memory encoding event %lld", (long long)ev->id);
         break;
     }
@@ -599,7 +606,7 @@ router_deliver_one(struct conn *c, const struct event *ev)
             b->seq = ev->seq;
             c->last_seq = ev->seq;
             if (ev->ack)
-                ackcheck_sent(c, ev->id);
+                ackcheck_sent(c, ev->id, ev->seq);
             int rc = conn_send(c, b, 0);
             buf_unref(b);
             if (rc == 0 && !ev->ack && fallback_wants_sent_marks(c->hub->fallback, ev->kind))

@@ -30,6 +30,7 @@ struct sessions {
     lws_dll2_owner_t auth_fifo;       /* connections not yet authenticated, oldest first */
     lws_sorted_usec_list_t auth_sul;  /* the oldest of them's deadline */
     lws_sorted_usec_list_t sweep_sul; /* the once-a-second sweep (on_sweep) */
+    session_tick_fn tick;             /* its per-connection work beyond ours, or NULL */
 };
 
 /*
@@ -462,17 +463,19 @@ on_sweep(lws_sorted_usec_list_t *sul)
     struct hub *hub = ss->hub;
     int64_t now = hub_now_ms(), wall_s = hub_wall_s();
     for (struct conn *c = hub->conns; c; c = c->next)
-        if (!session_check_expiry(c, wall_s))
+        if (!session_check_expiry(c, wall_s) && !(ss->tick && ss->tick(c, now)))
             conn_check_stall(c, now);
     lws_sul_schedule(hub->ctx, 0, &ss->sweep_sul, on_sweep, SESSION_SWEEP_MS * 1000);
 }
 
 struct sessions *
-session_init(struct hub *hub)
+session_init(struct hub *hub, session_tick_fn tick)
 {
     struct sessions *ss = calloc(1, sizeof(*ss));
-    if (ss)
+    if (ss) {
         ss->hub = hub;
+        ss->tick = tick;
+    }
     return ss;
 }
 
@@ -561,6 +564,8 @@ session_open(struct conn *c)
     c->progress_ms = c->tokens_at_ms;
     c->state = CONN_AUTH;
     arm_auth_deadline(c);
+    if (c->fmt == FRAME_SIO)
+        return; /* Socket.IO names its credentials in its CONNECT packet only (sio.c) */
 
     char arg[40];
     const char *val = lws_get_urlarg_by_name(c->wsi, "since=", arg, sizeof(arg));
@@ -708,9 +713,8 @@ session_message(struct conn *c, const void *data, size_t len)
         /* Closing (e.g. the hub is stopping): nothing is answered any more,
          * but acks the client sent before it saw the close still count. */
         json_t *msg = c->tenant ? frame_decode(c->fmt, data, len, NULL) : NULL;
-        const char *type = msg ? str_field(msg, "type") : NULL;
-        if (type && !strcmp(type, "ack"))
-            on_ack(c, msg, NULL);
+        if (msg)
+            session_handle(c, msg);
         json_decref(msg);
         return;
     }
@@ -727,8 +731,20 @@ session_message(struct conn *c, const void *data, size_t len)
         conn_error(c, "bad_request", why, NULL);
         return;
     }
+    session_handle(c, msg);
+    json_decref(msg);
+}
+
+void
+session_handle(struct conn *c, json_t *msg)
+{
     const json_t *ref = json_object_get(msg, "ref");
     const char *type = str_field(msg, "type");
+    if (c->state == CONN_CLOSING) {
+        if (c->tenant && type && !strcmp(type, "ack"))
+            on_ack(c, msg, NULL);
+        return;
+    }
     if (!type) {
         c->hub->m.bad_frames++;
         conn_error(c, "bad_request", "every frame needs a string field type", ref);
@@ -771,7 +787,6 @@ session_message(struct conn *c, const void *data, size_t len)
         c->hub->m.bad_frames++;
         conn_error(c, "bad_request", "unknown frame type", ref);
     }
-    json_decref(msg);
 }
 
 void

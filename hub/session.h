@@ -17,6 +17,13 @@ void session_open(struct conn *c);
 void session_message(struct conn *c, const void *data, size_t len);
 
 /*
+ * One decoded client map (a frame of the native protocol, or what sio.c
+ * made of a Socket.IO packet), already charged to the rate limit. Its
+ * "ref" is echoed in the answer. While c closes only acks are taken.
+ */
+void session_handle(struct conn *c, json_t *msg);
+
+/*
  * Charges n inbound frames that are not messages (pings, pongs, close
  * frames, all but the last fragment of a message: ws.c counts them) to the
  * connection's rate limit, which closes it with 4029 like too many
@@ -37,8 +44,16 @@ int session_check_expiry(struct conn *c, int64_t wall_s);
 
 struct sessions;
 
-/* The sessions' timers (authentication deadlines, the sweep); NULL on OOM. */
-struct sessions *session_init(struct hub *hub);
+/*
+ * What the once-a-second sweep also does with each connection, given by
+ * main.c (sio.c's Engine.IO pings, sio_tick()): returns 1 when it closed
+ * the connection. A module above this one is reached only through it.
+ */
+typedef int (*session_tick_fn)(struct conn *c, int64_t now);
+
+/* The sessions' timers (authentication deadlines, the sweep, which calls
+ * tick when not NULL); NULL on OOM. */
+struct sessions *session_init(struct hub *hub, session_tick_fn tick);
 
 /* Starts the once-a-second sweep. */
 void session_start(struct sessions *ss);

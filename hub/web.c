@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "outbox.h"
 #include "peer.h"
+#include "sio.h"
 #include "workers.h"
 
 #include <stddef.h>
@@ -345,6 +346,12 @@ metrics_text(struct hub *hub, size_t *len)
             "Acks refused with rate_limited (HUB_ACK_LOOKUP_RATE, HUB_ACK_LOOKUPS_MAX) instead of "
             "a check.",
             ack_lookups_refused);
+    COUNTER("socketio_connections_total",
+            "Socket.IO connections accepted on /socket.io/ (counted in connections_total too).",
+            sio_connections);
+    COUNTER("socketio_ping_timeouts_total",
+            "Socket.IO connections closed because a ping got no pong in HUB_SIO_PING_TIMEOUT_MS.",
+            sio_ping_timeouts);
     fprintf(f, "# HELP armonia_upgrades_refused_total WebSocket upgrades refused before the "
                "handshake, by reason (HUB_ALLOWED_ORIGINS, HUB_MAX_CONNS_PER_IP, "
                "HUB_MAX_HANDSHAKES_PER_IP_S).\n# TYPE armonia_upgrades_refused_total counter\n");
@@ -427,6 +434,12 @@ web_request(struct conn *c, const char *uri)
         if (!body)
             return lws_return_http_status(c->wsi, 500, NULL) || 1;
         return respond(c, 200, "text/plain; version=0.0.4", body, len);
+    }
+    char refusal[320];
+    if (sio_is_path(uri)) {
+        /* Engine.IO's HTTP long-polling (or a version the hub does not speak). */
+        const char *why = sio_refusal(c->wsi, 0, refusal, sizeof(refusal));
+        return respond(c, 400, "application/json", strdup(why), strlen(why));
     }
     const char *body = "{\"error\":\"not found\"}";
     return respond(c, 404, "application/json", strdup(body), strlen(body));

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "peer.h"
 #include "session.h"
+#include "sio.h"
 #include "soon.h"
 #include "tls.h"
 #include "wsrx.h"
@@ -27,6 +28,16 @@
 
 /* The one version of the WebSocket protocol the hub speaks (RFC 6455 §4.4). */
 #define WS_VERSION "13"
+
+/* A complete message, to the protocol of its connection. */
+static void
+deliver(struct conn *c, const void *data, size_t len)
+{
+    if (c->fmt == FRAME_SIO)
+        sio_message(c, data, len, lws_frame_is_binary(c->wsi));
+    else
+        session_message(c, data, len);
+}
 
 /* Appends one fragment; hands over the message once it is complete. */
 static int
@@ -44,7 +55,7 @@ on_receive(struct conn *c, const void *in, size_t len)
     int first = lws_is_first_fragment(c->wsi);
     int final = lws_is_final_fragment(c->wsi) && !lws_remaining_packet_payload(c->wsi);
     if (first && c->rx_len == 0 && final) {
-        session_message(c, in, len); /* the usual case: one frame, no copy */
+        deliver(c, in, len); /* the usual case: one frame, no copy */
         return 0;
     }
     if (c->rx_len + len > hub->cfg->max_frame_bytes) {
@@ -63,7 +74,7 @@ on_receive(struct conn *c, const void *in, size_t len)
         memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (final) {
-        session_message(c, c->rx, c->rx_len);
+        deliver(c, c->rx, c->rx_len);
         free(c->rx);
         c->rx = NULL;
         c->rx_len = 0;
@@ -306,10 +317,16 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         hub->tls = user;
         return tls_setup(user) ? 1 : 0;
 
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, WS_PATH) ||
-            listener_is_internal(hub, wsi))
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
+            (strcmp(uri, WS_PATH) && !sio_is_path(uri)) || listener_is_internal(hub, wsi))
             return 1; /* refuse the upgrade (the internal port serves no WebSocket) */
+        char body[320];
+        if (sio_is_path(uri) && sio_refusal(wsi, 1, body, sizeof(body))) {
+            log_info("ws", "Socket.IO upgrade refused with 400: %s", body);
+            refuse_http(wsi, "400 Bad Request", "", body);
+            return 1;
+        }
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_VERSION) < 0)
             uri[0] = '\0'; /* longer than any version: refused below */
         if (strcmp(uri, WS_VERSION)) {
@@ -322,6 +339,7 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
             return 1;
         }
         return admit_upgrade(wsi, hub);
+    }
 
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
         /* The follower rides on the wsi itself: lws names a connection's
@@ -354,11 +372,15 @@ on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
         c->hub = hub;
         c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
         c->fmt = (enum frame_fmt)lws_get_protocol(wsi)->id;
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) >= 0 && sio_is_path(uri))
+            c->fmt = FRAME_SIO; /* the filter let it in: EIO=4 over WebSocket */
         hub->n_conns++;
         hub->m.connections_total++;
         DL_APPEND(hub->conns, c);
         hold_slot(c);
         session_open(c);
+        if (c->fmt == FRAME_SIO && c->state != CONN_CLOSING)
+            sio_open(c);
         if (wsrx_established(lws_get_opaque_user_data(wsi), c)) {
             hub->m.bad_frames++;
             conn_close(c, 1002, "data sent before the handshake completed");
