@@ -17,6 +17,10 @@
 //   BACKEND_DIR/.env     a scratch .env holding what the backend's has: the
 //                        JWT secret and the provider credentials, which
 //                        point at the FCM and Twilio stand-ins;
+//   an app                    between steps 5 and 9, while the guide's hub
+//                        runs, Ana's app connects with socket.io-client (as
+//                        step 6 shows) and a token shaped like the
+//                        backend's, and gets her payment's status change;
 //   the providers' base URLs   HUB_FCM_BASE_URL and HUB_TWILIO_BASE_URL,
 //                        the stand-ins', appended to hub.env before step 9
 //                        (the real ones are the hub's defaults).
@@ -29,8 +33,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { useLifecycle, hubBin, sourceDir, psqlBinary, Db, freePort } from './lib/harness.mjs';
+import { useLifecycle, hubBin, sourceDir, psqlBinary, Db, freePort, mintToken } from './lib/harness.mjs';
 import { FallbackFixture, waitFor } from './lib/fallback.mjs';
+import { io } from 'socket.io-client';
 
 useLifecycle();
 
@@ -81,6 +86,34 @@ function run(argv, { env, cwd }) {
       setTimeout(() => resolve({ code, out, err, timedOut }), 50);
     });
   });
+}
+
+/**
+ * Ana's app on socket.io-client, with the backend's token shape, gets the
+ * payment event the attached trigger emits when her payment completes.
+ */
+async function anasApp(hubPort, secret) {
+  const token = mintToken(secret, { userId: 'clres00000000000000302a', schemaName: 'conjunto_las_palmas', role: 'RESIDENT', units: ['302'], iat: Math.floor(Date.now() / 1000) });
+  const socket = io(`http://127.0.0.1:${hubPort}`, { transports: ['websocket'], auth: { token }, reconnection: false });
+  const db = new Db(fx.url);
+  try {
+    const welcome = await new Promise((resolve, reject) => {
+      socket.once('welcome', resolve);
+      socket.once('connect_error', (err) => reject(new Error(`Ana's app was refused: ${err.message} (${err.data?.code})`)));
+    });
+    assert.equal(welcome.role, 'resident');
+    assert.ok(welcome.rooms.includes('unit:302'), JSON.stringify(welcome));
+    const got = new Promise((resolve) => socket.on('payment', (e) => resolve(e)));
+    await db.sql(`INSERT INTO conjunto_las_palmas."Payment" (id, "userId", amount) VALUES ('clpay0000000000000001', 'clres00000000000000302a', 250000)`);
+    await db.sql(`UPDATE conjunto_las_palmas."Payment" SET status = 'COMPLETED' WHERE id = 'clpay0000000000000001'`);
+    const e = await Promise.race([got, new Promise((_, reject) => setTimeout(() => reject(new Error('no payment event on Ana\'s Socket.IO app within 20 s')), 20_000))]);
+    assert.equal(e.kind, 'payment');
+    assert.equal(e.data.status, 'COMPLETED');
+    assert.equal(e.data.paymentId, 'clpay0000000000000001');
+  } finally {
+    socket.close();
+    await db.close();
+  }
 }
 
 test('docs/adopting.md, run as written: a Prisma-laid-out tenant, migrate, attach, audience, the backend\'s tokens, a live panic, emit, policies, providers a visitor pushed to each device, and the dead token cleaned', { timeout: 600_000 }, async () => {
@@ -139,8 +172,10 @@ test('docs/adopting.md, run as written: a Prisma-laid-out tenant, migrate, attac
   const transcript = [];
   let providersAdded = false;
   for (const [k, b] of runnable.entries()) {
-    // Step 9 restarts the hub with the providers: their base URLs first.
+    // Step 9 restarts the hub with the providers: Ana's app first, then
+    // the providers' base URLs.
     if (!providersAdded && b.lang === 'sh' && b.text.includes('FIREBASE_SERVICE_ACCOUNT_KEY')) {
+      await anasApp(hubPort, secret);
       appendFileSync(join(work, 'hub.env'), `HUB_FCM_BASE_URL=${providers.HUB_FCM_BASE_URL}\nHUB_TWILIO_BASE_URL=${providers.HUB_TWILIO_BASE_URL}\n`);
       providersAdded = true;
     }
