@@ -110,6 +110,12 @@ async function anasApp(hubPort, secret) {
     assert.equal(e.kind, 'payment');
     assert.equal(e.data.status, 'COMPLETED');
     assert.equal(e.data.paymentId, 'clpay0000000000000001');
+    // Sent over Socket.IO counts as reached, as over /ws: the delivery log
+    // says so, and the payment's fallback (push, e-mail) has no one to reach.
+    await waitFor(async () => {
+      const rows = await db.sql(`SELECT status FROM hub.deliveries WHERE event_id = $1 AND user_id = $2 AND channel = 'ws'`, [e.id, 'clres00000000000000302a']);
+      return rows.length === 1 && rows[0].status === 'sent';
+    }, { what: 'the ws delivery of Ana\'s payment recorded as sent', timeout: 20_000 });
   } finally {
     socket.close();
     await db.close();
